@@ -1,0 +1,1 @@
+"""The `gatebot` command line. Each command group lives in its own module and exports COMMANDS."""

@@ -1,0 +1,78 @@
+"""The `deploy:` section (key names in shared/DESIGN.md §4 are binding)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.config.base import Section
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class TargetConfig(Section):
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str
+    path: str = Field(description="absolute directory on the host holding releases/, current, shared/")
+    identity_file: str | None = None
+    identity_env: str | None = None
+    known_hosts_file: str | None = None
+    known_hosts_env: str | None = None
+    lock_file: str | None = "requirements.txt"
+    install: str | None = "pip install -r requirements.txt"
+    shared: list[str] = Field(default_factory=list)
+    restart: str | None = None
+    keep_releases: int = Field(5, ge=2)
+    python: str = Field("python3", description="interpreter on the host used to create venvs")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"must be an absolute path on the host, got {v!r}")
+        norm = posixpath.normpath(v)
+        if norm == "/":
+            raise ValueError("must not be the filesystem root")
+        return norm
+
+    @field_validator("shared")
+    @classmethod
+    def _relative_names(cls, v: list[str]) -> list[str]:
+        for item in v:
+            norm = posixpath.normpath(item)
+            if item.startswith("/") or norm.startswith("..") or norm == ".":
+                raise ValueError(f"shared entries are paths inside the release, got {item!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> TargetConfig:
+        if (self.identity_file is None) == (self.identity_env is None):
+            raise ValueError("set exactly one of identity_file or identity_env (the SSH key)")
+        if (self.known_hosts_file is None) == (self.known_hosts_env is None):
+            raise ValueError(
+                "set exactly one of known_hosts_file or known_hosts_env: host keys are pinned, "
+                "never trusted on first use"
+            )
+        return self
+
+
+class RolloutConfig(Section):
+    batch_size: int = Field(1, ge=1)
+    max_fail_percentage: float = Field(0, ge=0, le=100)
+
+
+class DeployConfig(Section):
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+
+    @field_validator("targets")
+    @classmethod
+    def _names(cls, v: dict[str, TargetConfig]) -> dict[str, TargetConfig]:
+        for name in v:
+            if not _NAME.match(name):
+                raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
+        return v

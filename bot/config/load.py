@@ -1,0 +1,71 @@
+"""Read `.github/gatebot.yml`, validate it, and turn every problem into a ConfigError naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bot.config.model import GatebotConfig
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(".github/gatebot.yml")
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        # Model-level validators report an empty loc; pydantic appends internal tags we drop.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = err.get("input")
+        quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
+        shown = "" if quiet or repr(value) in msg else f" (got {value!r})"
+        lines.append(f"  {_key_path(loc)}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "configuration") -> GatebotConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return GatebotConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_config(path: Path | None = None, repo: Path | None = None) -> GatebotConfig:
+    """Load the config. An explicit `path` must exist; the default path is optional."""
+    explicit = path is not None
+    target = path if path is not None else DEFAULT_CONFIG_PATH
+    if repo is not None and not target.is_absolute():
+        target = repo / target
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"{target}: configuration file not found")
+        return GatebotConfig()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{target}: cannot read configuration: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{target}: not valid YAML: {exc}") from None
+    return parse_config(data, str(target))

@@ -1,0 +1,1 @@
+"""The review gate: diff → triage → cache → route → batch → provider → verdict."""
