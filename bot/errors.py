@@ -67,7 +67,7 @@ class InfrastructureError(GatebotError):
 
 
 class TransportError(InfrastructureError):
-    """SSH connection, authentication or host-key failure, or a remote command that could not run."""
+    """SSH connection, authentication or host-key failure, or a remote command that failed."""
 
     exit_code = 3
 

@@ -16,7 +16,9 @@ class TargetConfig(Section):
     host: str
     port: int = Field(22, ge=1, le=65535)
     user: str
-    path: str = Field(description="absolute directory on the host holding releases/, current, shared/")
+    path: str = Field(
+        description="absolute directory on the host holding releases/, current, shared/"
+    )
     identity_file: str | None = None
     identity_env: str | None = None
     known_hosts_file: str | None = None

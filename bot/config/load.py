@@ -1,4 +1,4 @@
-"""Read `.github/gatebot.yml`, validate it, and turn every problem into a ConfigError naming the key."""
+"""Read `.github/gatebot.yml`, validate it, turn every problem into a ConfigError naming the key."""
 
 from __future__ import annotations
 
