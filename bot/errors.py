@@ -54,6 +54,12 @@ class AuditFailed(GatebotError):
     exit_code = 1
 
 
+class AlertsFiring(GatebotError):
+    """`gatebot metrics --check`: one or more monitoring alerts fire."""
+
+    exit_code = 1
+
+
 class LockHeld(DeployFailed):
     """Another deploy holds the target's lock."""
 

@@ -8,6 +8,9 @@ import pytest
 
 pytest_plugins = [
     "tests.fakes.sshd",
+    "tests.fakes.gtw",
+    "tests.fakes.github",
+    "tests.fakes.gemini",
 ]
 
 

@@ -1,7 +1,237 @@
-"""Placeholder: commands are registered here by their capability's implementation."""
+"""`gatebot deploy | rollback | releases | unlock`: releases over SSH (see docs/deploy.md)."""
 
 from __future__ import annotations
 
-import click
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bot.config.load import load_config
+from bot.config.model import GatebotConfig
+from bot.deploy import flow
+from bot.deploy.lock import run_id_from_env
+from bot.deploy.manifest import build_manifest
+from bot.deploy.progress import make_reporter, print_summary
+from bot.deploy.report import RolloutReport
+from bot.errors import DeployFailed, UsageError
+from bot.review.cache import resolve_cache_dir
+
+T = TypeVar("T")
+
+
+def run_cancellable(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`; SIGINT/SIGTERM (a cancelled workflow) cancel it so every `finally` runs and the
+    deploy lock is released, then the run fails with a DeployFailed that says so."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        received: list[str] = []
+
+        def cancel(name: str) -> None:
+            received.append(name)
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, cancel, sig.name)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if received:
+                raise DeployFailed(
+                    f"interrupted by {received[0]}; the deploy lock was released and `current` "
+                    "is whatever the deploy log's last switch says"
+                ) from None
+            raise
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
+def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> flow.DeployContext:
+    config: GatebotConfig = load_config(config_path, repo)
+    env = dict(os.environ)
+    return flow.DeployContext(
+        config=config,
+        env=env,
+        # Relative key and known_hosts files (e.g. .github/inf_known_hosts) live in the repo.
+        base=repo.resolve(),
+        reporter=make_reporter(env),
+        repo_path=repo,
+        cache_dir=resolve_cache_dir(None, env),
+        run_id=run_id_from_env(env),
+        audit=not no_audit,
+    )
+
+
+def _finish(report: RolloutReport, report_file: Path | None) -> None:
+    print_summary(report.hosts)
+    if report_file is not None:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        lines = [
+            f"### gatebot {report.op}: {'ok' if report.ok else 'FAILED'}",
+            "",
+            "| target | status | live release | sha | files sent | bytes sent |",
+            "|---|---|---|---|---|---|",
+        ]
+        for h in report.hosts:
+            lines.append(
+                f"| {h.target} | {h.status} | {h.live or '-'} | {(h.sha or '')[:7] or '-'} "
+                f"| {h.files_sent} | {h.bytes_sent} |"
+            )
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    flow.raise_for_failures(report)
+
+
+_target = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="target name from deploy.targets; repeat, or `all`",
+)
+_config = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="configuration file (default: .github/gatebot.yml in --repo)",
+)
+_repo = click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="git repository holding the commit",
+)
+_report = click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the per-host JSON report here",
+)
+
+
+@click.command("deploy")
+@_target
+@click.option("--ref", default="HEAD", show_default=True, help="commit to release")
+@_repo
+@click.option("--dry-run", is_flag=True, help="show what would be sent; change nothing")
+@click.option("--no-audit", is_flag=True, help="skip the post-switch audit")
+@_config
+@_report
+def deploy_cmd(
+    targets: tuple[str, ...],
+    ref: str,
+    repo: Path,
+    dry_run: bool,
+    no_audit: bool,
+    config_path: Path | None,
+    report_file: Path | None,
+) -> None:
+    """Release REF to the target(s): delta upload, venv, atomic switch, audit, auto-rollback."""
+    ctx = _context(config_path, repo, no_audit)
+    names = flow.resolve_targets(ctx.config, list(targets))
+    manifest = build_manifest(repo, ref)
+    if manifest.submodules:
+        ctx.reporter.warn(f"submodules are not deployed: {', '.join(manifest.submodules)}")
+    try:
+        report = run_cancellable(flow.deploy(ctx, names, manifest, dry_run=dry_run))
+    finally:
+        ctx.reporter.close()
+    _finish(report, report_file)
+
+
+@click.command("rollback")
+@_target
+@click.option("--to", "to", default=None, help="release id (default: the previous good one)")
+@_repo
+@click.option("--no-audit", is_flag=True, help="skip the post-switch audit")
+@_config
+@_report
+def rollback_cmd(
+    targets: tuple[str, ...],
+    to: str | None,
+    repo: Path,
+    no_audit: bool,
+    config_path: Path | None,
+    report_file: Path | None,
+) -> None:
+    """Switch back to the previous good release (or --to); no transfer."""
+    ctx = _context(config_path, repo, no_audit)
+    names = flow.resolve_targets(ctx.config, list(targets))
+    try:
+        report = run_cancellable(flow.rollback(ctx, names, to))
+    finally:
+        ctx.reporter.close()
+    _finish(report, report_file)
+
+
+@click.command("releases")
+@_target
+@_repo
+@_config
+def releases_cmd(targets: tuple[str, ...], repo: Path, config_path: Path | None) -> None:
+    """List the releases on the target(s): id, sha, live, bad, created."""
+    ctx = _context(config_path, repo)
+    names = flow.resolve_targets(ctx.config, list(targets))
+    console = Console(file=sys.stdout, highlight=False, width=160)
+    for name in names:
+        rows, state = run_cancellable(flow.list_releases(ctx, name))
+        table = Table(title=f"{name}: {ctx.target(name).path}")
+        for col in ("release", "sha", "live", "bad", "complete", "created"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r.release,
+                r.sha[:12],
+                "*" if r.live else "",
+                "bad" if r.bad else "",
+                "yes" if r.complete else "no",
+                r.created,
+            )
+        console.print(table)
+        if state.locked:
+            who = state.lock_owner.describe() if state.lock_owner else "an unknown owner"
+            console.print(f"locked by {who}")
+
+
+@click.command("unlock")
+@_target
+@click.option("--owner", default=None, help="remove the lock only if this run id holds it")
+@click.option("--force", is_flag=True, help="remove the lock whoever holds it")
+@_repo
+@_config
+def unlock_cmd(
+    targets: tuple[str, ...],
+    owner: str | None,
+    force: bool,
+    repo: Path,
+    config_path: Path | None,
+) -> None:
+    """Remove the deploy lock left by a dead deploy (say whose with --owner, or --force)."""
+    if owner and force:
+        raise UsageError("use either --owner RUN_ID or --force, not both")
+    ctx = _context(config_path, repo)
+    names = flow.resolve_targets(ctx.config, list(targets))
+    for name in names:
+        click.echo(run_cancellable(flow.unlock(ctx, name, owner, force)))
+
+
+COMMANDS: list[click.Command] = [deploy_cmd, rollback_cmd, releases_cmd, unlock_cmd]

@@ -7,7 +7,7 @@ import sys
 import click
 
 from bot import __version__
-from bot.cli import audit, deploy, metrics, onboarding, review
+from bot.cli import action, audit, deploy, metrics, onboarding, review
 from bot.errors import GatebotError
 
 
@@ -17,14 +17,17 @@ def cli() -> None:
     """gatebot: a cheap AI review gate on every PR; atomic releases with a 9-layer audit."""
 
 
-for _module in (review, deploy, audit, metrics, onboarding):
+for _module in (review, deploy, audit, metrics, onboarding, action):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="gatebot", standalone_mode=False)
+        # Non-standalone click returns (not raises) the code of a command's `Exit(code)`.
+        rc = cli.main(args=argv, prog_name="gatebot", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

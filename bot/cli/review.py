@@ -1,7 +1,157 @@
-"""Placeholder: commands are registered here by their capability's implementation."""
+"""`gatebot review`: review base...head, write verdict.json / summary.md / metrics.json."""
 
 from __future__ import annotations
 
-import click
+import logging
+import os
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bot.config.review import SEVERITY_ORDER
+from bot.errors import GateFailed, UsageError
+from bot.git.diff import change_range, open_repo
+from bot.github.integration import ActionsContext
+from bot.review import config_source
+from bot.review.cache import resolve_cache_dir
+from bot.review.models import Verdict
+from bot.review.pipeline import run_review, write_outputs
+from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
+
+log = logging.getLogger(__name__)
+
+_STYLE = {"pass": "green", "fail": "red", "neutral": "yellow"}
+
+
+def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
+    m = verdict.metrics
+    console = Console(stderr=False, highlight=False)
+    table = Table(title=f"gatebot review: {verdict.verdict}", title_style=_STYLE[verdict.verdict])
+    table.add_column("")
+    table.add_column("value", justify="right")
+    provider = verdict.provider + (" (degraded)" if verdict.degraded else "")
+    rows = [
+        ("provider", provider),
+        ("config", config_label),
+        (
+            "files",
+            f"{m.files_total} ({m.files_reviewed} reviewed, "
+            f"{m.files_cached} cached, {m.files_skipped} skipped)",
+        ),
+        ("findings", str(sum(len(f.findings) for f in verdict.files))),
+        ("model calls", f"{m.api_calls} (baseline {m.baseline_api_calls})"),
+        ("cost", f"${m.cost_usd:.4f} (baseline ${m.baseline_cost_usd:.4f})"),
+        ("cache hit rate", f"{m.cache_hit_rate:.0%}"),
+        ("outputs", str(out_dir)),
+    ]
+    if verdict.uncovered:
+        rows.append(("not covered", str(len(verdict.uncovered))))
+    if verdict.needs_human:
+        rows.append(("needs a human", ", ".join(verdict.needs_human)))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@click.command("review")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="the git repository to review",
+)
+@click.option("--base", help="base revision (branch, tag, sha, HEAD~1); from the event in Actions")
+@click.option("--head", help="head revision; from the event in Actions")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("gatebot-out"),
+    show_default=True,
+    help="where verdict.json, summary.md and metrics.json go",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="configuration file (default: .github/gatebot.yml as committed at the merge base "
+    "of base...head, optional; the PR's own copy is not used)",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="review cache directory (default: $GATEBOT_CACHE_DIR or .gatebot-cache)",
+)
+@click.option(
+    "--blocking-severity",
+    type=click.Choice(SEVERITY_ORDER),
+    help="override review.blocking_severity",
+)
+def review_command(
+    repo: Path,
+    base: str | None,
+    head: str | None,
+    out_dir: Path,
+    config_path: Path | None,
+    cache_dir: Path | None,
+    blocking_severity: str | None,
+) -> None:
+    """Review the change base...head (like a pull request) and decide pass / fail / neutral.
+
+    Exit codes: 0 pass or neutral, 1 fail, 2 usage or configuration error, 3 infrastructure.
+    """
+    env = dict(os.environ)
+    ctx = ActionsContext.from_env(env)
+    if ctx is not None:
+        base, head = ctx.resolve_range(base, head)
+    if not base or not head:
+        raise UsageError("both --base and --head are required outside GitHub Actions")
+    git_repo = open_repo(repo)
+    rng = change_range(git_repo, base, head)
+    # The PR's own head (the working tree) must not choose the rules it is judged by.
+    source = (
+        config_source.from_file(config_path, repo)
+        if config_path is not None
+        else config_source.from_commit(git_repo, rng.merge_base_sha)
+    )
+    config = source.config
+    if blocking_severity:
+        config = config.model_copy(
+            update={
+                "review": config.review.model_copy(update={"blocking_severity": blocking_severity})
+            }
+        )
+
+    # Imported here: the provider pulls in the Gemini SDK, which other commands do not need.
+    from bot.review.providers import select_provider
+
+    cache = resolve_cache_dir(cache_dir, env)
+    learned = load_calibration(cache)
+    tracker = CalibrationTracker(learned)
+    provider = select_provider(env, config.review, calibration=tracker)
+    if ctx is not None:
+        ctx.start(rng.head_sha)
+    run = run_review(repo, base, head, config, cache, provider, env=env, config_label=source.label)
+    if tracker.value.samples > learned.samples:
+        try:
+            save_calibration(cache, tracker.value)
+        except OSError as exc:
+            log.warning("token calibration not saved: %s", exc)
+    write_outputs(run, out_dir)
+    _print_table(run.verdict, out_dir, source.label)
+
+    verdict = run.verdict
+    if ctx is not None:
+        code = ctx.finish(verdict, run.summary_md, out_dir)
+    else:
+        code = 1 if verdict.verdict == "fail" else 0
+    if code == 1:
+        raise GateFailed("the review gate failed the change: " + "; ".join(run.reasons))
+    if code != 0:
+        raise click.exceptions.Exit(code)
+
+
+COMMANDS: list[click.Command] = [review_command]

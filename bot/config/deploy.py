@@ -30,6 +30,14 @@ class TargetConfig(Section):
     keep_releases: int = Field(5, ge=2)
     python: str = Field("python3", description="interpreter on the host used to create venvs")
     connect_timeout_s: float = Field(10.0, gt=0)
+    venv_args: str = Field(
+        "", description="extra arguments to `python -m venv`, e.g. --system-site-packages"
+    )
+    lock_wait_s: float = Field(
+        30.0, ge=0, description="how long a deploy waits for another deploy's lock, then fails"
+    )
+    install_timeout_s: float = Field(900.0, gt=0, description="limit for the install command")
+    restart_timeout_s: float = Field(120.0, gt=0, description="limit for the restart command")
 
     @field_validator("path")
     @classmethod

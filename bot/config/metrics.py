@@ -30,7 +30,9 @@ class AlertsConfig(Section):
         le=1,
         description="fires when the window's cache hit rate is above this (1.0 disables)",
     )
-    max_errors: int = Field(0, ge=0, description="runs that ended in an error, tolerated")
+    max_errors: int = Field(
+        0, ge=0, description="runs in the window that ended in an infrastructure error, tolerated"
+    )
     max_degraded_runs: int = Field(
         0, ge=0, description="reviews done by the fallback reviewer, tolerated"
     )
@@ -48,7 +50,11 @@ class AlertsConfig(Section):
 
 
 class MetricsConfig(Section):
-    history_max_records: int = Field(1000, ge=10)
+    history_max_records: int = Field(
+        1000,
+        ge=10,
+        description="runs kept in history.jsonl in the cache directory; older ones are dropped",
+    )
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     textfile: str | None = Field(
         None, description="node_exporter textfile (*.prom) rewritten after every recorded run"

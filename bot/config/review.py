@@ -16,14 +16,23 @@ DEFAULT_PROTECTED = [".github/workflows/**", "action.yml", "action/**", ".github
 
 
 class ProtectedConfig(Section):
-    paths: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTECTED))
-    conclusion: Literal["neutral", "failure"] = "neutral"
+    """Paths whose changes a human must review: the model alone never approves them."""
+
+    paths: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROTECTED),
+        description="gitignore-style globs a human must review (.github/gatebot.yml always is)",
+    )
+    conclusion: Literal["neutral", "failure"] = Field(
+        "neutral", description="the verdict when a protected path changed and nothing blocks"
+    )
 
 
 class ModelsConfig(Section):
-    lite: str = "gemini-2.5-flash-lite"
-    standard: str = "gemini-2.5-flash"
-    deep: str = "gemini-2.5-pro"
+    """Tier → Gemini model name (routing picks the tier)."""
+
+    lite: str = Field("gemini-2.5-flash-lite", description="model for small, low-risk changes")
+    standard: str = Field("gemini-2.5-flash", description="model for ordinary changes")
+    deep: str = Field("gemini-2.5-pro", description="model for risky changes")
 
 
 class LocalChecksConfig(Section):
@@ -37,7 +46,9 @@ class LocalChecksConfig(Section):
 
 
 class ReviewConfig(Section):
-    blocking_severity: Severity = "high"
+    blocking_severity: Severity = Field(
+        "high", description="a finding at or above this severity fails the gate"
+    )
     ignore: list[str] = Field(default_factory=list, description="gitignore-style globs: skipped")
     protected: ProtectedConfig = Field(default_factory=ProtectedConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
@@ -46,6 +57,12 @@ class ReviewConfig(Section):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     merge_tiers: bool = Field(
         True, description="a lower tier's call whose files fit in a higher tier's call rides along"
+    )
+    merge_max_tokens: int = Field(
+        2000,
+        ge=0,
+        description="a lower tier's call up to this size rides in a higher tier's spare room"
+        " (one call fewer, at most this many tokens at the higher price; 0: never)",
     )
     max_files_per_call: int = Field(50, ge=1, le=500, description="files (or parts) per call")
     prices: dict[str, PriceConfig] = Field(
@@ -59,5 +76,7 @@ class ReviewConfig(Section):
         2_000_000, ge=1000, description="files larger than this are not read whole (diff only)"
     )
     large_file_lines: int = Field(5000, ge=1, description="an added file above this is flagged")
-    large_file_bytes: int = Field(1_000_000, ge=1, description="an added file above this is flagged")
+    large_file_bytes: int = Field(
+        1_000_000, ge=1, description="an added file above this is flagged"
+    )
     local: LocalChecksConfig = Field(default_factory=LocalChecksConfig)

@@ -50,7 +50,7 @@ DEFAULT_RISK_CONTENT = [
     r"(?<![\w.])(eval|exec)\s*\(",
     r"\b(pickle|marshal|shelve)\.loads?\b|\byaml\.load\s*\((?![^)]*SafeLoader)",
     # authentication, secrets, crypto, TLS
-    r"(?i)\b(password|passwd|api[_-]?key|secret|private[_-]?key|access[_-]?token|jwt|oauth)\b",
+    r"(?i)(?<![a-z])(password|passwd|api[_-]?key|secret|private[_-]?key|access[_-]?token|jwt|oauth)",
     r"(?i)\b(hashlib|hmac|bcrypt|cryptography|Cipher|AES|RSA|ssl\.|verify\s*=\s*False)\b",
     # raw SQL
     r"(?i)\b(select\s.+\sfrom|insert\s+into|update\s+\w+\s+set|delete\s+from|drop\s+table)\b",
@@ -150,5 +150,8 @@ class GeminiConfig(Section):
         2, ge=0, le=5, description="re-asks for a file missing or malformed in an answer"
     )
     thinking_budget: int | None = Field(
-        None, ge=-1, description="thinking tokens per call (None: model default, 0: off)"
+        None,
+        ge=-1,
+        description="thinking tokens per call (None: model default; 0: off, where the model"
+        " allows it: Flash and Flash-Lite do, 2.5 Pro refuses 0; -1: dynamic)",
     )

@@ -8,26 +8,353 @@ Interface (binding for bot/cli/review.py):
                            workflow commands on 403 and remembers that)
 - ctx.finish(verdict, summary_md, out_dir) -> int   complete the check run / annotations / step
                            summary / $GITHUB_OUTPUT; returns the exit code the job should end with
+
+Outlets, in order of preference: the check run (needs `checks: write`); workflow-command
+annotations plus the job summary when the token may not write checks (fork PRs, read-only
+tokens: HTTP 403) or posting is switched off. Whatever happens to the API, the verdict is in
+the job summary and in DIR/verdict.json, and the exit code carries it.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
+import requests
+from github import GithubException
+
+from bot.errors import UsageError
+from bot.github.annotations import annotations_for
+from bot.github.checks import (
+    CONCLUSIONS,
+    DEFAULT_API_URL,
+    ApiSettings,
+    CheckOutput,
+    CheckRunPublisher,
+    client,
+)
+from bot.github.commands import add_mask, annotation_commands
+from bot.github.event import PR_EVENTS, PullRequestEvent, load_pull_request
+from bot.github.limits import MAX_CHECK_ANNOTATIONS, STEP_SUMMARY_LIMIT, truncate_bytes
+from bot.github.outputs import append_file, write_outputs
+from bot.github.sarif import render_sarif
+from bot.github.summary import check_title, report_markdown
 from bot.review.models import Verdict
+from bot.review.summary import escape_md
+
+DEFAULT_CHECK_NAME = "gatebot / review"
+SECRET_VARS = ("GATEBOT_GITHUB_TOKEN", "GITHUB_TOKEN", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+# Statuses meaning "this token may not write check runs here": fall back, do not retry.
+_NO_PERMISSION = frozenset({401, 403, 404})
+_API_ERRORS = (GithubException, requests.RequestException, OSError)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise UsageError(f"{name} must be true or false, got {raw!r}")
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class ActionsSettings:
+    """Everything the integration reads from the environment, parsed once."""
+
+    repository: str | None
+    api_url: str
+    server_url: str
+    token: str | None
+    event_name: str
+    event_path: Path | None
+    step_summary: Path | None
+    output: Path | None
+    check_name: str
+    post_check: bool
+    sarif: Path | None
+    run_id: str | None
+
+    @classmethod
+    def parse(cls, env: Mapping[str, str]) -> ActionsSettings:
+        repository = env.get("GITHUB_REPOSITORY", "").strip() or None
+        if repository is not None and repository.count("/") != 1:
+            raise UsageError(f"GITHUB_REPOSITORY must be OWNER/NAME, got {repository!r}")
+        check_name = env.get("GATEBOT_CHECK_NAME", "").strip() or DEFAULT_CHECK_NAME
+        return cls(
+            repository=repository,
+            api_url=env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL,
+            server_url=env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com",
+            token=env.get("GATEBOT_GITHUB_TOKEN", "").strip()
+            or env.get("GITHUB_TOKEN", "").strip()
+            or None,
+            event_name=env.get("GITHUB_EVENT_NAME", "").strip(),
+            event_path=_path(env, "GITHUB_EVENT_PATH"),
+            step_summary=_path(env, "GITHUB_STEP_SUMMARY"),
+            output=_path(env, "GITHUB_OUTPUT"),
+            check_name=check_name,
+            post_check=_flag(env, "GATEBOT_POST_CHECK", True),
+            sarif=_path(env, "GATEBOT_SARIF"),
+            run_id=env.get("GITHUB_RUN_ID", "").strip() or None,
+        )
+
+    def details_url(self) -> str | None:
+        if self.repository and self.run_id:
+            return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
+        return None
+
+
+def _describe(exc: Exception) -> str:
+    """One line about a transport failure (urllib3 says e.g. "too many 500 error responses")."""
+    reason = getattr(exc, "args", None)
+    text = str(reason[0]) if reason else type(exc).__name__
+    match = re.search(r"Caused by \w+\('([^']*)'", text)
+    return f"{type(exc).__name__}: {match[1] if match else ' '.join(text.split())[:200]}"
+
+
+def exit_code_for(verdict: Verdict) -> int:
+    return 1 if verdict.verdict == "fail" else 0
 
 
 class ActionsContext:
+    def __init__(
+        self,
+        settings: ActionsSettings,
+        api: ApiSettings | None = None,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.settings = settings
+        self._api = api
+        self._stdout = stdout
+        self.pr: PullRequestEvent | None = None
+        self.mode = "check"  # or "commands" once the check run is known to be out of reach
+        self.notes: list[str] = []  # what happened to the delivery, for the job summary
+        self._publisher: CheckRunPublisher | None = None
+        self._head_sha: str | None = None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionsContext | None:
-        return None
+        if env.get("GITHUB_ACTIONS", "").strip().lower() != "true":
+            return None
+        ctx = cls(ActionsSettings.parse(env))
+        # Mask before anything else can print: a secret in a log line is a leaked secret.
+        for name in SECRET_VARS:
+            mask = add_mask(env.get(name, ""))
+            if mask:
+                ctx._print(mask)
+        settings = ctx.settings
+        if settings.token:
+            ctx._api = ApiSettings(base_url=settings.api_url, token=settings.token)
+        return ctx
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._stdout or sys.stdout, flush=True)
+
+    # -- range ---------------------------------------------------------------------------
 
     def resolve_range(self, base: str | None, head: str | None) -> tuple[str, str]:
-        raise NotImplementedError
+        s = self.settings
+        if s.event_name in PR_EVENTS:
+            if s.event_path is None:
+                raise UsageError(f"GITHUB_EVENT_PATH is not set for a {s.event_name} event")
+            self.pr = load_pull_request(s.event_name, s.event_path)
+            # Explicit values win, so a workflow can review a narrower range on purpose.
+            return base or self.pr.base_sha, head or self.pr.head_sha
+        if not base or not head:
+            missing = " and ".join(n for n, v in (("--base", base), ("--head", head)) if not v)
+            raise UsageError(
+                f"{missing} required: the `{s.event_name or 'unknown'}` event carries no "
+                "pull request to take them from",
+                hint="set the action's `base` and `head` inputs for events other than pull_request",
+            )
+        return base, head
+
+    # -- check run -----------------------------------------------------------------------
+
+    def _fallback(self, reason: str) -> None:
+        self.mode = "commands"
+        self.notes.append(reason)
+
+    def _no_permission_reason(self, status: int) -> str:
+        why = f"the token may not write check runs (HTTP {status})"
+        if self.pr is not None and self.pr.fork:
+            why += "; this is a fork PR, whose token is read-only"
+        return f"Check run not posted: {why}. Findings are shown as annotations and here."
 
     def start(self, head_sha: str) -> None:
-        raise NotImplementedError
+        self._head_sha = head_sha
+        s = self.settings
+        if not s.post_check:
+            self._fallback("Check run not posted: `post-check` is off.")
+            return
+        if self._api is None or s.repository is None:
+            self._fallback("Check run not posted: no GitHub token or repository in the env.")
+            return
+        repo = client(self._api).get_repo(s.repository)
+        self._publisher = CheckRunPublisher(repo, s.check_name, s.details_url())
+        try:
+            self._publisher.begin(
+                head_sha,
+                CheckOutput(
+                    title="Review in progress",
+                    summary=f"gatebot is reviewing `{head_sha[:12]}`.",
+                ),
+            )
+        except GithubException as exc:
+            if exc.status in _NO_PERMISSION:
+                self._fallback(self._no_permission_reason(exc.status))
+            else:
+                # Transient: finish() tries again; the summary only reports the final outcome.
+                self._print(f"::warning::check run not opened (HTTP {exc.status}); retrying later")
+        except (requests.RequestException, OSError) as exc:
+            self._print(f"::warning::check run not opened ({_describe(exc)}); retrying later")
+
+    def _post_check(self, verdict: Verdict, output: CheckOutput) -> bool:
+        assert self._publisher is not None
+        annotations = annotations_for(verdict)
+        try:
+            run = self._publisher.complete(
+                verdict.head_sha,
+                CONCLUSIONS[verdict.verdict],
+                output,
+                annotations[:MAX_CHECK_ANNOTATIONS],
+            )
+        except GithubException as exc:
+            if exc.status in _NO_PERMISSION:
+                self._fallback(self._no_permission_reason(exc.status))
+            else:
+                self._fallback(
+                    f"Check run not completed: the GitHub API failed after retries (HTTP "
+                    f"{exc.status}). The verdict stands here, in verdict.json and in the exit code."
+                )
+            return False
+        except (requests.RequestException, OSError) as exc:
+            self._fallback(
+                f"Check run not completed: the GitHub API failed after retries "
+                f"({escape_md(_describe(exc))}). The verdict stands here, in verdict.json "
+                "and in the exit code."
+            )
+            return False
+        name = escape_md(self.settings.check_name)
+        self.notes.append(f"Check run [{name}]({run.html_url}) posted.")
+        if len(annotations) > MAX_CHECK_ANNOTATIONS:
+            self.notes.append(
+                f"{len(annotations) - MAX_CHECK_ANNOTATIONS} findings beyond the first "
+                f"{MAX_CHECK_ANNOTATIONS} are not annotated; they are in the findings above."
+            )
+        return True
+
+    def abandon(self, head_sha: str, reason: str) -> bool:
+        """Close a check run the review left `in_progress` (killed, timed out, crashed).
+
+        Neutral, never red or green (an infrastructure failure decides nothing), with the
+        reason; a required status then stops waiting. True when a check run was closed.
+        """
+        s = self.settings
+        closed = False
+        if s.post_check and self._api is not None and s.repository is not None:
+            repo = client(self._api).get_repo(s.repository)
+            publisher = CheckRunPublisher(repo, s.check_name, s.details_url())
+            try:
+                run = publisher.find_existing(head_sha)
+                if run is not None and run.status != "completed":
+                    run.edit(
+                        status="completed",
+                        conclusion="neutral",
+                        completed_at=datetime.now(timezone.utc),
+                        output=CheckOutput(
+                            title="gatebot did not finish",
+                            summary=f"The review did not complete: {reason}. "
+                            "Nothing was decided; re-run the job.",
+                        ).body(),
+                    )
+                    closed = True
+            except _API_ERRORS as exc:
+                self._print(f"::warning::could not close the check run: {type(exc).__name__}")
+        if s.step_summary is not None:
+            append_file(
+                s.step_summary,
+                f"## ⚪ gatebot review did not finish\n\n> {reason}\n"
+                + ("\nThe check run was closed as neutral.\n" if closed else ""),
+            )
+        return closed
+
+    # -- finish --------------------------------------------------------------------------
+
+    def _reviewer_notes(self, verdict: Verdict) -> list[str]:
+        if verdict.provider != "local":
+            return []
+        if self.pr is not None and self.pr.fork:
+            return [
+                "Fork PR: repository secrets are not given to workflows from forks, so the "
+                "built-in local reviewer ran instead of Gemini."
+            ]
+        if verdict.degraded:
+            return []  # the degraded reason already says why the local reviewer ran
+        return ["No Gemini API key was set: the built-in local reviewer ran."]
 
     def finish(self, verdict: Verdict, summary_md: str, out_dir: Path) -> int:
-        raise NotImplementedError
+        out_dir.mkdir(parents=True, exist_ok=True)
+        report = out_dir / "verdict.json"
+        if not report.exists():
+            report.write_text(verdict.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        reviewer_notes = self._reviewer_notes(verdict)
+        # The review's own summary.md (bot/review/summary.py) when there is one; the same
+        # content rendered here otherwise. Notes on how it was delivered go at the end.
+        output = CheckOutput(
+            title=check_title(verdict),
+            summary=report_markdown(verdict, summary_md, reviewer_notes),
+        )
+        posted = False
+        if self.mode == "check" and self._publisher is not None:
+            posted = self._post_check(verdict, output)
+        annotations = annotations_for(verdict)
+        if not posted and annotations:
+            lines, omitted = annotation_commands(annotations)
+            for line in lines:
+                self._print(line)
+            if omitted:
+                self.notes.append(
+                    f"The runner shows 10 annotations per level and step: {omitted} more "
+                    "findings are only in the table above."
+                )
+        sarif_path = self.settings.sarif
+        if sarif_path is not None:
+            sarif_path.parent.mkdir(parents=True, exist_ok=True)
+            sarif_path.write_text(render_sarif(verdict), encoding="utf-8")
+        summary = report_markdown(verdict, summary_md, reviewer_notes + self.notes)
+        if self.settings.step_summary is not None:
+            append_file(
+                self.settings.step_summary,
+                truncate_bytes(summary, STEP_SUMMARY_LIMIT, "verdict.json") + "\n",
+            )
+        code = exit_code_for(verdict)
+        if self.settings.output is not None:
+            m = verdict.metrics
+            values = {
+                "verdict": verdict.verdict,
+                "exit-code": str(code),
+                "api-calls": str(m.api_calls),
+                "cost-usd": f"{m.cost_usd:.6f}",
+                "cache-hit-rate": f"{m.cache_hit_rate:.4f}",
+                "report": str(report),
+                "posted": "check" if posted else "commands",
+            }
+            if posted and self._publisher is not None and self._publisher.run is not None:
+                values["check-run-id"] = str(self._publisher.run.id)
+            if sarif_path is not None:
+                values["sarif"] = str(sarif_path)
+            write_outputs(self.settings.output, values)
+        return code

@@ -58,7 +58,7 @@ def _stamp(now: datetime | None, env: Mapping[str, str] | None) -> dict[str, Any
     if when.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
     source = os.environ if env is None else env
-    return {"ts": when, "run_id": source.get("GITHUB_RUN_ID") or None}
+    return {"ts": when.astimezone(timezone.utc), "run_id": source.get("GITHUB_RUN_ID") or None}
 
 
 def record_review(
@@ -110,7 +110,8 @@ def _record(cache_dir: Path, entry: ReviewEntry | DeployEntry, config: MetricsCo
 def append_entry(path: Path, entry: ReviewEntry | DeployEntry, max_records: int) -> None:
     line = entry.model_dump_json().encode("utf-8") + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Read-write only so the last byte can be checked; every write still goes to the end.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
         # A previous writer killed mid-line left no newline: start ours on a fresh line so only
@@ -141,6 +142,15 @@ def _trim(path: Path, max_records: int) -> None:
         raise
 
 
+def _why(exc: ValidationError) -> str:
+    errors = exc.errors()
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}" for err in errors[:3]
+    ]
+    more = f"; {len(errors) - 3} more" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
 def load_history(path: Path) -> History:
     """Every readable entry, oldest first. Bad lines become `problems` (line number and why)."""
     try:
@@ -155,8 +165,6 @@ def load_history(path: Path) -> History:
         try:
             entries.append(ENTRY_ADAPTER.validate_json(raw))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "line"
-            problems.append(f"{path}:{number}: skipped unreadable record ({where}: {first['msg']})")
+            problems.append(f"{path}:{number}: skipped unreadable record ({_why(exc)})")
     entries.sort(key=lambda e: e.ts)
     return History(entries, problems)

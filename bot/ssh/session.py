@@ -27,6 +27,15 @@ class CommandResult:
         return self.exit_status == 0
 
 
+_CIPHERS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+]
+
+
 def quote(args: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
@@ -87,6 +96,9 @@ async def connect(
             agent_path=None,
             config=None,
             keepalive_interval=15,
+            # AES-GCM first: in asyncssh it runs in OpenSSL and is about twice as fast as
+            # chacha20-poly1305 for bulk uploads; both are offered by every OpenSSH server.
+            encryption_algs=_CIPHERS,
         )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyMismatch(

@@ -1,0 +1,184 @@
+"""The remote layout on a target host: path helpers and release ids.
+
+Binding for deploy, audit and doctor:
+
+    <path>/releases/<release-id>/        one directory per release, complete when its marker exists
+    <path>/current -> releases/<id>      RELATIVE symlink, switched by renaming a temp link over it
+    <path>/shared/<name>                 linked into each release as <release>/<name>
+    <path>/venvs/<lock-hash>/            one venv per dependency lock (done: .gatebot-complete)
+    <release>/.venv -> ../../venvs/<lock-hash>
+    <release>/.gatebot-release.json      completion marker, written last (temp + rename)
+    <path>/.gatebot/lock/owner.json      the deploy lock (atomic mkdir) and who holds it
+    <path>/.gatebot/deploy.jsonl         the append-only deploy log
+
+Release id: `YYYYmmddTHHMMSSZ-<sha7>` (UTC), with `-2`, `-3`, ... appended when the same id
+already exists. Everything here is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+RELEASES_DIR = "releases"
+CURRENT_LINK = "current"
+SHARED_DIR = "shared"
+VENVS_DIR = "venvs"
+STATE_DIR = ".gatebot"
+LOCK_DIR = f"{STATE_DIR}/lock"
+LOCK_OWNER_FILE = "owner.json"
+DEPLOY_LOG = f"{STATE_DIR}/deploy.jsonl"
+
+RELEASE_MARKER = ".gatebot-release.json"
+VENV_LINK = ".venv"
+VENV_COMPLETE = ".gatebot-complete"
+
+#: Names inside a release that are not part of the git tree (never compared with the manifest).
+RELEASE_MANAGED = (VENV_LINK, RELEASE_MARKER)
+
+RELEASE_ID_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<sha7>[0-9a-f]{7})(?:-(?P<seq>[0-9]+))?$")
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True)
+class RemoteLayout:
+    """Absolute paths under one target's `path`. Construct with the target's (absolute) path."""
+
+    root: str
+
+    @property
+    def releases(self) -> str:
+        return posixpath.join(self.root, RELEASES_DIR)
+
+    @property
+    def current(self) -> str:
+        return posixpath.join(self.root, CURRENT_LINK)
+
+    @property
+    def shared(self) -> str:
+        return posixpath.join(self.root, SHARED_DIR)
+
+    @property
+    def venvs(self) -> str:
+        return posixpath.join(self.root, VENVS_DIR)
+
+    @property
+    def state(self) -> str:
+        return posixpath.join(self.root, STATE_DIR)
+
+    @property
+    def lock_dir(self) -> str:
+        return posixpath.join(self.root, LOCK_DIR)
+
+    @property
+    def lock_owner(self) -> str:
+        return posixpath.join(self.lock_dir, LOCK_OWNER_FILE)
+
+    @property
+    def deploy_log(self) -> str:
+        return posixpath.join(self.root, DEPLOY_LOG)
+
+    def release(self, release_id: str) -> str:
+        check_release_id(release_id)
+        return posixpath.join(self.releases, release_id)
+
+    def marker(self, release_id: str) -> str:
+        return posixpath.join(self.release(release_id), RELEASE_MARKER)
+
+    def venv(self, lock_hash: str) -> str:
+        return posixpath.join(self.venvs, lock_hash)
+
+    def shared_entry(self, name: str) -> str:
+        return posixpath.join(self.shared, posixpath.normpath(name))
+
+
+def check_release_id(release_id: str) -> str:
+    """Return `release_id` if it is well formed; ValueError otherwise (it becomes a path)."""
+    if not RELEASE_ID_RE.match(release_id):
+        raise ValueError(f"not a release id: {release_id!r} (expected YYYYmmddTHHMMSSZ-<sha7>)")
+    return release_id
+
+
+def is_release_id(name: str) -> bool:
+    return RELEASE_ID_RE.match(name) is not None
+
+
+def make_release_id(sha: str, now: datetime, existing: Collection[str] = ()) -> str:
+    """The id for a new release of `sha` made at `now`; unique among `existing` ids."""
+    if now.tzinfo is None:
+        raise ValueError("release ids are made from an aware (UTC) time")
+    if not re.fullmatch(r"[0-9a-f]{7,64}", sha):
+        raise ValueError(f"not a commit sha: {sha!r}")
+    base = f"{now.astimezone(timezone.utc).strftime(_STAMP_FORMAT)}-{sha[:7]}"
+    if base not in existing:
+        return base
+    seq = 2
+    while f"{base}-{seq}" in existing:
+        seq += 1
+    return f"{base}-{seq}"
+
+
+def release_time(release_id: str) -> datetime:
+    """When a release was made, from its id."""
+    m = RELEASE_ID_RE.match(release_id)
+    if m is None:
+        raise ValueError(f"not a release id: {release_id!r}")
+    return datetime.strptime(m["stamp"], _STAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def release_sort_key(release_id: str) -> tuple[str, int, str]:
+    """Chronological order of ids (time, then the -N sequence), stable for equal times."""
+    m = RELEASE_ID_RE.match(release_id)
+    if m is None:
+        return ("", 0, release_id)
+    return (m["stamp"], int(m["seq"] or 1), m["sha7"])
+
+
+def sorted_releases(ids: Iterable[str]) -> list[str]:
+    """Oldest first."""
+    return sorted(ids, key=release_sort_key)
+
+
+def lock_hash(lock_content: bytes | None) -> str:
+    """The venv key: first 16 hex of sha256 of the lock file (of b"" when there is none)."""
+    return hashlib.sha256(lock_content or b"").hexdigest()[:16]
+
+
+def current_link_target(release_id: str) -> str:
+    """What `current` points at (relative, so the tree can be moved or mounted elsewhere)."""
+    return posixpath.join(RELEASES_DIR, check_release_id(release_id))
+
+
+def venv_link_target(hash_: str) -> str:
+    """What `<release>/.venv` points at, relative to the release directory."""
+    return posixpath.join("..", "..", VENVS_DIR, hash_)
+
+
+def shared_link_target(name: str) -> str:
+    """What `<release>/<name>` points at, relative to the link's own directory."""
+    norm = posixpath.normpath(name)
+    depth = norm.count("/")  # a nested entry (var/log) sits deeper in the release
+    return posixpath.join(*([".."] * (depth + 2)), SHARED_DIR, norm)
+
+
+def release_id_from_link(target: str) -> str | None:
+    """The release id `current` points at, or None for anything that is not `releases/<id>`."""
+    norm = posixpath.normpath(target)
+    head, name = posixpath.split(norm)
+    if posixpath.basename(head) != RELEASES_DIR or not is_release_id(name):
+        return None
+    return name
+
+
+def integrity_excludes(shared: Iterable[str]) -> tuple[str, ...]:
+    """Paths in a release left out of the manifest comparison: managed names, shared links."""
+    return (*RELEASE_MANAGED, *(posixpath.normpath(s) for s in shared))
+
+
+def is_excluded(path: str, excludes: Iterable[str]) -> bool:
+    """True when `path` is an excluded entry or lies under one."""
+    return any(path == e or path.startswith(e + "/") for e in excludes)

@@ -1,0 +1,56 @@
+"""Retention: keep the newest `keep_releases` complete releases, never the live one or the
+previous good one (the rollback target); remove incomplete leftovers of cut deploys and the venvs
+no kept release uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.deploy.agent import Agent, AgentError
+from bot.deploy.layout import RemoteLayout, sorted_releases
+from bot.deploy.state import ReleaseMarker
+from bot.errors import TransportError
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    releases: tuple[str, ...]
+    venvs: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.releases and not self.venvs
+
+
+def plan_prune(
+    markers: Mapping[str, ReleaseMarker | None],
+    venvs: Mapping[str, bool],
+    *,
+    keep: int,
+    live: str | None,
+    previous_good: str | None,
+    in_progress: str | None = None,
+) -> PrunePlan:
+    """Pure: which releases and venvs to delete. The caller holds the deploy lock, so any
+    incomplete release other than `in_progress` is the leftover of a cut deploy."""
+    complete = sorted_releases(r for r, m in markers.items() if m is not None)
+    protected = {r for r in (live, previous_good, in_progress) if r}
+    kept = set(complete[-keep:]) | protected
+    doomed = tuple(sorted_releases(r for r in markers if r not in kept))
+    used = {m.lock_hash for r, m in markers.items() if r in kept and m is not None}
+    if in_progress is not None and markers.get(in_progress) is None:
+        # Its venv is not in a marker yet; keep everything complete rather than guess.
+        used |= {h for h, ok in venvs.items() if ok}
+    dead_venvs = tuple(sorted(h for h in venvs if h not in used))
+    return PrunePlan(doomed, dead_venvs)
+
+
+async def apply_prune(agent: Agent, layout: RemoteLayout, plan: PrunePlan) -> None:
+    paths = [layout.release(r) for r in plan.releases] + [layout.venv(h) for h in plan.venvs]
+    if paths:
+        # Removal never follows the .venv or shared symlinks inside a release.
+        try:
+            await agent.call("remove", wait=600, paths=paths)
+        except AgentError as exc:
+            raise TransportError(f"{agent.session.name}: pruning failed: {exc}") from None

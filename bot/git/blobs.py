@@ -1,0 +1,74 @@
+"""Reading blob contents by oid, bounded in size so one huge file cannot exhaust memory."""
+
+from __future__ import annotations
+
+import pygit2
+
+# The same heuristic git uses: a NUL byte in the first 8000 bytes means binary.
+_BINARY_PROBE = 8000
+
+
+def blob_size(repo: pygit2.Repository, oid: str | None) -> int:
+    if oid is None:
+        return 0
+    try:
+        return int(repo.odb.read_header(pygit2.Oid(hex=oid))[1])
+    except (KeyError, ValueError, pygit2.GitError):
+        return 0
+
+
+def read_bytes(repo: pygit2.Repository, oid: str | None, max_bytes: int) -> bytes | None:
+    """The blob's bytes, or None when absent, not a blob, or larger than `max_bytes`."""
+    if oid is None:
+        return None
+    try:
+        obj = repo.get(oid)
+    except (ValueError, pygit2.GitError):
+        return None
+    if not isinstance(obj, pygit2.Blob) or obj.size > max_bytes:
+        return None
+    return bytes(obj.data)
+
+
+def looks_binary(data: bytes) -> bool:
+    return b"\0" in data[:_BINARY_PROBE]
+
+
+def read_text(repo: pygit2.Repository, oid: str | None, max_bytes: int) -> str | None:
+    """The blob as text (UTF-8, undecodable bytes replaced), or None when binary/absent/too big."""
+    return as_text(read_bytes(repo, oid, max_bytes))
+
+
+def as_text(data: bytes | None) -> str | None:
+    """Blob bytes as text (UTF-8, undecodable bytes replaced), or None when binary or absent."""
+    if data is None or looks_binary(data):
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+class NotAFile(ValueError):
+    """The path exists at the commit but is not a regular file (a directory, link, submodule)."""
+
+
+def read_path_at(
+    repo: pygit2.Repository, commit_sha: str, path: str, max_bytes: int
+) -> bytes | None:
+    """The bytes of `path` in the tree of `commit_sha`, or None when the path is absent there.
+
+    Raises NotAFile for a directory, symbolic link or submodule, and ValueError when the file
+    is larger than `max_bytes`: callers that trust only what was committed must not follow a
+    link into the working tree or read an unbounded blob.
+    """
+    tree = repo[commit_sha].peel(pygit2.Commit).tree
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    if entry.filemode not in (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE):
+        raise NotAFile(f"{path} is not a regular file at {commit_sha[:12]}")
+    blob = repo[entry.id]
+    if not isinstance(blob, pygit2.Blob):
+        raise NotAFile(f"{path} is not a regular file at {commit_sha[:12]}")
+    if blob.size > max_bytes:
+        raise ValueError(f"{path} at {commit_sha[:12]} is larger than {max_bytes} bytes")
+    return bytes(blob.data)

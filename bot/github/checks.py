@@ -1,0 +1,181 @@
+"""The check-run outlet (PyGithub): one check run per head commit and name, never duplicates.
+
+Flow: `begin()` finds the check run this name already has on the head commit (a re-run) or
+creates one, `in_progress`; `complete()` appends annotations in requests of at most 50 while
+still in progress and sends the conclusion with the last batch, so a required status never
+turns green before every annotation is in. GitHub appends annotations on each update, so on a
+re-run the annotations the check run already carries are not sent again.
+Retries (5xx, secondary rate limits) are PyGithub's GithubRetry, configured in `client()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from github import Auth, Github, GithubRetry
+from github.CheckRun import CheckRun
+from github.Repository import Repository
+from urllib3 import Retry
+
+from bot.github.annotations import Annotation
+from bot.github.limits import ANNOTATIONS_PER_REQUEST, CHECK_TEXT_LIMIT, truncate
+
+Conclusion = Literal["success", "failure", "neutral"]
+CONCLUSIONS: dict[str, Conclusion] = {"pass": "success", "fail": "failure", "neutral": "neutral"}
+
+DEFAULT_API_URL = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How to reach the API. Defaults are for github.com; tests shorten the waits."""
+
+    base_url: str
+    token: str
+    retries: int = 5
+    backoff_factor: float = 1.0  # urllib3 backoff: 0, 2, 4, 8 … seconds
+    secondary_rate_wait: float = 60.0
+    max_rate_limit_wait: float = 300.0
+    seconds_between_writes: float | None = 1.0  # GitHub's advice against secondary limits
+    timeout: int = 30
+
+
+def client(settings: ApiSettings) -> Github:
+    retry = GithubRetry(
+        total=settings.retries,
+        backoff_factor=settings.backoff_factor,
+        secondary_rate_wait=settings.secondary_rate_wait,
+        max_rate_limit_wait=settings.max_rate_limit_wait,
+        # urllib3 does not retry PATCH by default; the check-run updates are PATCHes. A PATCH
+        # retried after a 5xx that GitHub did apply could append its annotations twice: a
+        # lesser harm than a check run left in progress forever.
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"GET", "POST", "PATCH"},
+    )
+    return Github(
+        base_url=settings.base_url.rstrip("/"),
+        auth=Auth.Token(settings.token),
+        retry=retry,
+        timeout=settings.timeout,
+        seconds_between_requests=None,
+        seconds_between_writes=settings.seconds_between_writes,
+        lazy=True,  # no GET /repos/{o}/{r} round trip: every call we make names its URL
+    )
+
+
+def _annotation_body(a: Annotation) -> dict[str, str | int]:
+    body: dict[str, str | int] = {
+        "path": a.path,
+        "start_line": a.start_line,
+        "end_line": a.end_line,
+        "annotation_level": a.level,
+        "message": a.message[:64_000],
+        "title": a.title[:255],
+    }
+    return body
+
+
+def _identity(path: str, start: int, end: int, level: str, message: str) -> tuple[Any, ...]:
+    return (path, start, end, level, message)
+
+
+@dataclass(frozen=True)
+class CheckOutput:
+    title: str
+    summary: str
+    text: str | None = None
+
+    def body(self, annotations: Sequence[Annotation] = ()) -> dict[str, Any]:
+        where = "the job summary and the verdict.json report"
+        out: dict[str, Any] = {
+            "title": self.title[:255],
+            "summary": truncate(self.summary, CHECK_TEXT_LIMIT, where),
+        }
+        if self.text:
+            out["text"] = truncate(self.text, CHECK_TEXT_LIMIT, where)
+        if annotations:
+            out["annotations"] = [_annotation_body(a) for a in annotations]
+        return out
+
+
+class CheckRunPublisher:
+    """Posts one named check run on one commit of one repository."""
+
+    def __init__(self, repo: Repository, name: str, details_url: str | None = None) -> None:
+        self._repo = repo
+        self.name = name
+        self._details_url = details_url
+        self.run: CheckRun | None = None
+        self.requests = 0  # create/update requests sent, for the report
+
+    def find_existing(self, head_sha: str) -> CheckRun | None:
+        runs = self._repo.get_commit(head_sha).get_check_runs(check_name=self.name, filter="latest")
+        for run in runs:
+            if run.name == self.name and run.head_sha == head_sha:
+                return run
+        return None
+
+    def begin(self, head_sha: str, output: CheckOutput) -> CheckRun:
+        now = datetime.now(timezone.utc)
+        existing = self.find_existing(head_sha)
+        extra: dict[str, Any] = {}
+        if self._details_url:
+            extra["details_url"] = self._details_url
+        if existing is not None:
+            # Re-run on the same commit: reopen the same check run instead of adding a second.
+            existing.edit(status="in_progress", started_at=now, output=output.body(), **extra)
+            self.run = existing
+        else:
+            self.run = self._repo.create_check_run(
+                name=self.name,
+                head_sha=head_sha,
+                status="in_progress",
+                started_at=now,
+                output=output.body(),
+                **extra,
+            )
+        self.requests += 1
+        return self.run
+
+    def _already_posted(self, run: CheckRun) -> set[tuple[Any, ...]]:
+        if not run.output or not run.output.annotations_count:
+            return set()
+        return {
+            _identity(a.path, a.start_line, a.end_line, a.annotation_level, a.message)
+            for a in run.get_annotations()
+        }
+
+    def complete(
+        self,
+        head_sha: str,
+        conclusion: Conclusion,
+        output: CheckOutput,
+        annotations: Sequence[Annotation],
+    ) -> CheckRun:
+        run = self.run
+        if run is None:
+            # start() could not reach the API (it never raises); try once more to open it.
+            run = self.begin(head_sha, output)
+        seen = self._already_posted(run)
+        fresh = [
+            a
+            for a in annotations
+            if _identity(a.path, a.start_line, a.end_line, a.level, a.message[:64_000]) not in seen
+        ]
+        batches = [
+            fresh[i : i + ANNOTATIONS_PER_REQUEST]
+            for i in range(0, len(fresh), ANNOTATIONS_PER_REQUEST)
+        ] or [[]]
+        for batch in batches[:-1]:
+            run.edit(output=output.body(batch))
+            self.requests += 1
+        run.edit(
+            status="completed",
+            conclusion=conclusion,
+            completed_at=datetime.now(timezone.utc),
+            output=output.body(batches[-1]),
+        )
+        self.requests += 1
+        return run

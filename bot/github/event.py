@@ -1,0 +1,124 @@
+"""Read the `pull_request(_target)` webhook payload Actions writes to GITHUB_EVENT_PATH.
+
+Only what the gate needs: the PR number, the base and head commits and whether the head lives
+in a fork (forks get no secrets and a read-only token, which changes how results are posted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.errors import UsageError
+
+PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    event_name: str
+    action: str | None
+    number: int
+    base_sha: str
+    head_sha: str
+    base_ref: str
+    head_ref: str
+    base_repo: str
+    head_repo: str | None  # None when the fork was deleted after the PR was opened
+    fork: bool
+
+
+def _get(payload: Mapping[str, Any], dotted: str, source: str) -> Any:
+    node: Any = payload
+    walked: list[str] = []
+    for part in dotted.split("."):
+        walked.append(part)
+        if not isinstance(node, Mapping) or node.get(part) is None:
+            raise UsageError(
+                f"{source}: `{'.'.join(walked)}` is missing from the event payload",
+                hint="the payload must be a pull_request webhook event as GitHub sends it",
+            )
+        node = node[part]
+    return node
+
+
+def _str(payload: Mapping[str, Any], dotted: str, source: str) -> str:
+    value = _get(payload, dotted, source)
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{source}: `{dotted}` must be a non-empty string, got {value!r}")
+    return value
+
+
+def parse_pull_request(
+    event_name: str, payload: Mapping[str, Any], source: str = "event payload"
+) -> PullRequestEvent:
+    if event_name not in PR_EVENTS:
+        raise UsageError(f"{source}: `{event_name}` is not a pull request event")
+    if not isinstance(payload, Mapping):
+        raise UsageError(f"{source}: the payload must be a JSON object")
+    number = _get(payload, "pull_request.number", source)
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise UsageError(f"{source}: `pull_request.number` must be a positive integer")
+    base_repo = _str(payload, "pull_request.base.repo.full_name", source)
+    head = _get(payload, "pull_request.head", source)
+    head_repo_obj = head.get("repo") if isinstance(head, Mapping) else None
+    head_repo: str | None = None
+    fork = True  # a head repository that no longer exists can only have been a fork
+    if isinstance(head_repo_obj, Mapping):
+        head_repo = _str(payload, "pull_request.head.repo.full_name", source)
+        # `head.repo.fork` alone is not enough: it is also true for a PR between two branches
+        # of a repository that is itself a fork. What matters is whether head and base are
+        # different repositories (then the run gets no secrets and a read-only token).
+        base_id = _get(payload, "pull_request.base.repo", source).get("id")
+        head_id = head_repo_obj.get("id")
+        fork = head_repo.lower() != base_repo.lower() or (
+            bool(head_repo_obj.get("fork")) and base_id is not None and head_id != base_id
+        )
+    action = payload.get("action")
+    return PullRequestEvent(
+        event_name=event_name,
+        action=action if isinstance(action, str) else None,
+        number=number,
+        base_sha=_str(payload, "pull_request.base.sha", source),
+        head_sha=_str(payload, "pull_request.head.sha", source),
+        base_ref=_str(payload, "pull_request.base.ref", source),
+        head_ref=_str(payload, "pull_request.head.ref", source),
+        base_repo=base_repo,
+        head_repo=head_repo,
+        fork=fork,
+    )
+
+
+def load_pull_request(event_name: str, path: Path) -> PullRequestEvent:
+    source = f"GITHUB_EVENT_PATH ({path})"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read the event payload: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source}: the event payload is not UTF-8: {exc.reason}") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: not valid JSON: nested too deeply") from None
+    return parse_pull_request(event_name, payload, source)
+
+
+def refuse_untrusted_checkout(pr: PullRequestEvent, head_in_workspace: bool) -> None:
+    """`pull_request_target` runs with secrets and a write token: the PR's code must not be
+    in the workspace (checked out, or merged into what is), where the configuration and
+    anything else would be read from it. The Action reviews the PR head as git objects only.
+    """
+    if pr.event_name != "pull_request_target" or not head_in_workspace:
+        return
+    raise UsageError(
+        f"pull_request_target: the workspace contains the PR head {pr.head_sha[:12]}; "
+        "refusing to run with secrets on the PR's own files",
+        hint="check out the base (the default for pull_request_target) and fetch the PR "
+        "head as a ref only: git fetch origin refs/pull/N/head",
+    )

@@ -1,0 +1,156 @@
+"""Doctor checks for Gemini: a key is present, the API answers, every configured model exists.
+
+The probe is `countTokens` (free of charge) through the same client the review uses
+(`GeminiProvider`), with one attempt and the doctor's short timeout instead of the review's
+patient retries; then `models.get` for each configured model name (404: unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import httpx2
+from google.genai import errors as genai_errors
+
+from bot.config import GatebotConfig
+from bot.onboarding.doctor.context import DoctorContext
+from bot.onboarding.doctor.model import CheckResult, failed, passed, skipped, warned
+from bot.review.providers import GeminiProvider
+
+KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+_AUTH_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
+_KEY_FIX = "create a key at https://aistudio.google.com/apikey and export GEMINI_API_KEY"
+_PROBE_TEXT = "gatebot doctor"
+
+
+def _api_key(ctx: DoctorContext) -> tuple[str, str] | None:
+    for name in KEY_ENVS:
+        if ctx.env.get(name):
+            return name, ctx.env[name]
+    return None
+
+
+def _provider(ctx: DoctorContext, config: GatebotConfig, key: str) -> GeminiProvider:
+    review = config.review
+    # One try, short timeout: the doctor reports a slow or failing API, it does not wait it out.
+    quick = review.gemini.model_copy(update={"attempts": 1, "timeout_s": ctx.timeout_s})
+    return GeminiProvider(
+        key,
+        review.model_copy(update={"gemini": quick}),
+        base_url=ctx.env.get("GOOGLE_GEMINI_BASE_URL") or None,
+    )
+
+
+def _endpoint(ctx: DoctorContext) -> str:
+    return ctx.env.get("GOOGLE_GEMINI_BASE_URL") or "the Gemini API"
+
+
+def _is_auth(exc: genai_errors.APIError) -> bool:
+    if exc.code in (401, 403):
+        return True
+    return exc.code == 400 and any(r in json.dumps(exc.details) for r in _AUTH_REASONS)
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:200]
+
+
+def _api_result(ctx: DoctorContext, exc: BaseException | None, ms: float) -> CheckResult:
+    title = "Gemini API"
+    where = _endpoint(ctx)
+    if exc is None:
+        return passed("gemini.api", title, f"{where} answered countTokens in {ms:.0f} ms")
+    if isinstance(exc, genai_errors.APIError):
+        if _is_auth(exc):
+            return failed("gemini.api", title, f"{where} rejected the API key", _KEY_FIX)
+        if exc.code == 429:
+            return warned(
+                "gemini.api",
+                title,
+                f"{where} answered 429 (quota or rate limit): {_short(exc)}",
+                "wait for the quota to refill, or raise it in the Google Cloud console",
+            )
+        return failed(
+            "gemini.api",
+            title,
+            f"{where} answered HTTP {exc.code}: {_short(exc)}",
+            "check https://status.cloud.google.com, or GOOGLE_GEMINI_BASE_URL if you use a proxy",
+        )
+    return failed(
+        "gemini.api",
+        title,
+        f"{where} unreachable within {ctx.timeout_s:g}s: {_short(exc)}",
+        "check the network/proxy from this machine (GOOGLE_GEMINI_BASE_URL overrides the URL)",
+    )
+
+
+def _timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
+    start = time.monotonic()
+    try:
+        call()
+    except (genai_errors.APIError, httpx2.TransportError, OSError, TimeoutError) as exc:
+        return exc, (time.monotonic() - start) * 1000
+    return None, (time.monotonic() - start) * 1000
+
+
+def check_gemini(ctx: DoctorContext, config: GatebotConfig) -> list[CheckResult]:
+    found = _api_key(ctx)
+    if found is None:
+        return [
+            failed(
+                "gemini.key",
+                "Gemini API key",
+                "neither GEMINI_API_KEY nor GOOGLE_API_KEY is set: the gate would fall back to "
+                "the local reviewer only",
+                _KEY_FIX + " (in Actions: the repository secret GEMINI_API_KEY)",
+            ),
+            skipped("gemini.api", "Gemini API", "no API key"),
+            skipped("gemini.models", "Gemini models", "no API key"),
+        ]
+    name, key = found
+    results = [passed("gemini.key", "Gemini API key", f"{name} is set (value not shown)")]
+    provider = _provider(ctx, config, key)
+    models = config.review.models
+    exc, ms = _timed(lambda: provider.count_tokens(models.lite, _PROBE_TEXT))
+    if isinstance(exc, genai_errors.APIError) and exc.code == 404:
+        # The API answered; only the model name is wrong, which the models check reports.
+        exc = None
+    api = replace(_api_result(ctx, exc, ms), duration_ms=ms)
+    results.append(api)
+    if api.status != "pass":
+        results.append(skipped("gemini.models", "Gemini models", "the API did not answer"))
+        return results
+    models_start = time.monotonic()
+    unknown: list[str] = []
+    answers: dict[str, BaseException | None] = {}
+    for tier in ("lite", "standard", "deep"):
+        model = getattr(models, tier)
+        if model not in answers:
+            answers[model], took = _timed(partial(provider.get_model, model))
+            err = answers[model]
+            if err is not None and not (isinstance(err, genai_errors.APIError) and err.code == 404):
+                probe = _api_result(ctx, err, took)
+                results.append(replace(probe, id="gemini.models", title="Gemini models"))
+                return results
+        if answers[model] is not None:
+            unknown.append(f"review.models.{tier} = {model}")
+    models_ms = (time.monotonic() - models_start) * 1000
+    if unknown:
+        results.append(
+            failed(
+                "gemini.models",
+                "Gemini models",
+                f"unknown to the API: {', '.join(unknown)}",
+                "set these keys to model names the API lists (e.g. gemini-2.5-flash)",
+                models_ms,
+            )
+        )
+    else:
+        names = ", ".join(sorted(answers))
+        results.append(passed("gemini.models", "Gemini models", f"known: {names}", models_ms))
+    return results

@@ -1,0 +1,300 @@
+"""Batching: routed files become ReviewItems, packed into as few calls as the budget allows.
+
+`make_items` gives one item per file, or, when a file's diff does not fit one call, one item
+per group of consecutive hunks (a hunk too big on its own is cut into line chunks, a line too
+long on its own into slices): nothing is dropped. `pack` is first-fit decreasing per model,
+then (`review.merge_tiers`) moves a small lower-tier call (at most `review.merge_max_tokens`)
+into the spare room of the next tier's calls: one call fewer, for a bounded number of tokens
+billed at the dearer model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from bot.config.review import ReviewConfig
+from bot.review.prompt import BATCH_HEADER, file_block, system_instruction
+from bot.review.route import TIERS
+from bot.review.tokens import Calibration, estimate_tokens
+from bot.review.types import Batch, DiffLine, FileChange, Hunk, ReviewItem
+
+# Room kept free in every call for part numbers, boundaries and estimate error.
+_SAFETY = 0.97
+
+
+def prefix_tokens(config: ReviewConfig, calibration: Calibration | None = None) -> int:
+    """Tokens every call pays before its files: the stable instruction and the batch header."""
+    factor = calibration.factor if calibration else 1.0
+    return estimate_tokens(system_instruction(config) + BATCH_HEADER, factor)
+
+
+def item_budget(config: ReviewConfig, calibration: Calibration | None = None) -> int:
+    """The most tokens one item may take so that it fits a call on its own."""
+    room = int(config.budget_tokens * _SAFETY) - prefix_tokens(config, calibration)
+    if room < 200:
+        raise ValueError(
+            f"review.budget_tokens={config.budget_tokens} leaves no room for files after the "
+            f"{prefix_tokens(config, calibration)}-token instructions; raise it"
+        )
+    return room
+
+
+def _render(lines: Sequence[DiffLine]) -> str:
+    return "".join(f"{ln.origin}{ln.content}" for ln in lines)
+
+
+def _header(old_start: int, lines: Sequence[DiffLine], new_start: int, note: str) -> str:
+    old_n = sum(1 for ln in lines if ln.origin != "+")
+    new_n = sum(1 for ln in lines if ln.origin != "-")
+    return f"@@ -{old_start},{old_n} +{new_start},{new_n} @@ {note}\n"
+
+
+def _split_hunk(hunk: Hunk, max_chars: int) -> list[Hunk]:
+    """Cut one hunk into consecutive chunks whose rendering stays under max_chars.
+
+    Each chunk gets a valid @@ header with its own start lines, so line numbers stay right.
+    """
+    chunks: list[Hunk] = []
+    cur: list[DiffLine] = []
+    cur_size = 0
+    old_pos, new_pos = hunk.old_start, hunk.new_start
+    start_old, start_new = old_pos, new_pos
+    context = hunk.header.split("@@")[-1].strip() if hunk.header.count("@@") >= 2 else ""
+
+    def flush() -> None:
+        nonlocal cur, cur_size
+        if cur:
+            note = f"{context} (cut {len(chunks) + 1})".strip()
+            h = _header(start_old, cur, start_new, note)
+            chunks.append(Hunk(start_old, 0, start_new, 0, h, tuple(cur)))
+        cur, cur_size = [], 0
+
+    for ln in hunk.lines:
+        pieces = [ln]
+        size = len(ln.content) + 1
+        if size > max_chars:
+            # One enormous line (minified code, data): slice it; each slice keeps its line number.
+            step = max(max_chars - 1, 1)
+            pieces = [
+                DiffLine(ln.origin, ln.old_lineno, ln.new_lineno, ln.content[i : i + step] + "\n")
+                for i in range(0, len(ln.content), step)
+            ]
+        for piece in pieces:
+            psize = len(piece.content) + 1
+            if cur and cur_size + psize > max_chars:
+                flush()
+            if not cur:
+                start_old, start_new = old_pos, new_pos
+            cur.append(piece)
+            cur_size += psize
+            if len(pieces) > 1:
+                flush()  # slices of one line never share a chunk: each is that line's text
+        if ln.origin != "+":
+            old_pos += 1
+        if ln.origin != "-":
+            new_pos += 1
+    flush()
+    return chunks
+
+
+def _render_hunks(hunks: Iterable[Hunk]) -> str:
+    return "".join(h.render() for h in hunks)
+
+
+def _added(hunks: Iterable[Hunk]) -> frozenset[int]:
+    out: set[int] = set()
+    for h in hunks:
+        out |= h.added_lines
+    return frozenset(out)
+
+
+def make_items(
+    change: FileChange,
+    tier: str,
+    model: str,
+    cache_key: str,
+    config: ReviewConfig,
+    *,
+    calibration: Calibration | None = None,
+) -> list[ReviewItem]:
+    """One ReviewItem for the file, or several parts (cache_key#i) when it exceeds one call."""
+    factor = calibration.factor if calibration else 1.0
+    budget = item_budget(config, calibration)
+
+    def est(hunks: Sequence[Hunk], part: int = 1, parts: int = 1) -> int:
+        text = file_block(change.path, part, parts, _added(hunks), _render_hunks(hunks))
+        return estimate_tokens(text, factor)
+
+    whole = est(change.hunks)
+    if whole <= budget or not change.hunks:
+        return [
+            ReviewItem(
+                path=change.path,
+                diff_text=change.render_diff(),
+                changed_lines=change.changed_lines,
+                tier=tier,
+                model=model,
+                cache_key=cache_key,
+                est_tokens=whole,
+            )
+        ]
+
+    # Characters a piece may take so that its block (with header lines) stays within budget.
+    max_chars = max(int((budget - 64) * 4 / factor), 256)
+    pieces: list[Hunk] = []
+    for h in change.hunks:
+        if est([h]) <= budget:
+            pieces.append(h)
+        else:
+            pieces.extend(_split_hunk(h, max_chars))
+
+    groups: list[list[Hunk]] = []
+    for piece in pieces:
+        if groups and est([*groups[-1], piece]) <= budget:
+            groups[-1].append(piece)
+        else:
+            groups.append([piece])
+
+    n = len(groups)
+    return [
+        ReviewItem(
+            path=change.path,
+            diff_text=_render_hunks(group),
+            changed_lines=_added(group),
+            tier=tier,
+            model=model,
+            cache_key=f"{cache_key}#{i}",
+            est_tokens=est(group, i + 1, n),
+            part=i,
+            parts=n,
+        )
+        for i, group in enumerate(groups)
+    ]
+
+
+def _ffd(items: list[ReviewItem], capacity: int, max_items: int) -> list[list[ReviewItem]]:
+    """First-fit decreasing. Items larger than capacity get a bin of their own (never dropped)."""
+    bins: list[list[ReviewItem]] = []
+    room: list[int] = []
+    for item in sorted(items, key=lambda it: (-it.est_tokens, it.path, it.part)):
+        for i, free in enumerate(room):
+            if item.est_tokens <= free and len(bins[i]) < max_items:
+                bins[i].append(item)
+                room[i] -= item.est_tokens
+                break
+        else:
+            bins.append([item])
+            room.append(capacity - item.est_tokens)
+    return bins
+
+
+def pack(
+    items: Sequence[ReviewItem],
+    budget_tokens: int,
+    *,
+    overhead_tokens: int = 0,
+    max_items: int = 50,
+    merge_tiers: bool = True,
+    merge_max_tokens: int = 2000,
+    tier_order: Sequence[str] = TIERS,
+) -> list[Batch]:
+    """Pack items into the fewest calls: per model, each call ≤ budget_tokens (prompt included).
+
+    `overhead_tokens` is what every call pays before its files (see `prefix_tokens`).
+    """
+    capacity = int(budget_tokens * _SAFETY) - overhead_tokens
+    if capacity <= 0:
+        raise ValueError(f"budget of {budget_tokens} tokens leaves no room for files")
+    groups: dict[tuple[str, str], list[ReviewItem]] = {}
+    for it in items:
+        groups.setdefault((it.tier, it.model), []).append(it)
+
+    bins: list[tuple[str, str, list[ReviewItem]]] = []
+    for (tier, model), group in groups.items():
+        bins.extend((tier, model, b) for b in _ffd(group, capacity, max_items))
+
+    if merge_tiers and merge_max_tokens > 0:
+        bins = _merge_up(bins, capacity, max_items, merge_max_tokens, tier_order)
+
+    rank = {t: i for i, t in enumerate(tier_order)}
+    bins.sort(key=lambda b: (rank.get(b[0], len(rank)), b[1], b[2][0].path, b[2][0].part))
+    return [
+        Batch(
+            tier=tier,
+            model=model,
+            items=tuple(b),
+            est_tokens=overhead_tokens + sum(it.est_tokens for it in b),
+        )
+        for tier, model, b in bins
+    ]
+
+
+def _merge_up(
+    bins: list[tuple[str, str, list[ReviewItem]]],
+    capacity: int,
+    max_items: int,
+    max_tokens: int,
+    tier_order: Sequence[str],
+) -> list[tuple[str, str, list[ReviewItem]]]:
+    """Move a small lower tier's call into the spare room of the next tier's calls.
+
+    Only whole calls move (so the number of calls strictly drops), only one tier up (lite never
+    jumps to deep: the price gap is too wide), and a call that received files does not move
+    again. Moved files are reviewed by the more capable model; their cache key still names the
+    routed model, so reruns hit.
+    """
+    rank = {t: i for i, t in enumerate(tier_order)}
+
+    def used(b: list[ReviewItem]) -> int:
+        return sum(it.est_tokens for it in b)
+
+    # Smallest lower-tier calls first: they are the ones most likely to fit somewhere.
+    order = sorted(range(len(bins)), key=lambda i: (rank.get(bins[i][0], 99), used(bins[i][2])))
+    removed: set[int] = set()
+    received: set[int] = set()
+    for i in order:
+        tier, _, b = bins[i]
+        if i in received or tier not in rank or used(b) > max_tokens:
+            continue  # moving it would bill too many tokens at the dearer model
+        targets = [
+            j
+            for j in range(len(bins))
+            if j not in removed and j != i and rank.get(bins[j][0], -1) == rank[tier] + 1
+        ]
+        targets.sort(key=lambda j: -(capacity - used(bins[j][2])))
+        plan: dict[int, list[ReviewItem]] = {}
+        room = {j: capacity - used(bins[j][2]) for j in targets}
+        slots = {j: max_items - len(bins[j][2]) for j in targets}
+        for it in sorted(b, key=lambda it: -it.est_tokens):
+            for j in targets:
+                if it.est_tokens <= room[j] and slots[j] > 0:
+                    plan.setdefault(j, []).append(it)
+                    room[j] -= it.est_tokens
+                    slots[j] -= 1
+                    break
+            else:
+                plan = {}
+                break
+        if not plan:
+            continue
+        for j, moved in plan.items():
+            t_tier, t_model, _ = bins[j]
+            bins[j][2].extend(dataclasses.replace(it, tier=t_tier, model=t_model) for it in moved)
+            received.add(j)
+        removed.add(i)
+    return [b for i, b in enumerate(bins) if i not in removed]
+
+
+def plan(
+    items: Sequence[ReviewItem], config: ReviewConfig, calibration: Calibration | None = None
+) -> list[Batch]:
+    """`pack` with the settings of `review:` (budget, files per call, tier merging)."""
+    return pack(
+        items,
+        config.budget_tokens,
+        overhead_tokens=prefix_tokens(config, calibration),
+        max_items=config.max_files_per_call,
+        merge_tiers=config.merge_tiers,
+        merge_max_tokens=config.merge_max_tokens,
+    )

@@ -1,0 +1,380 @@
+"""The review gate, end to end: diff → triage → local reviewer → route → cache → batch →
+provider → merge → cache store → verdict → metrics → summary.
+
+Each stage lives in its own module; this one only wires them and keeps the per-file state.
+Infrastructure failures (provider down, cache unusable, history unwritable) never crash the
+run: they degrade it and say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from bot.config.model import GatebotConfig
+from bot.config.review import ReviewConfig
+from bot.errors import InfrastructureError
+from bot.git import attributes, blobs
+from bot.git.diff import ChangeRange, change_range, diff_files, open_repo
+from bot.metrics.history import record_review
+from bot.review import local, normalize, triage
+from bot.review.batch import make_items, pack, prefix_tokens
+from bot.review.cache import ReviewCache
+from bot.review.cost import baseline, cost_usd
+from bot.review.models import FileResult, FileStatus, Finding, Metrics, Verdict
+from bot.review.prompt import PROMPT_VERSION, rules_hash
+from bot.review.pysyntax import Parses
+from bot.review.route import route
+from bot.review.summary import render_summary
+from bot.review.tokens import Calibration, load_calibration
+from bot.review.types import Batch, FileChange, Provider, ReviewItem, Usage
+from bot.review.verdict import compute_metrics, decide
+
+log = logging.getLogger(__name__)
+
+NO_KEY_REASON = "no GEMINI_API_KEY or GOOGLE_API_KEY set"
+
+
+@dataclass
+class _File:
+    change: FileChange
+    old_text: str | None
+    new_text: str | None
+    decision: triage.Decision
+    local_findings: list[Finding] = field(default_factory=list)
+    model_findings: list[Finding] = field(default_factory=list)
+    tier: str | None = None
+    model: str | None = None
+    key: str | None = None
+    status: FileStatus = "reviewed"
+    covered: bool = True
+    uncovered_reason: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.change.path
+
+    def result(self) -> FileResult:
+        reason = self.decision.skip_reason if self.status == "skipped" else None
+        if not self.covered:
+            reason = self.uncovered_reason
+        elif reason is None and self.decision.protected_by:
+            reason = f"protected path (matches {self.decision.protected_by})"
+        findings = sorted(
+            [*self.local_findings, *self.model_findings],
+            key=lambda f: (f.line or 0, f.severity, f.category, f.message),
+        )
+        return FileResult(
+            path=self.path,
+            old_path=self.change.old_path,
+            status=self.status,
+            reason=reason,
+            tier=self.tier if self.status != "skipped" else None,
+            model=self.model if self.status != "skipped" and self.covered else None,
+            needs_human=self.decision.needs_human,
+            covered=self.covered,
+            findings=findings,
+        )
+
+
+@dataclass
+class ReviewRun:
+    verdict: Verdict
+    summary_md: str
+    reasons: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ModelStats:
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    batches: int = 0
+    files_answered: int = 0  # sent and fully answered (all parts)
+
+
+class _Warnings(list[str]):
+    def add(self, message: str) -> None:
+        log.warning(message)
+        self.append(message)
+
+
+def _load_files(
+    repo: pygit2.Repository, rng: ChangeRange, review: ReviewConfig, parses: Parses
+) -> list[_File]:
+    changed = diff_files(
+        repo, rng.merge_base_sha, rng.head_sha, review.context_lines, review.max_file_bytes
+    )
+    rules = triage.Rules.from_config(review)
+    paths = [c.change.path for c in changed]
+    check_attrs = attributes.may_have_attributes(repo, rng.head_sha, paths)
+    files: list[_File] = []
+    for c in changed:
+        change = c.change
+        old_text = new_text = None
+        if not change.binary:  # each blob was read once, by the diff
+            old_text = blobs.as_text(c.old_data)
+            new_text = blobs.as_text(c.new_data)
+        attrs = triage.Attributes()
+        if check_attrs:
+            attrs = triage.Attributes(
+                generated=attributes.attribute_set(
+                    repo, rng.head_sha, change.path, "linguist-generated"
+                ),
+                vendored=attributes.attribute_set(
+                    repo, rng.head_sha, change.path, "linguist-vendored"
+                ),
+            )
+        decision = triage.triage(change, old_text, new_text, rules, attrs, parses)
+        f = _File(change, old_text, new_text, decision)
+        if decision.skip_reason is not None:
+            f.status = "skipped"
+        files.append(f)
+    return files
+
+
+def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None:
+    for f in files:
+        if f.change.change == "deleted":
+            continue
+        if f.status != "skipped":
+            f.local_findings = local.review_file(
+                f.change, f.new_text, review, parses, old_text=f.old_text
+            )
+            continue
+        # Skipped files cost no model call, but a committed secret or a huge blob is still
+        # worth knowing about wherever it hides (docs/, vendor/, a formatting-only change).
+        if review.local.secrets and not f.change.binary:
+            f.local_findings += local.check_secrets(f.change)
+        if review.local.large_files and f.change.binary:
+            f.local_findings += local.check_large_file(f.change, None, review)
+
+
+def _assign_keys(files: list[_File], review: ReviewConfig) -> list[_File]:
+    rules = rules_hash(review)
+    todo = [f for f in files if f.status != "skipped"]
+    for f in todo:
+        f.tier, f.model = route(f.change, f.new_text, review)
+        f.key = normalize.cache_key(
+            path=f.path,
+            old_hash=normalize.content_hash(f.old_text, f.change.old_oid),
+            new_hash=normalize.content_hash(f.new_text, f.change.new_oid),
+            model=f.model,
+            prompt_version=PROMPT_VERSION,
+            rules_hash=rules,
+            context_lines=review.context_lines,
+        )
+    return todo
+
+
+def _model_finding(finding: Finding, f: _File) -> Finding:
+    """A model finding attached to file `f`: our path, our idea of what the diff changed."""
+    in_diff = finding.line is not None and finding.line in f.change.changed_lines
+    return finding.model_copy(update={"path": f.path, "in_diff": in_diff, "source": "model"})
+
+
+def _review_with_model(
+    todo: list[_File],
+    provider: Provider,
+    cache: ReviewCache,
+    review: ReviewConfig,
+    warnings: _Warnings,
+    calibration: Calibration,
+) -> _ModelStats:
+    stats = _ModelStats()
+    misses: list[_File] = []
+    for f in todo:
+        assert f.key is not None and f.model is not None
+        hit = cache.get(f.key)
+        if hit is not None:
+            f.status = "cached"
+            f.model = hit.model
+            f.model_findings = [_model_finding(x, f) for x in hit.findings]
+        else:
+            misses.append(f)
+    if not misses:
+        return stats
+
+    item_owner: dict[str, _File] = {}
+    items_of: dict[str, list[ReviewItem]] = defaultdict(list)
+    items: list[ReviewItem] = []
+    for f in misses:
+        assert f.key is not None and f.tier is not None and f.model is not None
+        for item in make_items(f.change, f.tier, f.model, f.key, review, calibration=calibration):
+            item_owner[item.cache_key] = f
+            items_of[f.path].append(item)
+            items.append(item)
+    batches: list[Batch] = pack(
+        items,
+        review.budget_tokens,
+        overhead_tokens=prefix_tokens(review, calibration),
+        max_items=review.max_files_per_call,
+        merge_tiers=review.merge_tiers,
+        merge_max_tokens=review.merge_max_tokens,
+    )
+    stats.batches = len(batches)
+    for batch in batches:
+        # pack() may move a lower tier's files into a stronger model's call: name who reviewed.
+        for item in batch.items:
+            item_owner[item.cache_key].model = batch.model
+
+    answered: dict[str, list[Finding]] = {}
+    failed: dict[str, str] = {}
+    try:
+        outcomes = provider.review(batches)
+    except InfrastructureError as exc:
+        outcomes = []
+        warnings.add(f"the model provider failed: {exc.message}")
+        failed = {item.cache_key: exc.message for item in items}
+    for outcome in outcomes:
+        answered.update(outcome.findings)
+        failed.update(outcome.failed)
+        for model, usage in outcome.usage_by_model.items():
+            stats.usage = stats.usage + usage
+            stats.cost_usd += cost_usd(model, usage, review.prices)
+
+    by_path = {f.path: f for f in misses}
+    by_old_path = {f.change.old_path: f for f in misses if f.change.old_path}
+    for key, findings in answered.items():
+        if key not in item_owner:
+            warnings.add(f"the provider answered for an item it was not asked about ({key[:16]})")
+            continue
+        for finding in findings:
+            owner = by_path.get(finding.path) or by_old_path.get(finding.path)
+            if owner is None:
+                warnings.add(
+                    f"dropped a model finding on {finding.path!r}: not a file sent for review"
+                )
+                continue
+            owner.model_findings.append(_model_finding(finding, owner))
+
+    for f in misses:
+        problems = [
+            failed.get(item.cache_key, "no answer")
+            for item in items_of[f.path]
+            if item.cache_key not in answered or item.cache_key in failed
+        ]
+        if problems:
+            f.covered = False
+            f.uncovered_reason = f"not covered by the model: {problems[0]}"
+            continue
+        assert f.key is not None and f.model is not None
+        own = [x for x in f.model_findings if x.path == f.path]
+        cache.put(f.key, f.model, own)
+        stats.files_answered += 1
+    return stats
+
+
+def _baseline(files: list[_File], review: ReviewConfig) -> tuple[int, float]:
+    texts = [
+        (f.path, f.new_text)
+        for f in files
+        if f.change.change != "deleted" and f.new_text is not None
+    ]
+    return baseline(texts, review.models.standard, review.prices)
+
+
+def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str, str | None]:
+    if provider is None:
+        return "local", NO_KEY_REASON
+    uncovered = [f for f in files if not f.covered]
+    if uncovered:
+        reason = uncovered[0].uncovered_reason or "the model provider failed"
+        return f"{provider.name}+local", (
+            f"{reason.removeprefix('not covered by the model: ')} "
+            f"({len(uncovered)} file(s) not covered by the model)"
+        )
+    return provider.name, None
+
+
+def _record_history(cache_dir: Path, verdict: Verdict, config: GatebotConfig, w: _Warnings) -> None:
+    try:
+        record_review(cache_dir, verdict, config.metrics)
+    except (NotImplementedError, OSError) as exc:
+        w.add(f"run history not recorded: {exc or type(exc).__name__}")
+
+
+def run_review(
+    repo: Path,
+    base: str,
+    head: str,
+    config: GatebotConfig,
+    cache_dir: Path,
+    provider: Provider | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_label: str = "as given by the caller",
+) -> ReviewRun:
+    """Review base...head of the repository at `repo`. Raises UsageError for bad refs/repos.
+
+    `config_label` says in the summary where `config` came from (bot.review.config_source).
+    """
+    started = time.perf_counter()
+    review = config.review
+    warnings = _Warnings()
+    git_repo = open_repo(repo)
+    rng = change_range(git_repo, base, head)
+    parses = Parses()  # triage and the syntax check share parse results
+    files = _load_files(git_repo, rng, review, parses)
+    _run_local(files, review, parses)
+
+    stats = _ModelStats()
+    if provider is not None:
+        todo = _assign_keys(files, review)
+        if todo:
+            with ReviewCache.open(cache_dir, review.cache_max_mb * 1024 * 1024) as cache:
+                calibration = load_calibration(cache_dir)
+                stats = _review_with_model(todo, provider, cache, review, warnings, calibration)
+            warnings.extend(cache.warnings)  # already logged by the cache
+
+    results = [f.result() for f in files]
+    decision = decide(results, review)
+    baseline_calls, baseline_cost = _baseline(files, review)
+    label, degraded_reason = _provider_label(provider, files)
+    if provider is None and env is not None and _has_key(env):
+        degraded_reason = "the configured model provider is not available"
+    metrics: Metrics = compute_metrics(
+        results,
+        usage=stats.usage,
+        batches=stats.batches,
+        files_reviewed_by_model=stats.files_answered,
+        cost_usd=stats.cost_usd,
+        baseline_api_calls=baseline_calls,
+        baseline_cost_usd=baseline_cost,
+        duration_s=time.perf_counter() - started,
+    )
+    verdict = Verdict(
+        verdict=decision.verdict,
+        base_sha=rng.base_sha,
+        head_sha=rng.head_sha,
+        provider=label,
+        degraded=degraded_reason is not None,
+        degraded_reason=degraded_reason,
+        blocking_severity=review.blocking_severity,
+        files=results,
+        uncovered=[r.path for r in results if not r.covered],
+        needs_human=[r.path for r in results if r.needs_human],
+        metrics=metrics,
+    )
+    _record_history(cache_dir, verdict, config, warnings)
+    summary = render_summary(verdict, decision.reasons, list(warnings), config_label)
+    return ReviewRun(verdict, summary, decision.reasons, list(warnings))
+
+
+def _has_key(env: Mapping[str, str]) -> bool:
+    return bool(env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY"))
+
+
+def write_outputs(run: ReviewRun, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "verdict.json").write_text(run.verdict.model_dump_json(indent=2) + "\n", "utf-8")
+    (out_dir / "summary.md").write_text(run.summary_md, "utf-8")
+    (out_dir / "metrics.json").write_text(
+        run.verdict.metrics.model_dump_json(indent=2) + "\n", "utf-8"
+    )

@@ -1,0 +1,105 @@
+"""Token estimates without a tokenizer, calibrated against what the provider reports.
+
+Packing needs an estimate before any call is made. Characters / 4 is the usual rule for English
+and code on Gemini's tokenizer; the real ratio for a given code base differs, so every answer's
+`promptTokenCount` is compared with our estimate of the prompt we sent and a smoothed
+correction factor is kept (optionally persisted beside the review cache).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 4.0
+# What an answer in our schema costs per file (an entry, and a finding on average) and per call,
+# in tokens. The naive baseline is estimated with the same rule, so the two compare fairly.
+OUTPUT_TOKENS_PER_FILE = 40
+OUTPUT_TOKENS_PER_CALL = 10
+
+_MIN_FACTOR, _MAX_FACTOR = 0.25, 4.0
+_SMOOTHING = 0.3  # weight of a new observation in the running factor
+CALIBRATION_FILE = "token-calibration.json"
+
+
+def estimate_tokens(text: str, factor: float = 1.0) -> int:
+    if not text:
+        return 0
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN * factor))
+
+
+def estimate_output_tokens(files: int) -> int:
+    return OUTPUT_TOKENS_PER_CALL + OUTPUT_TOKENS_PER_FILE * files
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """reported ≈ estimated × factor. Immutable: `observe` returns the updated value."""
+
+    factor: float = 1.0
+    samples: int = 0
+
+    def estimate(self, text: str) -> int:
+        return estimate_tokens(text, self.factor)
+
+    def observe(self, estimated_raw: int, reported: int) -> Calibration:
+        """Fold one observation in. `estimated_raw` is the uncalibrated (factor 1.0) estimate."""
+        if estimated_raw <= 0 or reported <= 0:
+            return self
+        ratio = min(max(reported / estimated_raw, _MIN_FACTOR), _MAX_FACTOR)
+        first = self.samples == 0
+        factor = ratio if first else (1 - _SMOOTHING) * self.factor + _SMOOTHING * ratio
+        return Calibration(round(factor, 4), self.samples + 1)
+
+
+class CalibrationTracker:
+    """Thread-safe holder the provider updates from concurrent calls."""
+
+    def __init__(self, initial: Calibration | None = None) -> None:
+        self._value = initial or Calibration()
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> Calibration:
+        with self._lock:
+            return self._value
+
+    def observe(self, estimated_raw: int, reported: int) -> None:
+        with self._lock:
+            self._value = self._value.observe(estimated_raw, reported)
+
+
+def load_calibration(directory: Path) -> Calibration:
+    """Read a persisted calibration; anything unreadable is the default (estimates still work)."""
+    path = directory / CALIBRATION_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        factor = float(data["factor"])
+        samples = int(data["samples"])
+    except FileNotFoundError:
+        return Calibration()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable token calibration %s: %s", path, exc)
+        return Calibration()
+    if not (_MIN_FACTOR <= factor <= _MAX_FACTOR) or samples < 0:
+        log.warning("ignoring out-of-range token calibration in %s", path)
+        return Calibration()
+    return Calibration(factor, samples)
+
+
+def save_calibration(directory: Path, calibration: Calibration) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CALIBRATION_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(
+        json.dumps({"factor": calibration.factor, "samples": calibration.samples}),
+        encoding="utf-8",
+    )
+    tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file, never half

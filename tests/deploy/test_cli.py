@@ -1,0 +1,122 @@
+"""`gatebot deploy | rollback | releases | unlock` through the real CLI entry point, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.cli.main import main
+from tests.deploy.conftest import DeployEnv
+
+pytestmark = pytest.mark.sshd
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def _config(denv: DeployEnv, **targets: dict[str, object]) -> Path:
+    cfg = denv.tmp / "gatebot.yml"
+    data = {"deploy": {"targets": targets or {"inf": denv.target_data()}}}
+    cfg.write_text(yaml.safe_dump(data))
+    return cfg
+
+
+def test_deploy_rollback_releases_with_report_and_summary(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _config(denv)
+    summary = denv.tmp / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    common = ["--target", "inf", "--config", str(cfg), "--repo", str(denv.rb.path)]
+    first_sha = denv.rb.commit({"a.py": "1\n", "requirements.txt": ""})
+    code, out, err = _cli(["deploy", *common, "--no-audit"], capsys)
+    assert code == 0, err
+    denv.rb.commit({"a.py": "2\n"})
+    report_file = denv.tmp / "out" / "report.json"
+    code, out, err = _cli(["deploy", *common, "--no-audit", "--report", str(report_file)], capsys)
+    assert code == 0, err
+    report = json.loads(report_file.read_text())
+    host = report["hosts"][0]
+    assert report["ok"] and host["files_sent"] == 1 and host["status"] == "deployed"
+    assert "deploy summary" in out and "files sent" in out
+    assert "| inf | deployed |" in summary.read_text()
+    code, out, err = _cli(["releases", *common], capsys)
+    assert code == 0, err
+    assert first_sha[:12] in out and out.count("yes") == 2 and "*" in out
+    code, out, err = _cli(["rollback", *common, "--no-audit"], capsys)
+    assert code == 0, err
+    assert (denv.current / "a.py").read_text() == "1\n"
+    # Each run is recorded in the run history beside the review cache.
+    history = (denv.tmp / "cache" / "history.jsonl").read_text().splitlines()
+    kinds = [json.loads(line)["kind"] for line in history]
+    assert kinds == ["deploy", "deploy", "rollback"]
+    # Private key material never reaches the output.
+    key_line = (denv.sshd.client_key).read_text().splitlines()[1]
+    assert key_line not in out + err + report_file.read_text()
+
+
+def test_usage_errors_exit_2_and_name_the_problem(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    cfg = _config(denv)
+    denv.rb.commit({"a.py": "1\n"})
+    base = ["--config", str(cfg), "--repo", str(denv.rb.path)]
+    code, _out, err = _cli(["deploy", "--target", "nope", *base], capsys)
+    assert code == 2 and "unknown target 'nope'" in err
+    code, _out, err = _cli(["deploy", "--target", "inf", "--ref", "no-such-ref", *base], capsys)
+    assert code == 2 and "no-such-ref" in err
+    code, _out, err = _cli(["unlock", "--target", "inf", *base], capsys)
+    assert code == 2 and "--owner RUN_ID, or --force" in err
+    code, _out, err = _cli(["rollback", "--target", "inf", "--to", "../x", *base], capsys)
+    assert code == 2 and "not a release id" in err
+    bad_cfg = denv.tmp / "bad.yml"
+    bad_cfg.write_text(yaml.safe_dump({"deploy": {"targets": {"inf": {"host": "h"}}}}))
+    code, _out, err = _cli(
+        ["deploy", "--target", "inf", "--config", str(bad_cfg), "--repo", str(denv.rb.path)],
+        capsys,
+    )
+    assert code == 2 and "deploy.targets.inf.user" in err
+
+
+def test_target_all_deploys_every_target(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    cfg = _config(
+        denv,
+        one=denv.target_data(path=str(denv.tmp / "h1")),
+        two=denv.target_data(path=str(denv.tmp / "h2")),
+    )
+    denv.rb.commit({"a.py": "1\n"})
+    args = ["deploy", "--target", "all", "--config", str(cfg), "--repo", str(denv.rb.path)]
+    code, out, err = _cli([*args, "--no-audit"], capsys)
+    assert code == 0, err
+    assert (denv.tmp / "h1" / "current" / "a.py").exists()
+    assert (denv.tmp / "h2" / "current" / "a.py").exists()
+    assert "one" in out and "two" in out
+
+
+def test_symlink_escaping_the_tree_is_refused_before_connecting(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.deploy.manifest import MODE_LINK
+
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    cfg = _config(denv)
+    denv.rb.commit(
+        {"a.py": "1\n", "conf/secrets": "../../../etc/shadow"}, modes={"conf/secrets": MODE_LINK}
+    )
+    args = ["deploy", "--target", "inf", "--config", str(cfg), "--repo", str(denv.rb.path)]
+    code, _out, err = _cli(args, capsys)
+    assert code == 1
+    assert "symlink 'conf/secrets' points outside the release" in err
+    assert not denv.root.exists()

@@ -1,0 +1,490 @@
+"""A loopback Gemini API: `generateContent` and `countTokens` as google-genai calls them.
+
+Reached by google-genai through GOOGLE_GEMINI_BASE_URL (the `gemini_server` fixture sets it and
+a fake GEMINI_API_KEY). It answers schema-conforming JSON derived from the request: it parses
+the file blocks of the prompt and reports a finding on every added line that carries a marker
+(`FIXME-SECURITY`, `eval(`), none otherwise. It counts calls and tokens (prompt, output and
+implicitly cached prefix tokens, like Gemini's implicit caching), and fails on demand.
+
+    server.fail("429", times=2, retry_delay="0.05s")
+    server.fail("omit_file", path="src/b.py")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from bot.review.prompt import parse_blocks
+
+FAKE_KEY = "fake-gemini-key-for-tests"
+KNOWN_MODELS = ("gemini-2.5-flash-lite", "gemini-2.5-flash", "gemini-2.5-pro")
+_MODEL_GET_RE = re.compile(r"^/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)$")
+MARKERS = {"FIXME-SECURITY": ("high", "security"), "eval(": ("high", "security")}
+FAULT_KINDS = (
+    "429",
+    "500",
+    "503",
+    "404",
+    "auth",
+    "slow",
+    "truncated",
+    "not_json",
+    "empty",
+    "omit_file",
+    "malformed_file",
+    "unknown_path",
+    "unknown_line",
+)
+_PATH_RE = re.compile(r"^/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
+_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<new>\d+)(?:,\d+)? @@")
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int = 1  # requests it applies to; -1: every matching request
+    path: str | None = None  # only requests whose prompt asks about this file
+    model: str | None = None
+    retry_delay: str = "0.05s"
+    delay_s: float = 2.0
+
+
+@dataclass
+class Call:
+    model: str
+    paths: list[str]
+    status: int
+    fault: str | None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    generation_config: dict[str, Any] = field(default_factory=dict)
+    system: str = ""
+
+
+@dataclass
+class Stats:
+    calls: list[Call] = field(default_factory=list)
+    count_tokens_calls: int = 0
+    auth_rejections: int = 0
+
+    @property
+    def generate_calls(self) -> int:
+        return len(self.calls)
+
+    @property
+    def ok_calls(self) -> int:
+        return sum(1 for c in self.calls if c.status == 200)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.calls)
+
+    @property
+    def cached_tokens(self) -> int:
+        return sum(c.cached_tokens for c in self.calls)
+
+    def paths_asked(self) -> list[str]:
+        return [p for c in self.calls if c.status == 200 for p in c.paths]
+
+
+def count_tokens(text: str, chars_per_token: float = 3.6) -> int:
+    # Not Gemini's tokenizer, but denser than the client's chars/4 rule on purpose: the client's
+    # calibration has something real to learn.
+    return math.ceil(len(text) / chars_per_token) if text else 0
+
+
+def findings_for(body: str) -> list[dict[str, Any]]:
+    """Findings for the added lines of one file block's diff that carry a marker."""
+    out: list[dict[str, Any]] = []
+    new_line: int | None = None
+    for raw in body.splitlines():
+        m = _HUNK_RE.match(raw)
+        if m:
+            new_line = int(m.group("new"))
+            continue
+        if new_line is None or not raw:
+            continue
+        origin, content = raw[0], raw[1:]
+        if origin == "+":
+            for marker, (severity, category) in MARKERS.items():
+                if marker in content:
+                    out.append(
+                        {
+                            "line": new_line,
+                            "end_line": new_line,
+                            "severity": severity,
+                            "category": category,
+                            "message": f"{marker} on an added line",
+                        }
+                    )
+                    break
+            new_line += 1
+        elif origin == " ":
+            new_line += 1
+    return out
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix, by binary search over slice comparisons (C speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _text_of(contents: Any) -> str:
+    texts: list[str] = []
+    if isinstance(contents, dict):
+        contents = [contents]
+    for content in contents or []:
+        for part in (content or {}).get("parts") or []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+    return "".join(texts)
+
+
+class FakeGemini:
+    def __init__(
+        self,
+        *,
+        api_key: str = FAKE_KEY,
+        min_cached_tokens: int = 1024,
+        chars_per_token: float = 3.6,
+    ) -> None:
+        self.api_key = api_key
+        # models.get answers 404 for any other name (doctor's "configured models known").
+        self.models: set[str] = set(KNOWN_MODELS)
+        self.min_cached_tokens = min_cached_tokens
+        self.chars_per_token = chars_per_token
+        self.stats = Stats()
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._seen_prefixes: dict[str, list[str]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeGemini:
+        handler = _make_handler(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def fail(self, kind: str, **kwargs: Any) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.append(Fault(kind, **kwargs))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.stats = Stats()
+
+    # -- behaviour ----------------------------------------------------------------------
+
+    def _take_fault(self, model: str, prompt: str) -> Fault | None:
+        with self._lock:
+            for f in self._faults:
+                if f.model is not None and f.model != model:
+                    continue
+                if f.path is not None and json.dumps(f.path) not in prompt:
+                    continue
+                if f.times > 0:
+                    f.times -= 1
+                    if f.times == 0:
+                        self._faults.remove(f)
+                return f
+        return None
+
+    def _cached_tokens(self, model: str, prompt: str) -> int:
+        # Implicit caching: a prefix seen before on the same model is billed as cached, when it
+        # is long enough (Gemini's minimum differs per model; 1024 tokens for 2.5 Flash).
+        head = prompt[:65536]
+        with self._lock:
+            seen = self._seen_prefixes.setdefault(model, [])
+            best = max((_common_prefix(earlier, head) for earlier in seen), default=0)
+            seen.append(head)
+            del seen[:-32]
+        cached = count_tokens(prompt[:best], self.chars_per_token)
+        return cached if cached >= self.min_cached_tokens else 0
+
+    def generate(self, model: str, request: dict[str, Any]) -> tuple[int, Any, Fault | None]:
+        system = _text_of(request.get("systemInstruction"))
+        user = _text_of(request.get("contents"))
+        prompt = system + user
+        blocks = parse_blocks(user)
+        paths = [p for p, _, _ in blocks]
+        fault = self._take_fault(model, prompt)
+        call = Call(
+            model=model,
+            paths=paths,
+            status=200,
+            fault=fault.kind if fault else None,
+            generation_config=request.get("generationConfig") or {},
+            system=system,
+        )
+        with self._lock:
+            self.stats.calls.append(call)
+
+        kind = fault.kind if fault else None
+        if kind in ("429", "500", "503", "404", "auth"):
+            call.status, body = _error(kind, fault)
+            return call.status, body, fault
+        if kind == "slow":
+            assert fault is not None
+            self._stopping.wait(fault.delay_s)
+        if kind == "not_json":
+            return 200, b"this is not json", fault
+
+        files = [
+            {"path": path, "part": part, "findings": findings_for(body)}
+            for path, part, body in blocks
+        ]
+        if kind == "omit_file" and files:
+            target = fault.path if fault and fault.path else files[0]["path"]
+            files = [f for f in files if f["path"] != target]
+        if kind == "malformed_file" and files:
+            target = fault.path if fault and fault.path else files[0]["path"]
+            for f in files:
+                if f["path"] == target:
+                    f["findings"] = [{"line": "one", "severity": "urgent", "message": 3}]
+        if kind == "unknown_path":
+            files.append(
+                {
+                    "path": "not/asked/about.py",
+                    "part": 1,
+                    "findings": [
+                        {
+                            "line": 1,
+                            "end_line": 1,
+                            "severity": "critical",
+                            "category": "security",
+                            "message": "a finding on a file nobody asked about",
+                        }
+                    ],
+                }
+            )
+        if kind == "unknown_line" and files:
+            files[0]["findings"].append(
+                {
+                    "line": 99999,
+                    "end_line": 99999,
+                    "severity": "medium",
+                    "category": "bug",
+                    "message": "a finding on a line outside the diff",
+                }
+            )
+        text = json.dumps({"files": files})
+        if kind == "truncated":
+            text = text[: max(len(text) // 2, 1)]
+        if kind == "empty":
+            text = ""
+
+        call.prompt_tokens = count_tokens(prompt, self.chars_per_token)
+        call.cached_tokens = self._cached_tokens(model, prompt)
+        call.output_tokens = count_tokens(text, self.chars_per_token)
+        usage: dict[str, int] = {
+            "promptTokenCount": call.prompt_tokens,
+            "candidatesTokenCount": call.output_tokens,
+            "totalTokenCount": call.prompt_tokens + call.output_tokens,
+        }
+        if call.cached_tokens:
+            usage["cachedContentTokenCount"] = call.cached_tokens
+        answer = {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": text}], "role": "model"},
+                    "finishReason": "MAX_TOKENS" if kind == "truncated" else "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": usage,
+            "modelVersion": model,
+        }
+        return 200, answer, fault
+
+    def count(self, request: dict[str, Any]) -> dict[str, Any]:
+        inner = request.get("generateContentRequest") or request
+        text = _text_of(inner.get("contents")) + _text_of(inner.get("systemInstruction"))
+        with self._lock:
+            self.stats.count_tokens_calls += 1
+        return {"totalTokens": count_tokens(text, self.chars_per_token)}
+
+
+def _error(kind: str, fault: Fault | None) -> tuple[int, dict[str, Any]]:
+    if kind == "429":
+        delay = fault.retry_delay if fault else "1s"
+        return 429, {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted (e.g. check quota).",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+                ],
+            }
+        }
+    if kind == "auth":
+        return 400, _status(
+            400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
+        )
+    if kind == "404":
+        return 404, _status(404, "models/x is not found for API version v1", None, "NOT_FOUND")
+    code = int(kind)
+    status = "INTERNAL" if code == 500 else "UNAVAILABLE"
+    return code, _status(code, "The service is currently unavailable.", None, status)
+
+
+def _status(code: int, message: str, reason: str | None, status: str = "INVALID_ARGUMENT") -> Any:
+    details = (
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+            }
+        ]
+        if reason
+        else []
+    )
+    return {"error": {"code": code, "message": message, "status": status, "details": details}}
+
+
+def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+            return
+
+        def _send(self, status: int, body: Any) -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (its timeout) before a slow answer came: that is the point.
+                self.close_connection = True
+
+        def do_GET(self) -> None:
+            # models.get, as google-genai's `client.models.get(model=...)` calls it.
+            m = _MODEL_GET_RE.match(self.path.split("?")[0])
+            if not m:
+                self._send(404, _status(404, f"no such method {self.path}", None, "NOT_FOUND"))
+                return
+            if self.headers.get("x-goog-api-key") != fake.api_key:
+                with fake._lock:
+                    fake.stats.auth_rejections += 1
+                self._send(
+                    400,
+                    _status(
+                        400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
+                    ),
+                )
+                return
+            model = m.group("model")
+            if model not in fake.models:
+                msg = f"models/{model} is not found for API version {m.group(1)}"
+                self._send(404, _status(404, msg, None, "NOT_FOUND"))
+                return
+            self._send(
+                200,
+                {
+                    "name": f"models/{model}",
+                    "displayName": model,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"],
+                },
+            )
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            m = _PATH_RE.match(self.path.split("?")[0])
+            if not m:
+                self._send(404, _status(404, f"no such method {self.path}", None, "NOT_FOUND"))
+                return
+            if self.headers.get("x-goog-api-key") != fake.api_key:
+                with fake._lock:
+                    fake.stats.auth_rejections += 1
+                self._send(
+                    400,
+                    _status(
+                        400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
+                    ),
+                )
+                return
+            try:
+                request = json.loads(raw or b"{}")
+            except ValueError:
+                self._send(400, _status(400, "Invalid JSON payload received.", None))
+                return
+            if m.group("method") == "countTokens":
+                self._send(200, fake.count(request))
+            elif m.group("method") == "generateContent":
+                status, body, _ = fake.generate(m.group("model"), request)
+                self._send(status, body)
+            else:
+                self._send(
+                    404, _status(404, f"method {m.group('method')} not faked", None, "NOT_FOUND")
+                )
+
+    return Handler
+
+
+@pytest.fixture
+def gemini_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGemini]:
+    """A running fake Gemini; google-genai reaches it through GOOGLE_GEMINI_BASE_URL."""
+    server = FakeGemini().start()
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+    monkeypatch.setenv("GEMINI_API_KEY", server.api_key)
+    try:
+        yield server
+    finally:
+        server.stop()

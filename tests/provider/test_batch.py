@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.config.review import ReviewConfig
+from bot.review.batch import item_budget, make_items, pack, plan, prefix_tokens
+from bot.review.types import DiffLine, FileChange, Hunk, ReviewItem
+from tests.fakes.gemini import findings_for
+from tests.provider.helpers import added_file, many_hunks
+
+SMALL = ReviewConfig(budget_tokens=4000)
+
+
+def item(path: str, tokens: int, tier: str = "standard", model: str = "flash") -> ReviewItem:
+    return ReviewItem(path, "+x\n", frozenset({1}), tier, model, f"key-{path}", tokens)
+
+
+def test_a_small_file_is_one_item_with_the_given_key() -> None:
+    change = added_file("src/a.py", ["x = 1", "y = 2"])
+    (only,) = make_items(change, "standard", "flash", "KEY", ReviewConfig())
+    assert only.cache_key == "KEY"
+    assert (only.part, only.parts) == (0, 1)
+    assert only.diff_text == change.render_diff()
+    assert only.changed_lines == frozenset({1, 2})
+    assert 0 < only.est_tokens < 200
+
+
+def test_a_file_too_big_for_one_call_is_split_by_hunks_without_loss() -> None:
+    change = many_hunks("src/big.py", hunks=30, lines_per_hunk=20)
+    items = make_items(change, "standard", "flash", "KEY", SMALL)
+    assert len(items) > 1
+    assert [it.cache_key for it in items] == [f"KEY#{i}" for i in range(len(items))]
+    assert all(it.parts == len(items) for it in items)
+    assert all(it.est_tokens <= item_budget(SMALL) for it in items)
+    covered: set[int] = set()
+    for it in items:
+        covered |= it.changed_lines
+    assert covered == set(change.changed_lines)
+    # every hunk is rendered whole in exactly one part
+    joined = "".join(it.diff_text for it in items)
+    assert joined == change.render_diff()
+
+
+def test_one_giant_hunk_is_cut_into_chunks_with_correct_line_numbers() -> None:
+    lines = [f"row_{i} = {'y' * 50}" for i in range(2000)]
+    lines[1500] = "danger = eval(payload)  # FIXME-SECURITY"
+    change = added_file("data/huge.py", lines)
+    items = make_items(change, "standard", "flash", "K", SMALL)
+    assert len(items) > 5
+    hits = [
+        f["line"]
+        for it in items
+        for f in findings_for(it.diff_text)  # the fake reads the @@ headers like a model would
+    ]
+    assert hits == [1501]
+    covered: set[int] = set()
+    for it in items:
+        covered |= it.changed_lines
+    assert covered == set(range(1, 2001))
+
+
+def test_a_single_enormous_line_is_sliced_not_dropped() -> None:
+    content = "".join(chr(97 + i % 26) for i in range(100_000))
+    line = DiffLine("+", None, 1, content + "\n")
+    hunk = Hunk(0, 0, 1, 1, "@@ -0,0 +1,1 @@\n", (line,))
+    change = FileChange("min.js", None, "added", None, "x", 0, 0o100644, False, 0, 1, (hunk,))
+    items = make_items(change, "lite", "m", "K", SMALL)
+    assert len(items) > 1
+    body = "".join(ln[1:] for it in items for ln in it.diff_text.splitlines() if ln.startswith("+"))
+    assert body == content
+    assert all(it.changed_lines == frozenset({1}) for it in items)
+
+
+def test_pack_fills_calls_first_fit_decreasing() -> None:
+    items = [item(f"f{i}.py", 300) for i in range(50)]
+    (batch,) = pack(items, 60_000, overhead_tokens=800)
+    assert len(batch.items) == 50
+    assert batch.est_tokens == 800 + 50 * 300
+    # a tight budget: sizes 6,5,4,3,2 (×100) into capacity 1000 → 2 calls (6+4, 5+3+2)
+    sized = [item(f"s{n}.py", n * 100) for n in (2, 6, 3, 5, 4)]
+    batches = pack(sized, 1031, overhead_tokens=0)  # 1031 × 0.97 safety ≈ 1000
+    assert sorted(sorted(it.est_tokens for it in b.items) for b in batches) == [
+        [200, 300, 500],
+        [400, 600],
+    ]
+
+
+def test_pack_respects_max_items_and_keeps_models_apart() -> None:
+    items = [item(f"f{i}.py", 10) for i in range(12)] + [
+        item(f"d{i}.py", 10, "deep", "pro") for i in range(3)
+    ]
+    batches = pack(items, 60_000, max_items=5, merge_tiers=False)
+    assert sorted(len(b.items) for b in batches) == [2, 3, 5, 5]
+    assert all(len({(it.tier, it.model) for it in b.items}) == 1 for b in batches)
+    assert {b.model for b in batches} == {"flash", "pro"}
+
+
+def test_a_small_lower_tier_call_rides_along_one_tier_up() -> None:
+    lite = [item(f"docs/{i}.md", 100, "lite", "flash-lite") for i in range(4)]
+    std = [item(f"src/{i}.py", 500, "standard", "flash") for i in range(10)]
+    deep = [item("src/auth.py", 500, "deep", "pro")]
+    merged = pack([*lite, *std, *deep], 60_000, overhead_tokens=800)
+    # lite rode along with standard; standard, having received files, stays where it is
+    assert [(b.tier, b.model, len(b.items)) for b in merged] == [
+        ("standard", "flash", 14),
+        ("deep", "pro", 1),
+    ]
+    # the moved items are labelled with the model that will review them; keys are unchanged
+    assert {it.model for it in merged[0].items} == {"flash"}
+    assert {it.cache_key for it in merged[0].items} == {it.cache_key for it in [*lite, *std]}
+    separate = pack([*lite, *std, *deep], 60_000, overhead_tokens=800, merge_tiers=False)
+    assert len(separate) == 3
+    # a lower-tier call above merge_max_tokens stays on its own, cheaper model
+    bounded = pack([*lite, *std, *deep], 60_000, overhead_tokens=800, merge_max_tokens=300)
+    assert [b.tier for b in bounded] == ["lite", "standard", "deep"]
+
+
+def test_lite_never_jumps_to_deep_but_standard_may_move_up() -> None:
+    lite = [item(f"docs/{i}.md", 100, "lite", "flash-lite") for i in range(4)]
+    deep = [item("src/auth.py", 500, "deep", "pro")]
+    assert [b.tier for b in pack([*lite, *deep], 60_000)] == ["lite", "deep"]
+    std = [item(f"src/{i}.py", 100, "standard", "flash") for i in range(3)]
+    assert [(b.tier, len(b.items)) for b in pack([*std, *deep], 60_000)] == [("deep", 4)]
+
+
+def test_risky_files_are_never_moved_down() -> None:
+    deep = [item(f"d{i}.py", 100, "deep", "pro") for i in range(2)]
+    std = [item(f"s{i}.py", 5000, "standard", "flash") for i in range(3)]
+    batches = pack([*deep, *std], 60_000)
+    assert {it.model for b in batches for it in b.items if it.path.startswith("d")} == {"pro"}
+
+
+def test_plan_uses_the_review_settings() -> None:
+    cfg = ReviewConfig(max_files_per_call=7)
+    items = [item(f"f{i}.py", 10) for i in range(20)]
+    batches = plan(items, cfg)
+    assert [len(b.items) for b in batches] == [7, 7, 6]
+    assert all(b.est_tokens == prefix_tokens(cfg) + 10 * len(b.items) for b in batches)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=80))
+def test_packing_loses_nothing_and_stays_within_budget(sizes: list[int]) -> None:
+    items = [item(f"f{i}.py", n) for i, n in enumerate(sizes)]
+    budget, overhead = 5000, 300
+    capacity = int(budget * 0.97) - overhead
+    batches = pack(items, budget, overhead_tokens=overhead, max_items=50)
+    packed = [it.cache_key for b in batches for it in b.items]
+    assert sorted(packed) == sorted(it.cache_key for it in items)
+    for b in batches:
+        assert b.est_tokens - overhead <= capacity or len(b.items) == 1
+    # first-fit decreasing is within 11/9 OPT + 1 of the optimum; the volume bound is below OPT
+    lower = math.ceil(sum(min(n, capacity) for n in sizes) / capacity)
+    assert len(batches) <= max(math.ceil(len(items) / 50), 11 * lower / 9 + 1)
