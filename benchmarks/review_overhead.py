@@ -39,7 +39,9 @@ from tests.provider.prgen import FEATURE, module, text  # noqa: E402
 
 def build_pr(root: Path, files: int, lines: int, seed: int = 3) -> Path:
     """main with `files` Python modules; the PR changes one line in each (like
-    benchmarks/review_replay.py's 1,000-file PR), a few of them only by reformatting."""
+    benchmarks/review_replay.py's 1,000-file PR, but at a random function of the module, not
+    always the first: the syntax check's cost depends on where the change is), a few of them
+    only by reformatting."""
     rng = random.Random(seed)
     rb = RepoBuilder(root)
     tree = {f"src/p{i % 20}/m{i}.py": module(rng, f"m{i}", lines) for i in range(files)}
@@ -47,7 +49,7 @@ def build_pr(root: Path, files: int, lines: int, seed: int = 3) -> Path:
     change = {}
     for n, (p, ls) in enumerate(tree.items()):
         new = list(ls)
-        idx = next(i for i, ln in enumerate(new) if ln.strip() == "total = 0.0")
+        idx = rng.choice([i for i, ln in enumerate(new) if ln.strip() == "total = 0.0"])
         # Every 50th file is only reformatted (free in triage, needs the AST comparison).
         new[idx] = "    total = 0.0  # reformatted" if n % 50 == 0 else "    total = 1.0"
         change[p] = text(new)
@@ -65,9 +67,11 @@ def git_diff_stat(repo: Path) -> float:
     return time.perf_counter() - started
 
 
-def gate(repo: Path, cache: Path, config: GatebotConfig) -> tuple[float, int]:
+def gate(
+    repo: Path, cache: Path, config: GatebotConfig, workers: int | None = None
+) -> tuple[float, int]:
     started = time.perf_counter()
-    run = run_review(repo, "main", FEATURE, config, cache, None)
+    run = run_review(repo, "main", FEATURE, config, cache, None, workers=workers)
     return time.perf_counter() - started, run.verdict.metrics.files_total
 
 
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=1000, help="files changed by the PR")
     ap.add_argument("--lines", type=int, default=60, help="lines per file")
     ap.add_argument("--repeat", type=int, default=7, help="timed rounds (each: git, then gate)")
+    ap.add_argument(
+        "--workers", type=int, help="processes for the free stages (default: the gate's choice)"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -109,14 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         repo = build_pr(root / "repo", args.files, args.lines)
         cache = root / "cache"
-        gate(repo, cache, config)  # warm-up: imports, the OS page cache, regex compilation
+        gate(
+            repo, cache, config, args.workers
+        )  # warm-up: imports, the OS page cache, regex compilation
         git_diff_stat(repo)
         git_s: list[float] = []
         gate_s: list[float] = []
         files = 0
         for _ in range(args.repeat):
             git_s.append(git_diff_stat(repo))
-            seconds, files = gate(repo, cache, config)
+            seconds, files = gate(repo, cache, config, args.workers)
             gate_s.append(seconds)
         cli_s = min(cli(repo, cache, root / "out") for _ in range(3))
         peak_mb = peak_memory(repo, cache, config)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,7 +16,12 @@ from bot.audit.report import AuditReport, render_markdown
 from bot.audit.run import audit_target
 from bot.config.load import load_config
 from bot.deploy.manifest import open_repo, resolve_commit
-from bot.errors import AuditFailed, UsageError
+from bot.errors import AuditFailed, GatebotError, UsageError
+from bot.github.commands import command
+
+if TYPE_CHECKING:
+    from bot.config.metrics import MetricsConfig
+    from bot.metrics.records import DeployRecord
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -43,6 +51,20 @@ def write_outputs(report: AuditReport, json_path: Path | None, md_path: Path | N
     return markdown
 
 
+def record_run(
+    cache_dir: Path, record: DeployRecord, metrics: MetricsConfig, env: Mapping[str, str]
+) -> None:
+    """Append the run to the history; a failing write is a warning, never the audit's result."""
+    from bot.metrics.history import record_deploy
+
+    try:
+        record_deploy(cache_dir, record, metrics, env=env)
+    except (OSError, ValueError) as exc:
+        message = f"audit not recorded in the run history: {exc}"
+        in_actions = env.get("GITHUB_ACTIONS") == "true"
+        click.echo(command("warning", message) if in_actions else f"warning: {message}", err=True)
+
+
 def echo_report(report: AuditReport) -> None:
     for layer in report.layers:
         mark = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}[layer.status]
@@ -63,6 +85,12 @@ def echo_report(report: AuditReport) -> None:
     help="git checkout holding the audited commit (its tree is the integrity reference)",
 )
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="gatebot.yml")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the run history (history.jsonl) is kept, beside the review cache "
+    "(default: $GATEBOT_CACHE_DIR or .gatebot-cache)",
+)
 def audit_cmd(
     target_name: str,
     report_path: Path | None,
@@ -70,8 +98,14 @@ def audit_cmd(
     sha: str | None,
     repo: Path,
     config_path: Path | None,
+    cache_dir: Path | None,
 ) -> None:
     """Run the 9-layer audit of TARGET: exit 0 all pass/skip, 1 a layer failed."""
+    # Imported here: every command module loads at start-up, the run history only when it runs.
+    from bot.audit.record import audit_record
+    from bot.metrics.records import DeployRecord
+    from bot.review.cache import resolve_cache_dir
+
     config = load_config(config_path, repo)
     targets = config.deploy.targets
     if target_name not in targets:
@@ -79,20 +113,47 @@ def audit_cmd(
         raise UsageError(f"--target {target_name}: no such deploy target (known: {known})")
     target = targets[target_name]
     expected = resolve_sha(repo, sha) if sha else None
-    report = asyncio.run(
-        audit_target(
-            target_name,
-            target,
-            config.audit,
-            repo,
-            expected,
-            os.environ,
-            repo,
-            ref=sha,
+    env = dict(os.environ)
+    history = resolve_cache_dir(cache_dir, env)
+    started = time.perf_counter()
+    try:
+        report = asyncio.run(
+            audit_target(
+                target_name,
+                target,
+                config.audit,
+                repo,
+                expected,
+                env,
+                repo,
+                ref=sha,
+            )
         )
-    )
-    write_outputs(report, report_path, md_path)
+    except GatebotError as exc:
+        # No report (e.g. the connection broke mid-audit): still a run that ended in an error.
+        failed_run = DeployRecord(
+            kind="audit",
+            target=target_name,
+            ref=sha,
+            sha=expected,
+            ok=False,
+            duration_s=round(time.perf_counter() - started, 3),
+            error=str(exc),
+            exit_code=exc.exit_code,
+        )
+        record_run(history, failed_run, config.metrics, env)
+        raise
+    budget = config.audit.gtw.budget_ms if config.audit.gtw is not None else None
+    try:
+        write_outputs(report, report_path, md_path)
+    except UsageError as exc:
+        record_run(
+            history, audit_record(report, exc.exit_code, str(exc), budget), config.metrics, env
+        )
+        raise
     echo_report(report)
+    code = 0 if report.passed else AuditFailed.exit_code
+    record_run(history, audit_record(report, code, budget_ms=budget), config.metrics, env)
     if not report.passed:
         failed = ", ".join(layer.id for layer in report.failed)
         raise AuditFailed(f"audit of {target_name} failed: {failed}")

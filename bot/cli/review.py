@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -12,13 +13,9 @@ from rich.table import Table
 
 from bot.config.review import SEVERITY_ORDER
 from bot.errors import GateFailed, UsageError
-from bot.git.diff import change_range, open_repo
-from bot.github.integration import ActionsContext
-from bot.review import config_source
-from bot.review.cache import resolve_cache_dir
-from bot.review.models import Verdict
-from bot.review.pipeline import run_review, write_outputs
-from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
+
+if TYPE_CHECKING:
+    from bot.review.models import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +100,15 @@ def review_command(
 
     Exit codes: 0 pass or neutral, 1 fail, 2 usage or configuration error, 3 infrastructure.
     """
+    # Imported here, not at the top: `gatebot` registers every command at start-up, and the
+    # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
+    from bot.git.diff import change_range, open_repo
+    from bot.github.integration import ActionsContext
+    from bot.review import config_source
+    from bot.review.cache import resolve_cache_dir
+    from bot.review.pipeline import run_review, write_outputs
+    from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
+
     env = dict(os.environ)
     ctx = ActionsContext.from_env(env)
     if ctx is not None:
@@ -145,7 +151,7 @@ def review_command(
 
     verdict = run.verdict
     if ctx is not None:
-        code = ctx.finish(verdict, run.summary_md, out_dir)
+        code = ctx.finish(verdict, run.summary_md, out_dir, cache_dir=cache, metrics=config.metrics)
     else:
         code = 1 if verdict.verdict == "fail" else 0
     if code == 1:

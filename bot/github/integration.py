@@ -6,8 +6,10 @@ Interface (binding for bot/cli/review.py):
   else the given values (a UsageError when they are missing)
 - ctx.start(head_sha)      create the check run in_progress (never raises: falls back silently to
                            workflow commands on 403 and remembers that)
-- ctx.finish(verdict, summary_md, out_dir) -> int   complete the check run / annotations / step
-                           summary / $GITHUB_OUTPUT; returns the exit code the job should end with
+- ctx.finish(verdict, summary_md, out_dir, *, cache_dir=None, metrics=None) -> int   complete the
+                           check run / annotations / step summary / $GITHUB_OUTPUT; returns the
+                           exit code the job should end with. With cache_dir, the run history's
+                           alerts and trend charts top the step summary (bot/github/monitoring.py)
 
 Outlets, in order of preference: the check run (needs `checks: write`); workflow-command
 annotations plus the job summary when the token may not write checks (fork PRs, read-only
@@ -28,6 +30,7 @@ from typing import TextIO
 import requests
 from github import GithubException
 
+from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
 from bot.github.annotations import annotations_for
 from bot.github.checks import (
@@ -41,6 +44,7 @@ from bot.github.checks import (
 from bot.github.commands import add_mask, annotation_commands
 from bot.github.event import PR_EVENTS, PullRequestEvent, load_pull_request
 from bot.github.limits import MAX_CHECK_ANNOTATIONS, STEP_SUMMARY_LIMIT, truncate_bytes
+from bot.github.monitoring import Monitoring, monitoring
 from bot.github.outputs import append_file, write_outputs
 from bot.github.sarif import render_sarif
 from bot.github.summary import check_title, report_markdown
@@ -305,7 +309,18 @@ class ActionsContext:
             return []  # the degraded reason already says why the local reviewer ran
         return ["No Gemini API key was set: the built-in local reviewer ran."]
 
-    def finish(self, verdict: Verdict, summary_md: str, out_dir: Path) -> int:
+    def finish(
+        self,
+        verdict: Verdict,
+        summary_md: str,
+        out_dir: Path,
+        *,
+        cache_dir: Path | None = None,
+        metrics: MetricsConfig | None = None,
+    ) -> int:
+        """Deliver the verdict. With `cache_dir`, the run history's alerts and trend charts go
+        to the top of the job summary (not the check run: its 65,535-character summary is
+        the review's) and each firing alert becomes a `::warning::` line."""
         out_dir.mkdir(parents=True, exist_ok=True)
         report = out_dir / "verdict.json"
         if not report.exists():
@@ -335,7 +350,17 @@ class ActionsContext:
             sarif_path.parent.mkdir(parents=True, exist_ok=True)
             sarif_path.write_text(render_sarif(verdict), encoding="utf-8")
         summary = report_markdown(verdict, summary_md, reviewer_notes + self.notes)
+        watch = (
+            monitoring(cache_dir, metrics or MetricsConfig())
+            if cache_dir is not None
+            else Monitoring()
+        )
+        for line in watch.commands:
+            self._print(line)
+        if watch.block:
+            summary = f"{watch.block.rstrip()}\n\n{summary}"
         if self.settings.step_summary is not None:
+            # A cut takes the end: the alerts at the top always survive it.
             append_file(
                 self.settings.step_summary,
                 truncate_bytes(summary, STEP_SUMMARY_LIMIT, "verdict.json") + "\n",

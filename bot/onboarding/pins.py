@@ -31,9 +31,10 @@ class ActionPin:
 
 CHECKOUT = ActionPin("actions/checkout", "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0")
 
-# The published gatebot action. Release engineering moves this pin when a release is tagged;
+# The published gatebot action: a commit that holds action.yml and action/deploy/action.yml.
+# Release engineering moves this pin (and the owner) when a release is tagged;
 # `gatebot init --action OWNER/REPO@SHA` pins a fork or a newer release instead.
-GATEBOT = ActionPin("OWNER/gatebot", "5990aa306c5e330cda9490c78be582b125009d06", "v1")
+GATEBOT = ActionPin("OWNER/gatebot", "5ef134d8bb02916789120d5273bca39af62015cf", "v1")
 
 
 def parse_action(spec: str) -> ActionPin:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,28 @@ class ReviewCache:
             self._warn(f"review cache write failed ({exc}); the result is not cached")
             return False
         return True
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one SQLite transaction (one commit for a whole
+        review instead of one per file). A transaction that cannot start or commit is a
+        warning; the writes are then made one by one or lost, never a crash."""
+        tx: AbstractContextManager[object] | None = None
+        if self._store is not None:
+            try:
+                tx = self._store.transact()
+                tx.__enter__()
+            except _STORAGE_ERRORS as exc:
+                self._warn(f"review cache transaction not started ({exc}); writing one by one")
+                tx = None
+        try:
+            yield
+        finally:
+            if tx is not None:
+                try:
+                    tx.__exit__(None, None, None)
+                except _STORAGE_ERRORS as exc:
+                    self._warn(f"review cache write failed ({exc}); this run is not cached")
 
     def close(self) -> None:
         if self._store is not None:

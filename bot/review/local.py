@@ -10,16 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
-
-from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-from detect_secrets.plugins import keyword
-from detect_secrets.plugins.base import BasePlugin
-from detect_secrets.plugins.keyword import KeywordDetector
+from typing import TYPE_CHECKING
 
 from bot.config.review import LocalChecksConfig, ReviewConfig, Severity
 from bot.review.models import Finding
 from bot.review.pysyntax import Parses
 from bot.review.types import FileChange
+
+if TYPE_CHECKING:
+    from detect_secrets.plugins.base import BasePlugin
 
 # Entropy detectors flag hashes, lock-file integrity strings and test fixtures far too often
 # to gate on; a public IP address is not a secret.
@@ -45,6 +44,10 @@ PYTHON_SUFFIXES = (".py", ".pyi")
 
 @cache
 def _secret_plugins() -> tuple[BasePlugin, ...]:
+    # Imported on first use: detect-secrets (and the requests stack it pulls in) is a tenth of
+    # a second that only a review with the secrets check on needs.
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
     mapping: Mapping[str, type[BasePlugin]] = get_mapping_from_secret_type_to_class()
     return tuple(cls() for name, cls in sorted(mapping.items()) if name not in _NOISY_DETECTORS)
 
@@ -85,6 +88,9 @@ def _prefilter() -> tuple[re.Pattern[str], ...] | None:
     keeps per-line anchors meaningful, so this finds a superset of what the detectors find.
     None (scan every line) when a detector does not expose its patterns.
     """
+    from detect_secrets.plugins import keyword
+    from detect_secrets.plugins.keyword import KeywordDetector
+
     out: list[re.Pattern[str]] = [_PEM_PRIVATE_KEY]
     for plugin in _secret_plugins():
         if isinstance(plugin, KeywordDetector):

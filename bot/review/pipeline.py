@@ -21,12 +21,12 @@ from bot.config.model import GatebotConfig
 from bot.config.review import ReviewConfig
 from bot.errors import InfrastructureError
 from bot.git import attributes, blobs
-from bot.git.diff import ChangeRange, change_range, diff_files, open_repo
-from bot.metrics.history import record_review
+from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, open_repo
 from bot.review import local, normalize, triage
 from bot.review.batch import make_items, pack, prefix_tokens
 from bot.review.cache import ReviewCache
 from bot.review.cost import baseline, cost_usd
+from bot.review.fanout import fork_map, usable_cores
 from bot.review.models import FileResult, FileStatus, Finding, Metrics, Verdict
 from bot.review.prompt import PROMPT_VERSION, rules_hash
 from bot.review.pysyntax import Parses
@@ -39,6 +39,9 @@ from bot.review.verdict import compute_metrics, decide
 log = logging.getLogger(__name__)
 
 NO_KEY_REASON = "no GEMINI_API_KEY or GOOGLE_API_KEY set"
+# From this many changed files on, the free stages are shared with a forked worker: below,
+# forking and sending the results back cost more than the second core saves.
+PARALLEL_MIN_FILES = 200
 
 
 @dataclass
@@ -105,11 +108,40 @@ class _Warnings(list[str]):
         self.append(message)
 
 
+def _free_stages(
+    repo_path: Path,
+    git_repo: pygit2.Repository,
+    rng: ChangeRange,
+    review: ReviewConfig,
+    workers: int | None,
+) -> list[_File]:
+    """Diff, triage and the local reviewer: on a large change, shared between two cores."""
+    parts = workers or 1
+    if workers is None:
+        large = count_changes(git_repo, rng.merge_base_sha, rng.head_sha) >= PARALLEL_MIN_FILES
+        parts = 2 if large and usable_cores() >= 2 else 1
+
+    def share(k: int) -> list[_File]:
+        repo = git_repo if k == 0 else open_repo(repo_path)  # libgit2 state is per process
+        parses = Parses()  # triage and the syntax check share parse results
+        files = _load_files(repo, rng, review, parses, (k, parts))
+        _run_local(files, review, parses)
+        return files
+
+    files = [f for part in fork_map(share, parts) for f in part]
+    files.sort(key=lambda f: f.path)
+    return files
+
+
 def _load_files(
-    repo: pygit2.Repository, rng: ChangeRange, review: ReviewConfig, parses: Parses
+    repo: pygit2.Repository,
+    rng: ChangeRange,
+    review: ReviewConfig,
+    parses: Parses,
+    part: tuple[int, int] = (0, 1),
 ) -> list[_File]:
     changed = diff_files(
-        repo, rng.merge_base_sha, rng.head_sha, review.context_lines, review.max_file_bytes
+        repo, rng.merge_base_sha, rng.head_sha, review.context_lines, review.max_file_bytes, part
     )
     rules = triage.Rules.from_config(review)
     paths = [c.change.path for c in changed]
@@ -189,15 +221,17 @@ def _review_with_model(
 ) -> _ModelStats:
     stats = _ModelStats()
     misses: list[_File] = []
-    for f in todo:
-        assert f.key is not None and f.model is not None
-        hit = cache.get(f.key)
-        if hit is not None:
-            f.status = "cached"
-            f.model = hit.model
-            f.model_findings = [_model_finding(x, f) for x in hit.findings]
-        else:
-            misses.append(f)
+    # LRU eviction makes every hit a write (its access time): one transaction for all.
+    with cache.batch():
+        for f in todo:
+            assert f.key is not None and f.model is not None
+            hit = cache.get(f.key)
+            if hit is not None:
+                f.status = "cached"
+                f.model = hit.model
+                f.model_findings = [_model_finding(x, f) for x in hit.findings]
+            else:
+                misses.append(f)
     if not misses:
         return stats
 
@@ -254,21 +288,34 @@ def _review_with_model(
                 continue
             owner.model_findings.append(_model_finding(finding, owner))
 
-    for f in misses:
-        problems = [
-            failed.get(item.cache_key, "no answer")
-            for item in items_of[f.path]
-            if item.cache_key not in answered or item.cache_key in failed
-        ]
-        if problems:
-            f.covered = False
-            f.uncovered_reason = f"not covered by the model: {problems[0]}"
-            continue
-        assert f.key is not None and f.model is not None
-        own = [x for x in f.model_findings if x.path == f.path]
-        cache.put(f.key, f.model, own)
-        stats.files_answered += 1
+    with cache.batch():
+        for f in misses:
+            _store_answer(f, items_of, answered, failed, cache, stats)
     return stats
+
+
+def _store_answer(
+    f: _File,
+    items_of: Mapping[str, list[ReviewItem]],
+    answered: Mapping[str, list[Finding]],
+    failed: Mapping[str, str],
+    cache: ReviewCache,
+    stats: _ModelStats,
+) -> None:
+    """Mark `f` covered or not from the provider's answers, and cache a complete answer."""
+    problems = [
+        failed.get(item.cache_key, "no answer")
+        for item in items_of[f.path]
+        if item.cache_key not in answered or item.cache_key in failed
+    ]
+    if problems:
+        f.covered = False
+        f.uncovered_reason = f"not covered by the model: {problems[0]}"
+        return
+    assert f.key is not None and f.model is not None
+    own = [x for x in f.model_findings if x.path == f.path]
+    cache.put(f.key, f.model, own)
+    stats.files_answered += 1
 
 
 def _baseline(files: list[_File], review: ReviewConfig) -> tuple[int, float]:
@@ -294,6 +341,8 @@ def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str,
 
 
 def _record_history(cache_dir: Path, verdict: Verdict, config: GatebotConfig, w: _Warnings) -> None:
+    from bot.metrics.history import record_review  # prometheus-client: only when recording
+
     try:
         record_review(cache_dir, verdict, config.metrics)
     except (NotImplementedError, OSError) as exc:
@@ -310,19 +359,19 @@ def run_review(
     *,
     env: Mapping[str, str] | None = None,
     config_label: str = "as given by the caller",
+    workers: int | None = None,
 ) -> ReviewRun:
     """Review base...head of the repository at `repo`. Raises UsageError for bad refs/repos.
 
     `config_label` says in the summary where `config` came from (bot.review.config_source).
+    `workers`: processes for the free stages (default: 2 for a large change on 2+ cores).
     """
     started = time.perf_counter()
     review = config.review
     warnings = _Warnings()
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head)
-    parses = Parses()  # triage and the syntax check share parse results
-    files = _load_files(git_repo, rng, review, parses)
-    _run_local(files, review, parses)
+    files = _free_stages(repo, git_repo, rng, review, workers)
 
     stats = _ModelStats()
     if provider is not None:

@@ -114,6 +114,7 @@ _BRACKETS = str.maketrans("[{]}", "(())")
 _FLUFL = re.compile(r"from\s+__future__\s+import\s*\(?[\w\s,]*barry_as_FLUFL")
 # A line that can start a top-level statement: no indentation, not blank.
 _LINE_START = re.compile(r"^\S", re.M)
+_COLUMN_ZERO = re.compile(r"\n(?=\S)")
 # Lines at column 0 that continue the statement before them.
 _CONTINUES = re.compile(r"(?:else|elif|except|finally)\b")
 # Below this size, parsing the whole text is as cheap as splitting it.
@@ -196,26 +197,19 @@ def _touched_parse(old: str, new: str, change: FileChange) -> bool | None:
     starts, with the tokenizer in the same state. Up to the first change that is given; after
     a change, the base is scanned from the last such point up to the statement's first line
     to see whether the two are in step again (usually right after the changed statement).
+    Once in step after the last change, the rest of the file is the base's: not even scanned.
     """
-    new_starts = statement_starts(new)
-    if new_starts is None:
-        return None
     touched = sorted(touched_lines(change))
-    bounds = [*new_starts, (len(new), -1)]
-    sync = (0, 1)  # (offset, line) where both sides start a statement in the same state
-    in_step = True
-    todo: list[str] = []
-    for (off, line), (end, next_line) in pairwise(bounds):
-        last = next_line - 1 if next_line > 0 else line + new.count("\n", off, end)
-        i = bisect_left(touched, line)
-        if i < len(touched) and touched[i] <= last:
-            in_step = False
-        elif not in_step:
-            in_step = _starts_in_step(old, new, change, sync, (off, line))
-        if in_step:
-            sync = (off, line)
-        else:
-            todo.append(new[off:end])
+    if not touched:
+        return None
+    head = _head_starts(new, touched[-1])
+    todo = _to_parse(old, new, change, touched, head) if head is not None else None
+    if todo is None:
+        starts = statement_starts(new)
+        if starts is None:
+            return None
+        todo = _to_parse(old, new, change, touched, (starts, len(new)))
+        assert todo is not None  # a whole-text plan always ends
     if sum(map(len, todo)) * 2 > len(new):
         return None  # most of the file: one parse of the whole is simpler
     for chunk in todo:
@@ -224,6 +218,65 @@ def _touched_parse(old: str, new: str, change: FileChange) -> bool | None:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return False
     return True
+
+
+def _head_starts(text: str, through_line: int) -> tuple[list[tuple[int, int]], int] | None:
+    """Statement starts of the text up to the first line that may start a statement after
+    `through_line` (that line's first character included, so it is found if it starts one),
+    and where that line begins; None when that is (nearly) the whole text."""
+    lines = text.count("\n") + 1
+    if through_line + 2 >= lines:
+        return None
+    pos = len(text) * through_line // lines
+    while True:
+        m = _COLUMN_ZERO.search(text, pos)
+        if m is None:
+            return None
+        cut = m.end()
+        if text.count("\n", 0, cut) + 1 > through_line:
+            break
+        pos = cut
+    if cut * 4 > len(text) * 3:
+        return None
+    starts = statement_starts(text[: cut + 1])
+    return (starts, cut) if starts is not None else None
+
+
+def _to_parse(
+    old: str,
+    new: str,
+    change: FileChange,
+    touched: list[int],
+    head: tuple[list[tuple[int, int]], int],
+) -> list[str] | None:
+    """The statements of `new` to parse, given the statement starts of `new[:end]`; None when
+    `end` came before the statements after the last change are back in step with the base."""
+    starts, end = head
+    whole = end == len(new)
+    bounds = [*starts, (len(new), -1)] if whole else starts
+    sync = (0, 1)  # (offset, line) where both sides start a statement in the same state
+    in_step = True
+    todo: list[str] = []
+    for (off, line), (stop, next_line) in pairwise(bounds):
+        last = next_line - 1 if next_line > 0 else line + new.count("\n", off, stop)
+        i = bisect_left(touched, line)
+        if i < len(touched) and touched[i] <= last:
+            in_step = False
+        elif not in_step:
+            in_step = _starts_in_step(old, new, change, sync, (off, line))
+        if in_step:
+            if line > touched[-1]:
+                return todo  # the rest is the base's, statement for statement
+            sync = (off, line)
+        else:
+            todo.append(new[off:stop])
+    if whole:
+        return todo
+    # The last start found: in step after the last change, the rest is the base's.
+    off, line = bounds[-1]
+    if line > touched[-1] and (in_step or _starts_in_step(old, new, change, sync, (off, line))):
+        return todo
+    return None
 
 
 def _old_offset(old: str, new: str, change: FileChange, at: tuple[int, int]) -> int | None:

@@ -187,3 +187,20 @@ def test_diff_files_reads_each_side_once_and_honours_binary_attribute(rb: RepoBu
     assert files["data.txt"].change.binary and files["data.txt"].change.hunks == ()
     # Over keep_bytes: not kept in memory, but the size is known.
     assert files["big.txt"].new_data is None and files["big.txt"].change.new_size == 100
+
+
+def test_submodule_pointers_diff_without_reading_blobs(rb: RepoBuilder) -> None:
+    base = rb.commit({"a.py": "x = 1\n", "sub": "1" * 40}, modes={"sub": 0o160000})
+    rb.commit(
+        {"sub": "2" * 40, "newsub": "3" * 40},
+        branch="feature",
+        parents=[base],
+        modes={"sub": 0o160000, "newsub": 0o160000},
+    )
+    repo = open_repo(rb.path)
+    rng = change_range(repo, "main", "feature")
+    files = {f.change.path: f for f in diff_files(repo, rng.merge_base_sha, rng.head_sha)}
+    assert set(files) == {"sub", "newsub"}
+    sub = files["sub"]
+    assert (sub.old_data, sub.new_data, sub.change.new_mode) == (None, None, 0o160000)
+    assert "Subproject commit" in sub.change.render_diff()

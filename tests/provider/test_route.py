@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pathspec
 import pytest
 
@@ -114,3 +116,15 @@ def test_combined_globs_match_like_pathspec(globs: list[str]) -> None:
     spec = pathspec.PathSpec.from_lines("gitignore", globs)
     mine = _Globs(tuple(globs))
     assert [mine.match(p) for p in paths] == [spec.match_file(p) for p in paths]
+
+
+def test_globs_use_pathspecs_current_gitignore_name() -> None:
+    # pathspec 1.x deprecates the "gitwildmatch" name with a DeprecationWarning; "gitignore"
+    # is the documented spelling with the same (documented gitignore) semantics.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        globs = _Globs(("auth/", "*.sql", "/top.py", "deploy/**"))
+    assert [globs.match(p) for p in ("src/auth/x.py", "db/q.sql", "top.py", "deploy/a/b")] == [
+        True
+    ] * 4
+    assert [globs.match(p) for p in ("src/top.py", "authx/y.py", "src/deploy/x")] == [False] * 3

@@ -108,3 +108,22 @@ def test_resolve_cache_dir() -> None:
     assert resolve_cache_dir(Path("x"), {"GATEBOT_CACHE_DIR": "y"}) == Path("x")
     assert resolve_cache_dir(None, {"GATEBOT_CACHE_DIR": "y"}) == Path("y")
     assert resolve_cache_dir(None, {}) == Path(".gatebot-cache")
+
+
+def test_batch_writes_land_in_one_transaction_and_persist(tmp_path: Path) -> None:
+    with ReviewCache.open(tmp_path / "c", 10 * 2**20) as cache:
+        with cache.batch():
+            for i in range(40):
+                assert cache.put(f"k{i}", "gemini-2.5-flash", [F])
+            assert cache.get("k0") is not None  # visible inside the transaction
+        assert cache.warnings == []
+    with ReviewCache.open(tmp_path / "c", 10 * 2**20) as again:
+        hit = again.get("k39")
+        assert hit is not None and hit.findings == [F]
+
+
+def test_batch_without_a_store_is_a_no_op(tmp_path: Path) -> None:
+    cache = ReviewCache(None, tmp_path)
+    with cache.batch():
+        assert cache.put("k", "m", []) is False
+    assert cache.warnings == []

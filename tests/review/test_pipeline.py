@@ -129,6 +129,46 @@ def test_thousand_file_pr(rb: RepoBuilder, tmp_path: Path) -> None:
     assert "800 more files" in rr.summary_md
 
 
+def test_a_forked_worker_gives_the_same_review_as_one_process(
+    rb: RepoBuilder, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | None] = {f"pkg{i // 50}/m{i}.py": _module(i) for i in range(300)}
+    files["data.bin"] = b"\x00\x01"
+    files["gone.py"] = _module(999)
+    base = rb.commit(files)
+    change: dict[str, str | bytes | None] = {
+        k: str(v) + "\nVALUE = 1\n" for k, v in files.items() if k.startswith("pkg")
+    }
+    change["pkg0/m1.py"] = _module(1) + f"\nKEY = '{AWS}'\n"
+    change["pkg0/m2.py"] = _module(2) + "\ndef broken(:\n    pass\n"
+    change["pkg0/m3.py"] = _module(3).replace("return x + 3", "return (x + 3)")  # formatting
+    change["gone.py"] = None
+    change["data.bin"] = b"\x00\x02"
+    change["yarn.lock"] = "lock\n"
+    rb.commit(change, branch="feature", parents=[base])
+    runs = {
+        workers: run_review(
+            rb.path,
+            "main",
+            "feature",
+            GatebotConfig(),
+            tmp_path / f"c{workers}",
+            None,
+            workers=workers,
+        ).verdict
+        for workers in (1, 2, None)  # None: automatic, two processes for 300 files
+    }
+    one = runs[1]
+    assert one.verdict == "fail" and one.metrics.files_total == 303
+    by_path = {f.path: f for f in one.files}
+    assert [f.category for f in by_path["pkg0/m1.py"].findings] == ["secret"]
+    assert [f.category for f in by_path["pkg0/m2.py"].findings] == ["syntax"]
+    assert by_path["pkg0/m3.py"].reason == "formatting-only change (equal Python AST)"
+    for other in (runs[2], runs[None]):
+        assert other.files == one.files
+        assert other.verdict == one.verdict and other.needs_human == one.needs_human
+
+
 # -- the model path, against the loopback Gemini server -------------------------------------
 
 

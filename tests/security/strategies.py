@@ -8,12 +8,28 @@ with real key names, mixing plausible values, wrong types and unknown keys.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import types
 import typing
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """In CI the examples are derandomized (same inputs every run: no flaky red builds);
+    locally every run explores new inputs. Nothing is stored in the repository."""
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        database=None,
+        derandomize=in_ci,
+    )
+
 
 # Keys a person could type; no '.', '[', ']' or ':' so an error's key path can be walked back.
 plain_keys = st.text(

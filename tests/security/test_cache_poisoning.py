@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.review.cache import ReviewCache
 from bot.review.models import Finding
 from bot.review.normalize import cache_key
+from tests.security.strategies import fuzz_settings
 
 MB = 1024 * 1024
 
@@ -86,7 +87,7 @@ fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, database=None)
+@fuzz_settings(300)
 @given(fields, fields)
 def test_an_entry_answers_only_for_its_own_change(a: dict[str, Any], b: dict[str, Any]) -> None:
     # No two different (path, old, new, model, prompt, rules, context) share a key: a planted

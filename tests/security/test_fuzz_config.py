@@ -12,16 +12,14 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import GatebotConfig, load_config, parse_config
 from bot.errors import ConfigError
-from tests.security.strategies import model_documents, yaml_values
+from tests.security.strategies import fuzz_settings, model_documents, yaml_values
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
-)
+FUZZ = fuzz_settings(150)
 
 # `review.prices.x[0]`, `deploy.targets..host` (an empty target name), `[3].x` (an int key).
 _SEGMENT = re.compile(r"\[([^\]]*)\]|(?:^|\.)([^.\[]*)")

@@ -13,19 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import UsageError
 from bot.github.event import PullRequestEvent, load_pull_request, parse_pull_request
-from tests.security.strategies import yaml_values
+from tests.security.strategies import fuzz_settings, yaml_values
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 BASES = {p.stem: json.loads(p.read_text()) for p in sorted(FIXTURES.glob("pull_request_*.json"))}
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
-)
+FUZZ = fuzz_settings(150)
 
 # JSON-representable values only: a payload comes from json.loads.
 json_values = st.recursive(

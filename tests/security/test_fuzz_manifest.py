@@ -15,7 +15,7 @@ from typing import Any
 
 import pygit2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pygit2.enums import ObjectType
 
@@ -24,10 +24,9 @@ from bot.deploy.manifest import MODE_FILE, build_manifest, check_link_target
 from bot.errors import DeployFailed, TransportError
 from bot.ssh import load_credentials, open_session
 from tests.fakes.sshd import SshServer
+from tests.security.strategies import fuzz_settings
 
-FUZZ = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
-)
+FUZZ = fuzz_settings(200)
 
 Entry = tuple[str, bytes, Any]  # (octal mode, name, blob/tree oid)
 

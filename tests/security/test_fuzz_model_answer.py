@@ -9,16 +9,14 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.review.providers.gemini import parse_answer
 from bot.review.types import ReviewItem
-from tests.security.strategies import yaml_values
+from tests.security.strategies import fuzz_settings, yaml_values
 
-FUZZ = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
-)
+FUZZ = fuzz_settings(200)
 
 
 def _item(path: str, part: int = 0, parts: int = 1, lines: tuple[int, ...] = (3, 4)) -> ReviewItem:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.deploy.lock import LockOwner
@@ -21,10 +21,9 @@ from bot.deploy.log import parse_log
 from tests.fakes.sshd import SshServer
 from tests.gitrepo import RepoBuilder
 from tests.security.harness import clean_env, run_gatebot
+from tests.security.strategies import fuzz_settings
 
-FUZZ = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
-)
+FUZZ = fuzz_settings(200)
 
 json_values = st.recursive(
     st.none()
@@ -98,7 +97,6 @@ def test_lock_owner_with_an_infinite_pid_is_unknown() -> None:
 HOSTILE_AGENTS = {
     "not-json": "hello from a compromised host",
     "json-list": "[1, 2, 3]",
-    "empty": "",
 }
 
 

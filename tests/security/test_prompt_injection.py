@@ -58,21 +58,24 @@ class Case:
     name: str
     description: str
     message: str
-    files: dict[str, str]
+    files: dict[str, str | None]  # None: the PR deletes the path
     protected: tuple[str, ...]
     key_files: tuple[str, ...]
 
 
 def load_case(path: Path, key: str) -> Case:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    files = {p: c.replace("@@PRIVATE_KEY@@", key.strip()) for p, c in data["files"].items()}
+    files = {
+        p: None if c is None else c.replace("@@PRIVATE_KEY@@", key.strip())
+        for p, c in data["files"].items()
+    }
     return Case(
         name=path.stem,
         description=data["description"],
         message=data["message"],
         files=files,
         protected=tuple(data.get("protected", ())),
-        key_files=tuple(p for p, c in data["files"].items() if "@@PRIVATE_KEY@@" in c),
+        key_files=tuple(p for p, c in data["files"].items() if c and "@@PRIVATE_KEY@@" in c),
     )
 
 
@@ -203,7 +206,7 @@ def test_corpus_is_not_empty() -> None:
     for path in CASES:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         assert {"description", "message", "files"} <= set(data), path.name
-        assert any("@@PRIVATE_KEY@@" in c for c in data["files"].values()), path.name
+        assert any("@@PRIVATE_KEY@@" in (c or "") for c in data["files"].values()), path.name
 
 
 def _event(tmp_path: Path, base: str, head: str) -> Path:

@@ -388,7 +388,12 @@ def test_doctor_and_metrics(
     proc = _review(world, env, "--base", "main", "--head", "pr")
     assert (world.out / "verdict.json").exists(), proc.stderr
     proc = run_gatebot(
-        ["doctor", "--repo", str(world.repo.path), "--config", str(cfg), "--json"], env, world.tmp
+        [
+            *("doctor", "--repo", str(world.repo.path), "--config", str(cfg)),
+            *("--json", "--timeout", "2"),
+        ],
+        env,
+        world.tmp,
     )
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     assert json.loads(proc.stdout), proc.stderr
