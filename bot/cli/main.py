@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from bot import __version__
-from bot.cli import action, audit, deploy, metrics, onboarding, review
 from bot.errors import GatebotError
 
+# Command name -> the module that defines it (in its COMMANDS list). Modules are imported only
+# when their command runs: google-genai and asyncssh alone cost ~1 s of start-up, which every
+# `gatebot review` in CI would otherwise pay for commands it never uses.
+COMMAND_MODULES: dict[str, str] = {
+    "review": "bot.cli.review",
+    "deploy": "bot.cli.deploy",
+    "rollback": "bot.cli.deploy",
+    "releases": "bot.cli.deploy",
+    "unlock": "bot.cli.deploy",
+    "audit": "bot.cli.audit",
+    "metrics": "bot.cli.metrics",
+    "init": "bot.cli.onboarding",
+    "doctor": "bot.cli.onboarding",
+    "cache-key": "bot.cli.action",
+    "check-abandon": "bot.cli.action",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(module_name)
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return command
+        raise RuntimeError(f"{module_name} does not define the command {cmd_name!r}")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gatebot")
 def cli() -> None:
     """gatebot: a cheap AI review gate on every PR; atomic releases with a 9-layer audit."""
-
-
-for _module in (review, deploy, audit, metrics, onboarding, action):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,13 +14,23 @@ from bot.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path(".github/gatebot.yml")
 
 
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped as repr() would (`\\n`, `\\x85`,
+    `\\u2028`). Key names and values come from the config file, i.e. from whoever wrote the PR:
+    a raw line break there would start a new line in the job log, where a line beginning with
+    `::` is a workflow command (`::add-mask::`, `::stop-commands::`, `::error::`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:
-            parts.append(("." if parts else "") + str(item))
+            parts.append(("." if parts else "") + printable(str(item)))
     return "".join(parts) or "(top level)"
 
 
@@ -35,7 +45,7 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         value = err.get("input")
         quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
         shown = "" if quiet or repr(value) in msg else f" (got {value!r})"
-        lines.append(f"  {_key_path(loc)}: {msg}{shown}")
+        lines.append(f"  {_key_path(loc)}: {printable(msg + shown)}")
     return "\n".join(lines)
 
 
@@ -48,6 +58,9 @@ def parse_config(data: Any, source: str = "configuration") -> GatebotConfig:
         return GatebotConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+    except RecursionError:
+        # A structure nested deeper than Python's recursion limit (validating or showing it).
+        raise ConfigError(f"{source}: the configuration is nested too deeply") from None
 
 
 def load_config(path: Path | None = None, repo: Path | None = None) -> GatebotConfig:
@@ -68,4 +81,10 @@ def load_config(path: Path | None = None, repo: Path | None = None) -> GatebotCo
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{target}: not valid YAML: {exc}") from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructors raise plain ValueError for a well-formed but impossible value
+        # (`2020-02-30`, `!!float abc`), not a YAMLError.
+        raise ConfigError(f"{target}: not valid YAML: {printable(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{target}: not valid YAML: nested too deeply") from None
     return parse_config(data, str(target))

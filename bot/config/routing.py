@@ -123,6 +123,12 @@ class RiskConfig(Section):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"item {i}: not a valid regular expression: {exc}") from None
+            except (OverflowError, RecursionError):
+                # re raises these, not re.error, for a repeat count beyond its limit or groups
+                # nested past the recursion limit; pydantic only converts ValueError.
+                raise ValueError(
+                    f"item {i}: not a valid regular expression: too large or nested too deeply"
+                ) from None
         return patterns
 
 

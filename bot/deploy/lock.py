@@ -52,7 +52,8 @@ class LockOwner:
                 started_at=str(data.get("started_at", "?")),
                 op=str(data.get("op", "?")),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
+            # OverflowError: int() of a JSON number beyond a float (1e400 parses as inf).
             return None
 
     def describe(self) -> str:

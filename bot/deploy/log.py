@@ -68,7 +68,9 @@ def parse_log(text: str) -> tuple[list[LogEvent], int]:
             continue
         try:
             events.append(LogEvent.model_validate(json.loads(raw)))
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
+            # RecursionError: json.loads of a deeply nested line; one hostile line must not
+            # stop every later deploy from reading the log.
             bad += 1
     return events, bad
 

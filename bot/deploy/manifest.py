@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -106,19 +106,67 @@ def _check_component(name: str, parent: str) -> str:
     return where
 
 
-def check_link_target(path: str, target: str) -> None:
-    """Refuse a symlink at `path` whose target is absolute or climbs out of the release."""
+#: How many in-tree links one target may pass through before it counts as a loop (Linux: 40).
+MAX_LINK_HOPS = 40
+
+
+def _outside(path: str, target: str) -> DeployFailed:
+    return DeployFailed(
+        f"refusing to deploy: symlink {path!r} points outside the release ({target!r})",
+        hint="use a relative link that stays inside the repository tree",
+    )
+
+
+def _resolve_in_tree(
+    start: list[str], target: str, links: Mapping[str, str], hops: list[int]
+) -> list[str] | None:
+    """Where `target`, followed from directory `start`, lands as the OS resolves it: each
+    component that is an in-tree symlink is replaced by what it resolves to before the next
+    `..` applies. None when it leaves the release root; `hops` is the remaining link budget."""
+    if target.startswith("/"):
+        return None
+    cur = list(start)
+    for comp in target.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not cur:
+                return None
+            cur.pop()
+            continue
+        cur.append(comp)
+        link = links.get("/".join(cur))
+        if link is None:
+            continue
+        hops[0] -= 1
+        if hops[0] < 0:
+            raise DeployFailed(
+                f"refusing to deploy: symlink {'/'.join(cur)!r} is part of a symlink loop "
+                f"(more than {MAX_LINK_HOPS} links followed)",
+                hint="remove the links that point at each other",
+            )
+        found = _resolve_in_tree(cur[:-1], link, links, hops)
+        if found is None:
+            return None
+        cur = found
+    return cur
+
+
+def check_link_target(path: str, target: str, links: Mapping[str, str] | None = None) -> None:
+    """Refuse a symlink at `path` whose target is absolute or climbs out of the release.
+
+    With `links` ({path: target} of every symlink in the tree) the target is also followed
+    through other in-tree links, as the OS would: `a/b/L -> ../..` makes `esc ->
+    a/b/L/../../../etc` leave the release although it reads as `etc`."""
     if not target or target.startswith("/") or "\0" in target:
-        raise DeployFailed(
-            f"refusing to deploy: symlink {path!r} points outside the release ({target!r})",
-            hint="use a relative link that stays inside the repository tree",
-        )
+        raise _outside(path, target)
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
     if resolved == ".." or resolved.startswith("../"):
-        raise DeployFailed(
-            f"refusing to deploy: symlink {path!r} points outside the release ({target!r})",
-            hint="use a relative link that stays inside the repository tree",
-        )
+        raise _outside(path, target)
+    if links:
+        parent = [c for c in posixpath.dirname(path).split("/") if c]
+        if _resolve_in_tree(parent, target, links, [MAX_LINK_HOPS]) is None:
+            raise _outside(path, target)
 
 
 def _walk(
@@ -179,14 +227,26 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     """The manifest of `ref` (any rev-spec naming a commit) in the repository at `repo_path`.
 
     Raises UsageError for a missing repository or an unknown ref, DeployFailed for a tree that
-    holds a path or symlink that would escape the release.
+    cannot be parsed or holds a path or symlink that would escape the release (also through
+    other in-tree links).
     """
     repo = open_repo(repo_path)
     commit = resolve_commit(repo, ref)
     entries: list[ManifestEntry] = []
     subs: list[str] = []
-    _walk(repo, commit.tree, "", entries, subs)
+    try:
+        _walk(repo, commit.tree, "", entries, subs)
+    except pygit2.GitError as exc:
+        # A tree object libgit2 cannot parse (an entry with an empty name, a cut object).
+        raise DeployFailed(
+            f"refusing to deploy {ref!r} ({str(commit.id)[:7]}): its git tree cannot be read: {exc}",
+            hint="the commit holds a corrupt or hand-made tree object; run `git fsck`",
+        ) from None
     entries.sort(key=lambda e: e.path)
+    # Each link was judged alone while walking; now follow targets through the other links.
+    links = {e.path: e.link_target for e in entries if e.link_target is not None}
+    for path, target in sorted(links.items()):
+        check_link_target(path, target, links)
     return Manifest(str(commit.id), ref, tuple(entries), str(repo_path), tuple(subs))
 
 

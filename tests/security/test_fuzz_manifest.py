@@ -123,12 +123,6 @@ def test_tree_entry_with_a_bad_name_is_refused(trees: TreeRepo, name: str) -> No
         build_manifest(trees.path, "main")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pygit2.GitError,
-    reason="bot/deploy/manifest.py build_manifest lets pygit2.GitError escape when a tree "
-    "object cannot be parsed (here an entry with an empty name), instead of a DeployFailed",
-)
 def test_unparseable_tree_is_a_deploy_failure(trees: TreeRepo) -> None:
     trees.commit([trees.file("ok.py"), trees.dir("pkg", [trees.file("")])])
     with pytest.raises(DeployFailed):
@@ -164,13 +158,6 @@ def test_links_that_stay_inside_are_kept(trees: TreeRepo) -> None:
     assert manifest.get("ok.py") is not None and manifest.get("ok.py").mode == MODE_FILE  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/deploy/manifest.py check_link_target judges each symlink lexically on its own; "
-    "a link whose target passes through another in-tree link is resolved by the OS through that "
-    "link, so 'a/b/L -> ../..' (lexically the release root) plus 'esc -> a/b/L/../../../etc' "
-    "(lexically 'etc', inside) really points at <release>/../../../etc, outside the release",
-)
 def test_chained_symlinks_cannot_escape(trees: TreeRepo, tmp_path: Path) -> None:
     trees.commit(
         [
@@ -230,13 +217,6 @@ def _run_listing(sshd: SshServer, root: Path, listing: str, manifest: Any = None
 
 
 @pytest.mark.sshd
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError, IndexError, ValueError, OverflowError),
-    reason="bot/deploy/integrity.py remote_hashes only catches json.JSONDecodeError: a listing "
-    "that is JSON but not {path: [mode, id, size]} (a list, null, short or mistyped entries) "
-    "raises AttributeError/TypeError/IndexError/ValueError instead of a TransportError",
-)
 @pytest.mark.parametrize("listing", list(HOSTILE_LISTINGS.values()), ids=list(HOSTILE_LISTINGS))
 def test_malformed_listing_from_the_host_is_a_transport_error(
     sshd: SshServer, tmp_path: Path, listing: str

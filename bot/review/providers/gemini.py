@@ -124,9 +124,11 @@ def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> _CallResult:
         files = data["files"]
         if not isinstance(files, list):
             raise TypeError("files is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's recursion limit.
         result.unparseable = True
-        reason = "empty answer" if not (text or "").strip() else f"unparseable answer ({exc})"
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        reason = "empty answer" if not (text or "").strip() else f"unparseable answer ({why})"
         result.bad = {it.cache_key: reason for it in items}
         return result
 
@@ -149,9 +151,13 @@ def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> _CallResult:
         if item.cache_key in result.ok:
             continue
         try:
-            for f in entry.get("findings") or []:
-                if isinstance(f, dict) and isinstance(f.get("severity"), str):
-                    f["severity"] = f["severity"].strip().lower()
+            # The answer model checks the shape (a non-list `findings` is a validation error);
+            # only the severity's spelling is forgiven first, on the entries that can hold one.
+            raw_findings = entry.get("findings")
+            if isinstance(raw_findings, list):
+                for f in raw_findings:
+                    if isinstance(f, dict) and isinstance(f.get("severity"), str):
+                        f["severity"] = f["severity"].strip().lower()
             answer = AnswerFile.model_validate(entry)
         except ValidationError as exc:
             result.bad[item.cache_key] = (

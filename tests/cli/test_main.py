@@ -1,0 +1,60 @@
+"""The command table: every command module's commands are reachable, and nothing else."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+from bot.cli.main import COMMAND_MODULES
+
+MODULES = {
+    "bot.cli.review",
+    "bot.cli.deploy",
+    "bot.cli.audit",
+    "bot.cli.metrics",
+    "bot.cli.onboarding",
+    "bot.cli.action",
+}
+
+
+def test_table_matches_the_modules_commands() -> None:
+    defined: dict[str, str] = {}
+    for name in MODULES:
+        for command in importlib.import_module(name).COMMANDS:
+            assert command.name is not None
+            defined[command.name] = name
+    assert defined == COMMAND_MODULES
+
+
+def test_help_lists_every_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for name in COMMAND_MODULES:
+        assert f"  {name}" in out
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "reviw"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert "reviw" in proc.stderr
+
+
+def test_review_does_not_import_unrelated_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "from bot.cli.main import cli\n"
+        "import click\n"
+        "ctx = click.Context(cli)\n"
+        "cli.get_command(ctx, 'review')\n"
+        "print(','.join(m for m in ('asyncssh', 'bot.cli.onboarding', 'bot.cli.audit') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+
