@@ -12,6 +12,8 @@ gate's price table. Nothing leaves 127.0.0.1.
 Prints, per push and in total: calls, input/output tokens, $ cost, files per call and cache hit
 rate for the gate next to the naive baseline; then the gate's overhead without model latency
 on a 1,000-file PR against `git diff --stat` of the same range, and peak memory.
+`--files`, `--base-modules`, `--pushes` and `--overhead-files` shrink the generated inputs for a
+quick run (the test suite's); the published figures use the defaults.
 """
 
 from __future__ import annotations
@@ -192,9 +194,11 @@ def run_push(
 # -- histories ----------------------------------------------------------------------------
 
 
-def generated_history(root: Path, files: int) -> Iterator[tuple[str, Path, str, str]]:
+def generated_history(
+    root: Path, files: int, base_modules: int = 80
+) -> Iterator[tuple[str, Path, str, str]]:
     """The runbook's scenarios on a generated repository, then a push-by-push PR."""
-    sc = build(root / "scenario", files=files)
+    sc = build(root / "scenario", files=files, base_modules=base_modules)
     yield "first review", sc.path, "main", FEATURE
     path, _ = sc.repush_one()
     yield f"re-push ({path})", sc.path, "main", FEATURE
@@ -203,7 +207,9 @@ def generated_history(root: Path, files: int) -> Iterator[tuple[str, Path, str, 
     yield "re-run", sc.path, "main", FEATURE
 
 
-def generated_pr_pushes(root: Path, pushes: int = 8) -> Iterator[tuple[str, Path, str, str]]:
+def generated_pr_pushes(
+    root: Path, pushes: int = 8, modules: int = 40
+) -> Iterator[tuple[str, Path, str, str]]:
     """A PR developed over several pushes: each push edits 1-6 files, some of them again."""
     import random
 
@@ -211,7 +217,7 @@ def generated_pr_pushes(root: Path, pushes: int = 8) -> Iterator[tuple[str, Path
     rb = RepoBuilder(root / "pushes")
     tree = {
         f"src/pkg{i % 4}/mod{i}.py": module(rng, f"mod{i}", rng.randint(150, 600))
-        for i in range(40)
+        for i in range(max(modules, 6))
     }
     base = rb.commit({p: text(ls) for p, ls in tree.items()}, message="base")
     paths = sorted(tree)
@@ -262,12 +268,14 @@ def real_history(repo: Path, rng: str, merges: bool) -> Iterator[tuple[str, Path
 # -- overhead -----------------------------------------------------------------------------
 
 
-def thousand_file_overhead(root: Path, cfg: GatebotConfig, server: FakeGemini) -> dict[str, float]:
+def thousand_file_overhead(
+    root: Path, cfg: GatebotConfig, server: FakeGemini, files: int = 1000
+) -> dict[str, float]:
     import random
 
     rng = random.Random(3)
     rb = RepoBuilder(root / "thousand")
-    tree = {f"src/p{i % 20}/m{i}.py": module(rng, f"m{i}", 60) for i in range(1000)}
+    tree = {f"src/p{i % 20}/m{i}.py": module(rng, f"m{i}", 60) for i in range(files)}
     base = rb.commit({p: text(ls) for p, ls in tree.items()}, message="base")
     change = {}
     for p, lines in tree.items():
@@ -362,12 +370,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--range", dest="rng", help="A..B: the pushes are the commits after A up to B")
     ap.add_argument("--merges", action="store_true", help="replay every merged PR in the range")
     ap.add_argument("--files", type=int, default=50, help="files in the generated PR")
+    # The sizes below are for quick runs (the test suite); the published figures use defaults.
+    ap.add_argument(
+        "--base-modules",
+        type=int,
+        default=80,
+        help="modules in the generated repository (the push-by-push PR's has half as many)",
+    )
+    ap.add_argument("--pushes", type=int, default=8, help="pushes in the push-by-push PR")
+    ap.add_argument(
+        "--overhead-files", type=int, default=1000, help="files in the overhead run's PR"
+    )
     ap.add_argument("--config", type=Path, help="a gatebot.yml to use (review: section)")
-    ap.add_argument("--no-overhead", action="store_true", help="skip the 1,000-file overhead run")
+    ap.add_argument("--no-overhead", action="store_true", help="skip the overhead run")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
     if args.repo and not args.rng:
         ap.error("--repo needs --range A..B")
+    for name in ("files", "base_modules", "pushes", "overhead_files"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
 
     from bot.config.load import load_config
 
@@ -386,9 +408,19 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             histories.append(
-                ("runbook scenarios: a 50-file PR", generated_history(root, args.files), False)
+                (
+                    f"runbook scenarios: a {args.files}-file PR",
+                    generated_history(root, args.files, args.base_modules),
+                    False,
+                )
             )
-            histories.append(("a PR replayed push by push", generated_pr_pushes(root), True))
+            histories.append(
+                (
+                    "a PR replayed push by push",
+                    generated_pr_pushes(root, args.pushes, args.base_modules // 2),
+                    True,
+                )
+            )
         for title, history, floor_line in histories:
             cache = root / f"cache-{len(report)}"
             seen: set[tuple[str, str, str]] = set()
@@ -399,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             print_table(title, pushes, floor_line)
             report[title] = [asdict(p) for p in pushes]
         if not args.no_overhead:
-            o = thousand_file_overhead(root, cfg, server)
-            print("\n## gate overhead without model latency, 1,000-file PR\n")
+            o = thousand_file_overhead(root, cfg, server, args.overhead_files)
+            print(f"\n## gate overhead without model latency, {args.overhead_files:,}-file PR\n")
             print(f"git diff --stat main...feature  {o['git_diff_stat_s'] * 1000:8.1f} ms")
             for label in ("first", "rerun"):
                 gate_ms, git_s = o[f"{label}_gate_s"] * 1000, o["git_diff_stat_s"]
@@ -412,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"python peak {o[f'{label}_python_peak_mb']:.0f} MB)"
                 )
             print(f"process max RSS                 {o['max_rss_mb']:8.0f} MB")
-            report["overhead_1000_files"] = o
+            report[f"overhead_{args.overhead_files}_files"] = o
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} cpu(s))")

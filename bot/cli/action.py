@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import yaml
 
-from bot.config.load import DEFAULT_CONFIG_PATH
+from bot.config.load import printable, yaml_problem
 from bot.errors import ConfigError, UsageError
 from bot.github.cachekey import cache_key
 from bot.github.event import PR_EVENTS, load_pull_request, refuse_untrusted_checkout
@@ -16,21 +16,43 @@ from bot.github.outputs import write_outputs
 from bot.github.overlay import apply_overrides
 
 
-def _read_raw_config(path: Path | None, repo: Path) -> tuple[object, str]:
-    explicit = path is not None
-    target = path if path is not None else DEFAULT_CONFIG_PATH
-    if not target.is_absolute():
-        target = repo / target
+def _read_raw_config(path: Path, repo: Path) -> tuple[object, str]:
+    """An explicit `--config FILE` (the operator's choice), read as given."""
+    target = path if path.is_absolute() else repo / path
     if not target.exists():
-        if explicit:
-            raise ConfigError(f"{target}: configuration file not found")
-        return None, "defaults"
+        raise ConfigError(f"{target}: configuration file not found")
     try:
         return yaml.safe_load(target.read_text(encoding="utf-8")), str(target)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{target}: cannot read configuration: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{target}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{target}: not valid YAML: {yaml_problem(exc)}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # PyYAML constructors (`2020-02-30`, `!!float abc`) and deep nesting, as in load_config.
+        raise ConfigError(f"{target}: not valid YAML: {printable(str(exc))}") from None
+
+
+def _trusted_raw_config(
+    config_path: Path | None, repo: Path, base: str | None, head: str | None
+) -> tuple[object, str]:
+    """The raw configuration the Action's overrides are laid over, and where it came from.
+
+    Never the workspace's `.github/gatebot.yml`: on a pull request that is the PR's own head,
+    and the effective file written from it is what `gatebot review --config` then trusts, so
+    the PR would choose its own gate again. Like `gatebot review`, read the file as committed
+    at the merge base of base...head; with no base known there is no trusted copy, so the
+    overrides go on the defaults.
+    """
+    if config_path is not None:
+        return _read_raw_config(config_path, repo)
+    if not base:
+        return None, "defaults (no base revision to read .github/gatebot.yml from)"
+    from bot.git.diff import change_range, open_repo
+    from bot.review.config_source import raw_from_commit
+
+    git_repo = open_repo(repo)
+    rng = change_range(git_repo, base, head or "HEAD")
+    return raw_from_commit(git_repo, rng.merge_base_sha)
 
 
 def _head_in_workspace(repo: Path, sha: str) -> bool:
@@ -69,6 +91,12 @@ def _head_in_workspace(repo: Path, sha: str) -> bool:
     help="base branch for the key outside pull_request events (default: $GITHUB_REF_NAME)",
 )
 @click.option(
+    "--base",
+    help="base revision, as for `gatebot review` (from the event on pull requests); the "
+    "configuration is read at the merge base of base...head",
+)
+@click.option("--head", help="head revision, as for `gatebot review` (default: HEAD)")
+@click.option(
     "--effective-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="write the configuration with the action's overrides (GATEBOT_MODEL_*, …) here",
@@ -77,6 +105,8 @@ def cache_key_command(
     repo: Path,
     config_path: Path | None,
     base_ref: str | None,
+    base: str | None,
+    head: str | None,
     effective_config: Path | None,
 ) -> None:
     """Print the actions/cache key and restore keys for the review cache.
@@ -85,16 +115,10 @@ def cache_key_command(
     any of them starts a fresh cache. Inside Actions the values also go to $GITHUB_OUTPUT
     (key, restore-keys, config: the file `gatebot review --config` should read, or empty).
     On pull_request_target it refuses a workspace that contains the PR head (see docs/action.md).
+    The configuration is the one `gatebot review` judges by: `.github/gatebot.yml` at the merge
+    base (never the workspace's copy, which on a pull request is the PR's own), or --config.
     """
     env = os.environ
-    raw, source = _read_raw_config(config_path, repo)
-    data, config, used = apply_overrides(raw, env, source)
-    review_config = str(config_path) if config_path is not None else ""
-    if used and effective_config is not None:
-        effective_config.parent.mkdir(parents=True, exist_ok=True)
-        effective_config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        review_config = str(effective_config)
-
     event_name = env.get("GITHUB_EVENT_NAME", "")
     event_path = env.get("GITHUB_EVENT_PATH", "")
     pr_number: int | None = None
@@ -102,8 +126,19 @@ def cache_key_command(
         pr = load_pull_request(event_name, Path(event_path))
         refuse_untrusted_checkout(pr, _head_in_workspace(repo, pr.head_sha))
         pr_number, ref = pr.number, pr.base_ref
+        base, head = base or pr.base_sha, head or pr.head_sha
     else:
         ref = base_ref or env.get("GITHUB_REF_NAME", "") or "local"
+        # action.yml passes its `base` input (what `review --base` gets) as --base-ref.
+        base = base or base_ref
+
+    raw, source = _trusted_raw_config(config_path, repo, base, head)
+    data, config, used = apply_overrides(raw, env, source)
+    review_config = str(config_path) if config_path is not None else ""
+    if used and effective_config is not None:
+        effective_config.parent.mkdir(parents=True, exist_ok=True)
+        effective_config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        review_config = str(effective_config)
     key = cache_key(
         config.review,
         ref,

@@ -31,7 +31,22 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
             parts.append(f"[{item}]")
         else:
             parts.append(("." if parts else "") + printable(str(item)))
-    return "".join(parts) or "(top level)"
+    path = "".join(parts) or "(top level)"
+    # The runner strips leading spaces before looking for `::`, so a top-level key such as
+    # `::stop-commands::x` would still start a workflow command on the problem line.
+    return "\\x3a" + path[1:] if path.startswith(":") else path
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message without its source snippet: the snippet quotes the file's own line,
+    which may begin (after the indentation the runner strips) with a workflow command."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        text = ", ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            text += f" (line {mark.line + 1}, column {mark.column + 1})"
+        return printable(text)
+    return printable(str(exc))
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
@@ -80,7 +95,7 @@ def load_config(path: Path | None = None, repo: Path | None = None) -> GatebotCo
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{target}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{target}: not valid YAML: {yaml_problem(exc)}") from None
     except (ValueError, OverflowError) as exc:
         # PyYAML's constructors raise plain ValueError for a well-formed but impossible value
         # (`2020-02-30`, `!!float abc`), not a YAMLError.

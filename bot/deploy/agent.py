@@ -65,8 +65,24 @@ class Agent:
                 f"{err.strip()[-400:] or 'no output'}",
                 hint="set deploy.targets.<name>.python to a Python 3.6+ interpreter on the host",
             )
-        agent.python_version = str(json.loads(hello).get("python", ""))
+        agent.python_version = str(agent._decode("its greeting", hello).get("python", ""))
         return agent
+
+    def _decode(self, what: str, line: bytes) -> dict[str, Any]:
+        """One line from the host agent as a JSON object; anything else (a compromised or
+        broken host, a wrong interpreter) is a TransportError naming the host."""
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
+            data = None
+        if not isinstance(data, dict):
+            shown = line[:80].decode("utf-8", "replace").strip()
+            raise TransportError(
+                f"{self.session.name}: the host agent answered {what} with garbage, not a JSON "
+                f"object: {shown!r}",
+                hint=f"check deploy.targets.{self.session.name}.python on the host",
+            )
+        return data
 
     def _lost(self, exc: BaseException | str) -> TransportError:
         return TransportError(f"{self.session.name}: connection to the host lost: {exc}")
@@ -91,9 +107,15 @@ class Agent:
     def _reply(self, op: str, line: bytes) -> Any:
         if not line:
             raise self._lost(f"the host agent exited during {op}")
-        reply = json.loads(line)
+        try:
+            reply = self._decode(f"the {op} request", line)
+        except TransportError:
+            self.broken = f"garbage answer to {op}"  # replies may be out of step from here on
+            raise
         if not reply.get("ok"):
             raise AgentError(str(reply.get("error", "unknown error")))
+        if "result" not in reply:
+            raise TransportError(f"{self.session.name}: the host agent's {op} reply has no result")
         return reply["result"]
 
     def _check(self) -> None:

@@ -35,11 +35,13 @@ from bot.deploy import log as deploy_log
 from bot.deploy.agent import Agent, AgentError
 from bot.deploy.integrity import remote_hashes, verify_remote
 from bot.deploy.layout import (
+    RELEASE_MANAGED,
     RELEASE_MARKER,
     VENV_LINK,
     RemoteLayout,
     check_release_id,
     integrity_excludes,
+    is_excluded,
     lock_hash,
     make_release_id,
     shared_link_target,
@@ -312,6 +314,17 @@ async def build_release(
     lock_entry = manifest.get(target.lock_file) if target.lock_file else None
     lh = lock_hash(read_blob(repo, lock_entry.oid) if lock_entry else None)
     live = state.live if state.live_marker is not None else None
+    reserved = [e.path for e in deployed if is_excluded(e.path, RELEASE_MANAGED)]
+    if reserved:
+        # Uploaded like any file (the tree is deployed as committed), then replaced by gatebot's
+        # own: a committed marker never names this release, so it never makes it complete
+        # (state._marker), even when the deploy is cut before gatebot writes the real one.
+        note = (
+            f"the tree holds gatebot's bookkeeping names ({', '.join(reserved)}): they are "
+            "replaced by gatebot's own and never count as this release's marker or venv"
+        )
+        run.report.notes.append(note)
+        run.say(note)
 
     with run.phase("seed"):
         # The host links the seed while we read the live release's tree from git.
@@ -346,7 +359,11 @@ async def build_release(
     run.report.venv = "created" if res.created else "reused"
     excl = integrity_excludes(shared)
     with run.phase("verify"):
-        check = await verify_remote(run.session, release_dir, deployed, excl, agent=run.agent)
+        # Strict (ignore_extra=None): a new release holds exactly the tree, so bytecode caches
+        # the seed carried over from the live release are removed by the repair below.
+        check = await verify_remote(
+            run.session, release_dir, deployed, excl, agent=run.agent, ignore_extra=None
+        )
         if not check.ok:
             # The seed carried files edited on the host: send those again, once.
             run.say(f"repairing drift in the seeded tree: {check.summary()}")
@@ -357,7 +374,9 @@ async def build_release(
                 0,
             )
             await _send(run, release_dir, repo, fix)
-            check = await verify_remote(run.session, release_dir, deployed, excl, agent=run.agent)
+            check = await verify_remote(
+                run.session, release_dir, deployed, excl, agent=run.agent, ignore_extra=None
+            )
         if not check.ok:
             raise DeployFailed(
                 f"{run.name}: {release_id} does not match the git tree after upload: "
@@ -674,6 +693,9 @@ def _record(ctx: DeployContext, report: HostReport) -> None:
         "files_sent": report.files_sent,
         "audit_duration_s": report.phases.get("audit"),
         "error": report.error if not report.ok else None,
+        # 1 = the deploy or its audit failed, 3 = infrastructure (SSH, transfer): monitoring
+        # tells them apart by this. None when the run stopped without one of our errors.
+        "exit_code": 0 if report.ok else (report.exit_code or None),
     }
     try:
         from bot.metrics.history import record_deploy

@@ -4,7 +4,8 @@ A small Python program (agent_script.py), run by the host's interpreter over SSH
 without following symlinks and prints, for each file, its git mode and git blob id (sha1 over
 `blob <size>\\0` + content; for a symlink, over the link target string). Nothing is read back
 locally: only ids travel. Excluded paths (the release's `.venv`, its marker, shared entries; see
-`layout.integrity_excludes`) are skipped.
+`layout.integrity_excludes`) are skipped, and extra bytecode caches (`__pycache__/*.pyc`, which
+a running service writes) are not reported unless `ignore_extra=None`.
 
     result = await verify_remote(session, layout.release(rid), manifest, integrity_excludes(shared))
     if not result.ok: ... result.missing / result.changed / result.extra
@@ -13,16 +14,23 @@ locally: only ids travel. Excluded paths (the release's `.venv`, its marker, sha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pydantic import StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from bot.audit.remote import RemoteTimeout, run_bounded, shell_join
 from bot.deploy.agent import Agent, agent_source
-from bot.deploy.layout import is_excluded
+from bot.deploy.layout import is_bytecode_cache, is_excluded
 from bot.deploy.manifest import Manifest
 from bot.errors import TransportError
 from bot.ssh.session import SSHSession
 
 RemoteEntry = tuple[int, str, int]  # (git mode, blob id, size); mode 0 = not a file or link
+# Strict: a float, bool or numeric string from the host is a malformed answer, not a mode.
+_LISTING: TypeAdapter[dict[str, RemoteEntry]] = TypeAdapter(
+    dict[StrictStr, tuple[StrictInt, StrictStr, StrictInt]]
+)
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,21 @@ class IntegrityResult:
         return "; ".join(parts)
 
 
+#: Which EXTRA paths (on the host, not in the tree) are expected rather than tampering.
+IgnoreExtra = Callable[[str], bool]
+
+
 def compare(
-    manifest: Manifest, remote: dict[str, RemoteEntry], exclude: Iterable[str] = ()
+    manifest: Manifest,
+    remote: dict[str, RemoteEntry],
+    exclude: Iterable[str] = (),
+    ignore_extra: IgnoreExtra | None = is_bytecode_cache,
 ) -> IntegrityResult:
-    """Pure comparison of a manifest with the hashes the host reported."""
+    """Pure comparison of a manifest with the hashes the host reported.
+
+    `exclude` paths are not compared at all. `ignore_extra` (default: bytecode caches, as the
+    audit does) only drops paths the tree does not hold: a tracked `.pyc` that changed or is
+    missing still counts. Pass None to see every extra file (building a release does)."""
     excl = tuple(exclude)
     missing: list[str] = []
     changed: list[str] = []
@@ -67,7 +86,13 @@ def compare(
             missing.append(e.path)
         elif got[0] != e.mode or got[1] != e.oid:
             changed.append(e.path)
-    extra = [p for p in remote if manifest.get(p) is None and not is_excluded(p, excl)]
+    extra = [
+        p
+        for p in remote
+        if manifest.get(p) is None
+        and not is_excluded(p, excl)
+        and not (ignore_extra is not None and ignore_extra(p))
+    ]
     return IntegrityResult(tuple(sorted(missing)), tuple(sorted(changed)), tuple(sorted(extra)))
 
 
@@ -82,26 +107,46 @@ async def remote_hashes(
 ) -> dict[str, RemoteEntry]:
     """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host.
 
-    Runs on the deploy's agent channel when given one, else as one command of its own."""
+    Runs on the deploy's agent channel when given one, else as one command of its own, whose
+    process group is killed on the host when it outlives `timeout` (the audit's run_bounded)."""
     excl = list(exclude)
     if agent is not None:
         data = await agent.call("hash", wait=timeout, root=release_dir, excl=excl)
     else:
         interp = python or session.target.python
-        res = await session.run(
-            [interp, "-S", "-c", agent_source(), "hash", release_dir, json.dumps(excl)],
-            timeout=timeout,
+        command = shell_join(
+            [interp, "-S", "-c", agent_source(), "hash", release_dir, json.dumps(excl)]
         )
+        try:
+            res = await run_bounded(session, command, timeout=timeout)
+        except RemoteTimeout as exc:
+            note = "it was killed" if exc.killed else "it could not be killed"
+            raise TransportError(
+                f"{session.name}: hashing {release_dir} on the host timed out after "
+                f"{exc.seconds:.0f}s; {note}"
+            ) from None
         if not res.ok:
             raise TransportError(
                 f"{session.name}: hashing {release_dir} on the host failed ({res.exit_status}): "
                 f"{res.stderr.strip()[-400:]}"
             )
+        # Login files of some shells print first: the listing is the last line.
+        lines = res.stdout.strip().splitlines()
         try:
-            data = json.loads(res.stdout)
-        except json.JSONDecodeError:
+            data = json.loads(lines[-1] if lines else "")
+        except (json.JSONDecodeError, RecursionError):
             raise TransportError(f"{session.name}: the host's hash listing is not JSON") from None
-    return {str(p): (int(v[0]), str(v[1]), int(v[2])) for p, v in data.items()}
+    try:
+        return _LISTING.validate_python(data)
+    except ValidationError as exc:
+        # A broken or compromised host: its answer is never trusted into a comparison.
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise TransportError(
+            f"{session.name}: the host's hash listing of {release_dir} is not "
+            f"{{path: [mode, blob id, size]}} ({exc.error_count()} errors; at {where}: "
+            f"{first['msg']})"
+        ) from None
 
 
 async def verify_remote(
@@ -113,8 +158,10 @@ async def verify_remote(
     python: str | None = None,
     timeout: float = 300.0,
     agent: Agent | None = None,
+    ignore_extra: IgnoreExtra | None = is_bytecode_cache,
 ) -> IntegrityResult:
-    """Hash `release_dir` on the host and compare it with `manifest` (see module doc)."""
+    """Hash `release_dir` on the host and compare it with `manifest` (see module doc and
+    `compare` for `exclude` and `ignore_extra`)."""
     excl = tuple(exclude)
     remote = await remote_hashes(
         session,
@@ -124,4 +171,4 @@ async def verify_remote(
         timeout=timeout,
         agent=agent,
     )
-    return compare(manifest, remote, excl)
+    return compare(manifest, remote, excl, ignore_extra)

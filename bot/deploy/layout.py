@@ -182,3 +182,10 @@ def integrity_excludes(shared: Iterable[str]) -> tuple[str, ...]:
 def is_excluded(path: str, excludes: Iterable[str]) -> bool:
     """True when `path` is an excluded entry or lies under one."""
     return any(path == e or path.startswith(e + "/") for e in excludes)
+
+
+def is_bytecode_cache(path: str) -> bool:
+    """True for `.../__pycache__/*.pyc|.pyo`: written by the running service itself, so an
+    extra one in a release is not tampering (the audit's integrity layer uses the same rule)."""
+    parts = path.split("/")
+    return "__pycache__" in parts[:-1] and parts[-1].endswith((".pyc", ".pyo"))

@@ -25,7 +25,8 @@ Event = Literal["release", "switch", "rollback", "bad", "audit", "prune", "unloc
 class LogEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    ts: str
+    # A line without its time still says what happened (which release went live or is bad).
+    ts: str = ""
     event: Event
     release: str | None = None
     sha: str | None = None

@@ -239,7 +239,8 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     except pygit2.GitError as exc:
         # A tree object libgit2 cannot parse (an entry with an empty name, a cut object).
         raise DeployFailed(
-            f"refusing to deploy {ref!r} ({str(commit.id)[:7]}): its git tree cannot be read: {exc}",
+            f"refusing to deploy {ref!r} ({str(commit.id)[:7]}): its git tree cannot be "
+            f"read: {exc}",
             hint="the commit holds a corrupt or hand-made tree object; run `git fsck`",
         ) from None
     entries.sort(key=lambda e: e.path)

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.deploy import log as deploy_log
 from bot.deploy.agent import Agent, AgentError
-from bot.deploy.layout import RemoteLayout, is_release_id, release_id_from_link, sorted_releases
+from bot.deploy.layout import (
+    RELEASE_ID_RE,
+    RemoteLayout,
+    is_release_id,
+    release_id_from_link,
+    sorted_releases,
+)
 from bot.deploy.lock import LockOwner
 from bot.errors import TransportError
 
@@ -76,13 +82,21 @@ class RemoteState:
         return hits[-1] if hits else None
 
 
-def _marker(data: Any) -> ReleaseMarker | None:
+def _marker(release_id: str, data: Any) -> ReleaseMarker | None:
+    """The marker of `release_id`, or None (incomplete) when it is missing, malformed or not
+    gatebot's own: the marker gatebot writes names its release, and its sha begins with the
+    id's sha7. A marker committed in the tree (uploaded with it, then left by a cut deploy)
+    cannot know the id of the release it lands in, so it never makes that release complete."""
     if data is None:
         return None
     try:
-        return ReleaseMarker.model_validate(data)
+        marker = ReleaseMarker.model_validate(data)
     except ValidationError:
         return None
+    m = RELEASE_ID_RE.match(release_id)
+    if marker.release != release_id or m is None or not marker.sha.startswith(m["sha7"]):
+        return None
+    return marker
 
 
 async def read_state(agent: Agent, layout: RemoteLayout) -> RemoteState:
@@ -92,15 +106,21 @@ async def read_state(agent: Agent, layout: RemoteLayout) -> RemoteState:
         raise TransportError(
             f"{agent.session.name}: reading the deploy state under {layout.root} failed: {exc}"
         ) from None
-    events, unreadable = deploy_log.parse_log(data["log"])
-    return RemoteState(
-        exists=bool(data["exists"]),
-        current_target=data["current"],
-        current_kind=data["current_kind"],
-        markers={k: _marker(v) for k, v in data["releases"].items() if is_release_id(k)},
-        venvs={k: bool(v) for k, v in data["venvs"].items()},
-        locked=bool(data["locked"]),
-        lock_owner=LockOwner.from_json(data["lock"]),
-        events=events,
-        unreadable_log_lines=unreadable,
-    )
+    try:
+        events, unreadable = deploy_log.parse_log(data["log"])
+        return RemoteState(
+            exists=bool(data["exists"]),
+            current_target=data["current"],
+            current_kind=data["current_kind"],
+            markers={k: _marker(k, v) for k, v in data["releases"].items() if is_release_id(k)},
+            venvs={k: bool(v) for k, v in data["venvs"].items()},
+            locked=bool(data["locked"]),
+            lock_owner=LockOwner.from_json(data["lock"]),
+            events=events,
+            unreadable_log_lines=unreadable,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise TransportError(
+            f"{agent.session.name}: the host agent's deploy state under {layout.root} is "
+            f"malformed ({type(exc).__name__}: {exc})"
+        ) from None

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import GatebotConfig, load_config, parse_config
+from bot.config.load import printable
 from bot.errors import ConfigError
 from tests.security.strategies import fuzz_settings, model_documents, yaml_values
 
@@ -41,7 +42,9 @@ def _step(node: Any, segment: str | int) -> tuple[bool, Any]:
         return True, node[segment]
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == segment or str(key) == str(segment) or f"[{key}]" == segment:
+            # Key names are shown with non-printable characters escaped (load.printable).
+            shown = printable(str(key))
+            if key == segment or shown == str(segment) or f"[{shown}]" == segment:
                 return True, value
     return False, None
 

@@ -322,14 +322,6 @@ def test_pr_cannot_relax_the_gate_with_its_own_config(
     assert r.verdict["verdict"] == "fail"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/cli/action.py cache-key builds the Action's effective config (whenever an "
-    "override input such as blocking-severity or model-* is set) from the WORKSPACE "
-    "`.github/gatebot.yml`, i.e. the PR's own head, and action.yml passes it to `gatebot "
-    "review --config`, which trusts an explicit file: the PR's relaxed policy applies again. "
-    "Fix: overlay the overrides on the config at the merge base (bot/review/config_source.py)",
-)
 def test_action_overrides_do_not_bring_back_the_prs_config(
     tmp_path: Path, private_key: str, hostile: Any
 ) -> None:
