@@ -57,4 +57,3 @@ def test_review_does_not_import_unrelated_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
-

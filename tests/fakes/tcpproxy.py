@@ -49,6 +49,7 @@ class TcpProxy:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _server: asyncio.AbstractServer | None = None
+    _open: list[tuple[ConnStats, tuple[asyncio.StreamWriter, ...]]] = field(default_factory=list)
 
     # -- configuration (thread-safe enough: read once per accepted connection) ----------------
 
@@ -67,6 +68,15 @@ class TcpProxy:
     def clear(self) -> TcpProxy:
         self._fault = Fault()
         return self
+
+    def cut_now(self) -> None:
+        """Cut every open connection with RST, from any thread (a cut at a chosen moment)."""
+        loop = self._loop
+        assert loop is not None, "the proxy is not running"
+        for stats, writers in list(self._open):
+            stats.cut = True
+            for w in writers:
+                loop.call_soon_threadsafe(_abort, w)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,6 +133,7 @@ class TcpProxy:
         except OSError:
             _abort(cwriter)
             return
+        self._open.append((stats, (cwriter, swriter)))
 
         async def pump(
             src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool
