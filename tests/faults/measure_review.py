@@ -58,7 +58,11 @@ def main() -> None:
                 "files": len(v.files),
                 "statuses": sorted({f.status for f in v.files}),
                 "big": [
-                    {"status": f.status, "reason": f.reason, "findings": [x.message for x in f.findings]}
+                    {
+                        "status": f.status,
+                        "reason": f.reason,
+                        "findings": [x.message for x in f.findings],
+                    }
                     for f in v.files
                     if f.path == "data/big.py"
                 ],

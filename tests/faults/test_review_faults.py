@@ -32,7 +32,7 @@ FAST = {
 # PR reviews in ~1 s with ~40 MB RSS growth in the parent and ~60 MB per fork worker.
 MANY_FILES_S = 20.0
 MANY_FILES_RSS_MB = 300.0
-BIG_FILE_S = 20.0
+BIG_FILE_S = 10.0
 BIG_FILE_RSS_MB = 150.0  # 3x the file: one copy of the text, one of the diff, room to spare
 
 
@@ -160,13 +160,14 @@ def test_429_storm_is_neutral_degraded_and_does_not_poison_the_cache(
     cfg.write_text(json.dumps({"review": {"gemini": FAST}}))
     gemini_server.fail("429", times=-1, retry_delay="0.05s")
     args = ["review", "--repo", str(rb.path), "--base", "main", "--head", head]
-    r = _gatebot([*args, "--config", str(cfg), "--cache-dir", str(cache), "--out", "out"], tmp_path, {})
+    r = _gatebot(
+        [*args, "--config", str(cfg), "--cache-dir", str(cache), "--out", "out"], tmp_path, {}
+    )
     assert r.returncode == 0, r.stderr[-3000:]  # neutral: never red, never silently green
     v = json.loads((tmp_path / "out" / "verdict.json").read_text())
     assert v["verdict"] == "neutral" and v["degraded"] is True
-    assert v["provider"] == "gemini+local" and "429" in v["degraded_reason"] or "quota" in (
-        v["degraded_reason"] or ""
-    ).lower(), v["degraded_reason"]
+    assert v["provider"] == "gemini+local"
+    assert "rate limited" in v["degraded_reason"] and "429" in v["degraded_reason"], v
     assert sorted(v["uncovered"]) == sorted(files)
     assert gemini_server.stats.generate_calls >= 2  # it did retry, then gave up
     summary = (tmp_path / "out" / "summary.md").read_text()
