@@ -73,7 +73,7 @@ class ReviewConfig(Section):
     context_lines: int = Field(3, ge=0, le=50, description="lines of context around each hunk")
     cache_max_mb: int = Field(256, ge=1, description="size bound of the review cache (MB)")
     max_file_bytes: int = Field(
-        2_000_000, ge=1000, description="files larger than this are not read whole (diff only)"
+        2_000_000, ge=1000, description="files over this are skipped unread (no diff/checks/model)"
     )
     large_file_lines: int = Field(5000, ge=1, description="an added file above this is flagged")
     large_file_bytes: int = Field(

@@ -109,6 +109,8 @@ class ChangedFile:
     change: FileChange
     old_data: bytes | None
     new_data: bytes | None
+    # A side is larger than `max_blob_bytes`: neither side was read, no patch was made.
+    too_large: bool = False
 
 
 def _read(odb: pygit2.Odb, oid: pygit2.Oid, mode: int) -> bytes | None:
@@ -123,6 +125,18 @@ def _read(odb: pygit2.Odb, oid: pygit2.Oid, mode: int) -> bytes | None:
     return bytes(data) if kind == _BLOB_TYPE else None
 
 
+def _size(odb: pygit2.Odb, oid: pygit2.Oid, mode: int) -> int | None:
+    """A blob's size from its object header, without inflating the content; None for a
+    submodule or an object this repository does not have."""
+    if mode == _COMMIT_MODE:
+        return None
+    try:
+        kind, size = odb.read_header(oid)
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+    return int(size) if int(kind) == _BLOB_TYPE else None
+
+
 def _kept(data: bytes | None, keep_bytes: int | None) -> bytes | None:
     return None if keep_bytes is not None and data is not None and len(data) > keep_bytes else data
 
@@ -134,11 +148,15 @@ def diff_files(
     context_lines: int = 3,
     keep_bytes: int | None = None,
     part: tuple[int, int] = (0, 1),
+    max_blob_bytes: int | None = None,
 ) -> list[ChangedFile]:
     """Every changed file between two commits, renames detected, hunks with `context_lines`,
     and the content of both sides (None for a side larger than `keep_bytes`, so one huge
-    file does not stay in memory for the whole review). `part=(k, n)`: only every n-th
-    changed file, starting at the k-th, so n processes can share a large change.
+    file does not stay in memory for the whole review). A file with a side larger than
+    `max_blob_bytes` (known from the object header) is neither read nor diffed: no hunks,
+    `too_large` set, sizes from the headers (the diff and the line checks of a 50 MB text
+    file would cost tens of seconds and several times its size in memory). `part=(k, n)`:
+    only every n-th changed file, starting at the k-th, so n processes share a large change.
 
     The tree diff only finds the deltas (and renames); each patch is then made from the two
     blobs read here once, instead of libgit2 loading them for the patch and the caller
@@ -169,6 +187,22 @@ def diff_files(
         old_file, new_file = d.old_file, d.new_file
         old_mode, new_mode = int(old_file.mode), int(new_file.mode)
         old_oid, new_oid = _oid(old_file, old_mode), _oid(new_file, new_mode)
+        paths, modes, oids = (
+            (old_file.path, new_file.path),
+            (old_mode, new_mode),
+            (old_oid, new_oid),
+        )
+        if max_blob_bytes is not None:
+            sizes = (
+                _size(odb, old_file.id, old_mode) if old_oid else None,
+                _size(odb, new_file.id, new_mode) if new_oid else None,
+            )
+            if any(size is not None and size > max_blob_bytes for size in sizes):
+                # binary: unknown, telling would mean reading the content.
+                known = (sizes[0] or 0, sizes[1] or 0)
+                change = _file_change(paths, kind, modes, oids, known, binary=False)
+                out.append(ChangedFile(change, None, None, too_large=True))
+                continue
         old_data = _read(odb, old_file.id, old_mode) if old_oid else None
         new_data = _read(odb, new_file.id, new_mode) if new_oid else None
         patch: pygit2.Patch | None
@@ -188,23 +222,40 @@ def diff_files(
             or bool(patch.delta.is_binary)
             or (check_attrs and attributes.diff_disabled(repo, new_sha, new_file.path))
         )
-        deleted = kind == "deleted"
-        change = FileChange(
-            path=old_file.path if deleted else new_file.path,
-            old_path=old_file.path if kind in ("renamed", "copied") else None,
-            change=kind,
-            old_oid=old_oid,
-            new_oid=new_oid,
-            old_mode=old_mode,
-            new_mode=new_mode,
-            binary=binary,
-            old_size=len(old_data) if old_data is not None else 0,
-            new_size=len(new_data) if new_data is not None else 0,
-            hunks=() if binary or patch is None else _hunks(patch),
+        sizes = (
+            len(old_data) if old_data is not None else 0,
+            len(new_data) if new_data is not None else 0,
         )
+        hunks = () if binary or patch is None else _hunks(patch)
+        change = _file_change(paths, kind, modes, oids, sizes, binary, hunks)
         out.append(ChangedFile(change, _kept(old_data, keep_bytes), _kept(new_data, keep_bytes)))
     out.sort(key=lambda c: c.change.path)
     return out
+
+
+def _file_change(
+    paths: tuple[str, str],
+    kind: ChangeKind,
+    modes: tuple[int, int],
+    oids: tuple[str | None, str | None],
+    sizes: tuple[int, int],
+    binary: bool,
+    hunks: tuple[Hunk, ...] = (),
+) -> FileChange:
+    old_path, new_path = paths
+    return FileChange(
+        path=old_path if kind == "deleted" else new_path,
+        old_path=old_path if kind in ("renamed", "copied") else None,
+        change=kind,
+        old_oid=oids[0],
+        new_oid=oids[1],
+        old_mode=modes[0],
+        new_mode=modes[1],
+        binary=binary,
+        old_size=sizes[0],
+        new_size=sizes[1],
+        hunks=hunks,
+    )
 
 
 def count_changes(repo: pygit2.Repository, old_sha: str, new_sha: str) -> int:

@@ -141,7 +141,13 @@ def _load_files(
     part: tuple[int, int] = (0, 1),
 ) -> list[_File]:
     changed = diff_files(
-        repo, rng.merge_base_sha, rng.head_sha, review.context_lines, review.max_file_bytes, part
+        repo,
+        rng.merge_base_sha,
+        rng.head_sha,
+        review.context_lines,
+        keep_bytes=review.max_file_bytes,
+        part=part,
+        max_blob_bytes=review.max_file_bytes,
     )
     rules = triage.Rules.from_config(review)
     paths = [c.change.path for c in changed]
@@ -182,9 +188,11 @@ def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None
             continue
         # Skipped files cost no model call, but a committed secret or a huge blob is still
         # worth knowing about wherever it hides (docs/, vendor/, a formatting-only change).
-        if review.local.secrets and not f.change.binary:
+        # A file over review.max_file_bytes has no hunks to scan: only its size is known.
+        huge = triage.too_large(f.change, review.max_file_bytes)
+        if review.local.secrets and not f.change.binary and not huge:
             f.local_findings += local.check_secrets(f.change)
-        if review.local.large_files and f.change.binary:
+        if review.local.large_files and (f.change.binary or huge):
             f.local_findings += local.check_large_file(f.change, None, review)
 
 

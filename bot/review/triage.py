@@ -106,6 +106,7 @@ class Rules:
     ignore: pathspec.PathSpec
     protected: pathspec.PathSpec
     protected_patterns: tuple[str, ...]
+    max_file_bytes: int | None = None  # review.max_file_bytes: larger files are not reviewed
 
     @classmethod
     def from_config(cls, config: ReviewConfig) -> Rules:
@@ -114,6 +115,7 @@ class Rules:
             ignore=pathspec.GitIgnoreSpec.from_lines(config.ignore),
             protected=pathspec.GitIgnoreSpec.from_lines(patterns),
             protected_patterns=patterns,
+            max_file_bytes=config.max_file_bytes,
         )
 
     def protected_pattern(self, path: str) -> str | None:
@@ -123,6 +125,21 @@ class Rules:
             if pathspec.GitIgnoreSpec.from_lines([pattern]).match_file(path):
                 return pattern
         return self.protected_patterns[0]
+
+
+def too_large(change: FileChange, max_file_bytes: int | None) -> bool:
+    """A side is over review.max_file_bytes: the diff made no hunks for it (bot.git.diff
+    decides from the blob header with the same limit), so there is nothing to review."""
+    return max_file_bytes is not None and max(change.old_size, change.new_size) > max_file_bytes
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n:,} bytes"
+
+
+def too_large_reason(change: FileChange, max_file_bytes: int) -> str:
+    size = max(change.old_size, change.new_size)
+    return f"too large to review: {_size(size)} > review.max_file_bytes ({_size(max_file_bytes)})"
 
 
 def is_lock_file(path: str) -> bool:
@@ -262,6 +279,8 @@ def triage(
         if change.change == "renamed":
             return skip("renamed without content change")
         return skip("mode change only")
+    if rules.max_file_bytes is not None and too_large(change, rules.max_file_bytes):
+        return skip(too_large_reason(change, rules.max_file_bytes))
     python = change.path.endswith((".py", ".pyi"))
     if python and change.hunks and not _changed_words_equal(change):
         return Decision(None, needs_human, protected_by)  # a real change: no parse needed

@@ -204,3 +204,37 @@ def test_submodule_pointers_diff_without_reading_blobs(rb: RepoBuilder) -> None:
     sub = files["sub"]
     assert (sub.old_data, sub.new_data, sub.change.new_mode) == (None, None, 0o160000)
     assert "Subproject commit" in sub.change.render_diff()
+
+
+def test_blob_over_max_blob_bytes_is_neither_read_nor_diffed(rb: RepoBuilder) -> None:
+    base = rb.commit({"a.py": "x = 1\n", "grown.txt": "small\n", "gone.txt": "z\n" * 100})
+    rb.commit(
+        {
+            "a.py": "x = 2\n",
+            "big.txt": "b\n" * 100,
+            "edge.txt": "e" * 99 + "\n",
+            "grown.txt": "g\n" * 60,
+            "gone.txt": None,
+        },
+        branch="feature",
+        parents=[base],
+    )
+    repo = open_repo(rb.path)
+    rng = change_range(repo, "main", "feature")
+    files = {
+        f.change.path: f
+        for f in diff_files(repo, rng.merge_base_sha, rng.head_sha, max_blob_bytes=100)
+    }
+    # Exactly at the limit is still diffed; the size of a skipped side comes from the header.
+    for path, size in [("big.txt", 200), ("grown.txt", 120), ("gone.txt", 200)]:
+        f = files[path]
+        assert f.too_large and (f.old_data, f.new_data) == (None, None), path
+        assert f.change.hunks == () and max(f.change.old_size, f.change.new_size) == size
+    assert (
+        files["grown.txt"].change.old_size == 6 and files["grown.txt"].change.change == "modified"
+    )
+    assert files["gone.txt"].change.change == "deleted"
+    a = files["a.py"]
+    assert not a.too_large and a.change.changed_lines == {1} and a.new_data == b"x = 2\n"
+    edge = files["edge.txt"]
+    assert not edge.too_large and edge.change.new_size == 100 and edge.change.changed_lines == {1}

@@ -417,3 +417,32 @@ def test_outage_loses_nothing_from_the_cache(
     rr = run_review(rb.path, "main", second, cfg, cache, _gemini(cfg))
     assert gemini_server.stats.paths_asked() == ["b.py"]
     assert rr.verdict.verdict == "pass" and rr.verdict.metrics.files_cached == 1
+
+
+def test_file_over_max_file_bytes_is_skipped_unread_and_never_sent(
+    rb: RepoBuilder, tmp_path: Path, gemini_server: FakeGemini
+) -> None:
+    # Over the limit: no hunks, no line checks, no model call; the added one keeps its
+    # large-file finding. Its secret is NOT found: a documented limit (docs/review.md).
+    cfg = _cfg(max_file_bytes=1000, large_file_bytes=2000)
+    huge = "x = 1\n" * 400 + f"key = '{AWS}'\n"
+    base = rb.commit({"a.py": _module(1), "grown.txt": "small\n"})
+    head = rb.commit(
+        {"a.py": _module(1, "\nq = 1\n"), "data/huge.txt": huge, "grown.txt": "y\n" * 600},
+        branch="feature",
+        parents=[base],
+    )
+    rr = run_review(rb.path, "main", head, cfg, tmp_path / "c", _gemini(cfg))
+    files = _files(rr)
+    assert gemini_server.stats.paths_asked() == ["a.py"]
+    added = files["data/huge.txt"]
+    assert added.status == "skipped"
+    assert added.reason == (
+        f"too large to review: {len(huge):,} bytes > review.max_file_bytes (1,000 bytes)"
+    )
+    assert [f.category for f in added.findings] == ["large-file"]
+    assert "very large added file" in added.findings[0].message
+    grown = files["grown.txt"]
+    assert grown.status == "skipped" and grown.reason is not None
+    assert grown.reason.startswith("too large to review: 1,200 bytes") and grown.findings == []
+    assert files["a.py"].status == "reviewed" and rr.verdict.verdict == "pass"
