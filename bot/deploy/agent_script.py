@@ -426,34 +426,52 @@ def real_dir_chain(root, parts):
     return d
 
 
-def write_file(path, data, mode, replace):
-    """Write a release file. A path that exists (a hard link shared with an older release) gets a
-    temp file renamed over it, never an in-place write; a new path is written directly."""
-    target = path
-    fd = None
-    if not replace:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        except FileExistsError:
-            replace = True  # never write into an existing file: it may be a shared hard link
-    if replace:
-        target = "%s.gatebot-tmp.%d" % (path, threading.get_ident())
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def write_file(path, data, mode):
+    """Write a release file: always to a temp name renamed into place, never in place (an
+    existing path may be a hard link shared with an older release). A failed write (a full
+    disk) unlinks its temp file, so a cut upload gives the space back."""
+    tmp = "%s.gatebot-tmp.%d" % (path, threading.get_ident())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)  # exact mode, whatever the umask
-    finally:
-        os.close(fd)
-    if replace:
-        os.replace(target, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)  # exact mode, whatever the umask
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def write_symlink(path, target):
+    """A symlink via a temp name too, removed when it cannot be put in place."""
+    tmp = "%s.gatebot-tmp" % path
+    unlink_quietly(tmp)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def unlink_quietly(path):
+    """Best-effort cleanup on a path that is already failing: the first error is the one
+    reported, a temp that is already gone is fine."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
 
 
 def op_extract(root, control, stream, fresh=False):
     """Unpack a tar stream into `root`: the control member lists deletions; every other member
-    is written to a temp name and renamed into place when something is already there, so a
-    hard-linked file of an older release is never modified (a new inode replaces the link).
+    is written to a temp name and renamed into place, so a hard-linked file of an older release
+    is never modified (a new inode replaces the link) and a failed write leaves no partial file.
     `fresh`: the release was not seeded, nothing can exist yet. File writes run in a few
     threads: creating files is latency-bound on many filesystems."""
     written = deleted = 0
@@ -493,27 +511,19 @@ def op_extract(root, control, stream, fresh=False):
                     parent = ensure_dirs(root, parts[:-1])
                     known_dirs.add(dir_key)
                 final = os.path.join(parent, parts[-1])
-                exists = False
                 if not fresh:
                     try:
                         st = os.lstat(final)
-                        exists = True
                         if stat.S_ISDIR(st.st_mode):
                             settle(0)  # writes below it may be in flight
                             shutil.rmtree(final)
-                            exists = False
                     except FileNotFoundError:
                         pass
                 if m.issym():
-                    if exists:
-                        tmp = "%s.gatebot-tmp" % final
-                        os.symlink(m.linkname, tmp)
-                        os.replace(tmp, final)
-                    else:
-                        os.symlink(m.linkname, final)
+                    write_symlink(final, m.linkname)
                 elif m.isreg():
                     data = tf.extractfile(m).read()
-                    pending.append(pool.submit(write_file, final, data, m.mode & 0o777, exists))
+                    pending.append(pool.submit(write_file, final, data, m.mode & 0o777))
                     settle(64)
                 else:
                     raise ValueError("unsupported member in the upload: %r" % m.name)

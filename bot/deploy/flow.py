@@ -6,8 +6,10 @@ Deploy of one host (one SSH connection, under the deploy lock):
   -> switch `current` -> restart -> audit -> retention.
 A failing restart or audit after the switch rolls back by itself: `current` goes back to the
 previous good release, restart and audit run again, the failed release is marked bad in the
-deploy log and the run fails with DeployFailed saying what is live. Any failure before the switch
-leaves `current` untouched.
+deploy log and the run fails with DeployFailed saying what is live. A connection lost after the
+switch does the same over a fresh connection (restart, no audit) and fails with TransportError.
+Any failure before the switch leaves `current` untouched; a failed upload removes its half-written
+release directory.
 
 Several targets roll out in batches of `rollout.batch_size` (hosts of a batch in parallel) and
 stop when the failed share exceeds `rollout.max_fail_percentage`.
@@ -26,7 +28,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bot import errors
 from bot.config.deploy import RolloutConfig, TargetConfig
@@ -45,6 +47,7 @@ from bot.deploy.layout import (
     lock_hash,
     make_release_id,
     shared_link_target,
+    sorted_releases,
 )
 from bot.deploy.lock import DeployLock, LockOwner, new_owner, release_lock
 from bot.deploy.manifest import Manifest, build_manifest, open_repo, read_blob
@@ -60,6 +63,7 @@ from bot.errors import (
     GatebotError,
     InfrastructureError,
     LockHeld,
+    TransportError,
     UsageError,
 )
 from bot.ssh.credentials import load_credentials
@@ -135,6 +139,7 @@ class HostRun:
     agent: Agent
     report: HostReport
     layout: RemoteLayout = field(init=False)
+    lock_run_id: str | None = None  # the run id on our deploy lock, once taken
 
     def __post_init__(self) -> None:
         self.layout = RemoteLayout(self.session.target.path)
@@ -302,6 +307,21 @@ async def _send(
     run.report.files_deleted += stats.files_deleted
 
 
+async def _drop_cut_release(run: HostRun, state: RemoteState, release_id: str) -> None:
+    """Remove the release directory a failed upload left half written (a full disk keeps its
+    space otherwise, and the next deploy fails the same way). Never the live release or a
+    complete one; over a dead connection it stays for retention to remove."""
+    if release_id == state.live or state.markers.get(release_id) is not None:
+        return
+    try:
+        await run.agent.call("remove", paths=[run.layout.release(release_id)])
+    except (AgentError, GatebotError) as exc:
+        note = f"the cut release {release_id} stays on the host for retention to remove: {exc}"
+        run.report.notes.append(note)
+        return
+    run.say(f"removed the cut release {release_id}")
+
+
 async def build_release(
     run: HostRun, state: RemoteState, manifest: Manifest, release_id: str
 ) -> str:
@@ -349,7 +369,11 @@ async def build_release(
     )
     if not plan.empty:
         with run.phase("upload"):
-            await _send(run, release_dir, repo, plan, fresh=live is None)
+            try:
+                await _send(run, release_dir, repo, plan, fresh=live is None)
+            except GatebotError:
+                await _drop_cut_release(run, state, release_id)
+                raise
     with run.phase("shared"):
         await _link_shared(run, release_dir, shared)
     with run.phase("venv"):
@@ -418,12 +442,26 @@ async def go_live(
     fallback: str | None,
     event: deploy_log.Event = "switch",
 ) -> None:
-    """Switch to `release_id` (unless live), restart, audit; on failure roll back to `fallback`."""
-    if previous != release_id:
+    """Switch to `release_id` (unless live), restart, audit; on failure roll back to `fallback`.
+    A connection lost once the switch was asked for rolls back over a fresh connection."""
+    if previous == release_id:
+        # Nothing switched: a cut here leaves `current` where it was.
+        await _restart_and_audit(run, release_id, sha, manifest, fallback)
+        return
+    try:
         with run.phase("switch"):
             await switch_current(run.agent, run.layout, release_id)
             await run.log(event, release=release_id, sha=sha, previous=previous)
         run.say(f"current -> {release_id}")
+        run.report.live = release_id
+        await _restart_and_audit(run, release_id, sha, manifest, fallback)
+    except TransportError as exc:
+        await recover_after_cut(run, release_id, fallback, exc)
+
+
+async def _restart_and_audit(
+    run: HostRun, release_id: str, sha: str, manifest: Manifest | None, fallback: str | None
+) -> None:
     run.report.live = release_id
     try:
         with run.phase("restart"):
@@ -440,6 +478,76 @@ async def go_live(
         )
     if not outcome.passed:
         await auto_rollback(run, release_id, fallback, outcome.summary)
+
+
+async def recover_after_cut(
+    run: HostRun, failed: str, fallback: str | None, cause: TransportError
+) -> NoReturn:
+    """The link died after `current` was (maybe) switched to `failed`, which was then never
+    restarted or audited to the end: reconnect and put `fallback` back live, as a failed
+    audit would. Always raises TransportError (exit 3: the cause is the link) saying what is
+    live; when even the reconnect fails, says how to recover by hand."""
+    lost = cause.message
+    run.say(f"{lost}: reconnecting to roll back to {fallback or '(none)'}")
+    try:
+        async with connected(run.ctx, run.name) as session, agent_for(session) as agent:
+            fresh = HostRun(run.ctx, run.name, session, agent, run.report)
+            with fresh.phase("rollback"):
+                outcome = await _roll_back_after_cut(fresh, failed, fallback, lost)
+    except GatebotError as exc:
+        back = f" --to {fallback}" if fallback else ""
+        unlock = (
+            f"gatebot unlock --target {run.name} --owner {run.lock_run_id} (if its lock is "
+            "left), then "
+            if run.lock_run_id
+            else ""
+        )
+        raise TransportError(
+            f"{lost}. Rolling back over a fresh connection failed too ({exc.message}): "
+            f"`current` may still point at {failed}, which was never restarted or audited",
+            hint=f"when the host is reachable: {unlock}gatebot rollback --target {run.name}{back}",
+        ) from None
+    raise TransportError(f"{lost}. {outcome}")
+
+
+async def _roll_back_after_cut(run: HostRun, failed: str, fallback: str | None, lost: str) -> str:
+    """The rollback half of `recover_after_cut`, on a fresh connection; returns what it did.
+    Idempotent: the cut may have come before the rename, or in the middle of auto_rollback."""
+    state = await read_state(run.agent, run.layout)
+    reason = f"the connection was lost after the switch ({lost})"
+    if fallback is None or fallback == failed:
+        if state.live == failed:
+            if failed not in state.bad:
+                await run.log("bad", release=failed, ok=False, detail=reason)
+            return (
+                f"There is no earlier good release to roll back to: {failed} stays live, "
+                "never restarted or audited, and is marked bad"
+            )
+        return f"`current` was not switched: {state.live or 'nothing'} is live"
+    # The failed release was live (possibly only for a moment) unless the cut came before the
+    # rename; a rollback that had already begun (status) restarted into the fallback.
+    was_live = state.live != fallback or run.report.status == "auto-rolled-back"
+    if state.live != fallback:
+        await switch_current(run.agent, run.layout, fallback)
+        await run.log("rollback", release=fallback, previous=failed, detail=reason)
+    if was_live and failed not in state.bad:
+        await run.log("bad", release=failed, ok=False, detail=reason)
+    if not was_live:
+        return f"`current` was not switched: {fallback} is still live"
+    run.report.live = fallback
+    run.report.status = "auto-rolled-back"
+    marker = state.markers.get(fallback)
+    restart_note = ""
+    if run.target.restart:
+        try:
+            await restart(run.agent, run.layout, run.target, fallback, marker.sha if marker else "")
+            restart_note = ", restarted"
+        except DeployFailed as exc:
+            restart_note = f"; its restart failed: {exc.message}"
+    return (
+        f"Rolled back over a fresh connection: {fallback} is live again{restart_note} (not "
+        f"audited again); {failed} is marked bad"
+    )
 
 
 async def auto_rollback(run: HostRun, failed: str, fallback: str | None, reason: str) -> None:
@@ -651,6 +759,7 @@ async def _on_host(
                 with run.phase("lock"):
                     lock = run.lock()
                     await lock.acquire()
+                    run.lock_run_id = lock.owner.run_id
                 try:
                     await body(run)
                 except BaseException:
@@ -799,7 +908,7 @@ async def list_releases(ctx: DeployContext, name: str) -> tuple[list[ReleaseRow]
         state = await read_state(agent, RemoteLayout(session.target.path))
     bad = state.bad
     rows = []
-    for rid in sorted(state.markers, reverse=True):
+    for rid in reversed(sorted_releases(state.markers)):
         m = state.markers[rid]
         rows.append(
             ReleaseRow(

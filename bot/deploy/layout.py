@@ -113,13 +113,18 @@ def make_release_id(sha: str, now: datetime, existing: Collection[str] = ()) -> 
         raise ValueError("release ids are made from an aware (UTC) time")
     if not re.fullmatch(r"[0-9a-f]{7,64}", sha):
         raise ValueError(f"not a commit sha: {sha!r}")
-    base = f"{now.astimezone(timezone.utc).strftime(_STAMP_FORMAT)}-{sha[:7]}"
-    if base not in existing:
+    stamp = now.astimezone(timezone.utc).strftime(_STAMP_FORMAT)
+    base = f"{stamp}-{sha[:7]}"
+    # Ids sort by (stamp, seq, sha): two releases made in the same second, of any shas, must
+    # get increasing sequence numbers, or "newest" would depend on the shas' spelling.
+    same_second = [
+        int(m["seq"] or 1)
+        for m in (RELEASE_ID_RE.match(e) for e in existing)
+        if m is not None and m["stamp"] == stamp
+    ]
+    if not same_second:
         return base
-    seq = 2
-    while f"{base}-{seq}" in existing:
-        seq += 1
-    return f"{base}-{seq}"
+    return f"{base}-{max(same_second) + 1}"
 
 
 def release_time(release_id: str) -> datetime:

@@ -44,6 +44,15 @@ def test_release_ids_are_utc_time_and_short_sha_and_unique() -> None:
         make_release_id(SHA, datetime(2026, 1, 1))
 
 
+def test_releases_made_in_the_same_second_sort_in_the_order_they_were_made() -> None:
+    made: list[str] = []
+    # Shas chosen so that their spelling sorts against the order of making.
+    for sha in ("f" * 40, "a" * 40, "0" * 40, "9" * 40):
+        made.append(make_release_id(sha, NOW, set(made)))
+    assert sorted_releases(reversed(made)) == made
+    assert made[1] == "20261128T214500Z-aaaaaaa-2"
+
+
 def test_layout_paths_and_relative_links() -> None:
     lay = RemoteLayout("/opt/inf")
     assert lay.current == "/opt/inf/current"
