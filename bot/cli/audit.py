@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.audit.report import AuditReport, render_markdown
-from bot.audit.run import audit_target
 from bot.config.load import load_config
 from bot.deploy.manifest import open_repo, resolve_commit
 from bot.errors import AuditFailed, GatebotError, UsageError
@@ -103,6 +102,7 @@ def audit_cmd(
     """Run the 9-layer audit of TARGET: exit 0 all pass/skip, 1 a layer failed."""
     # Imported here: every command module loads at start-up, the run history only when it runs.
     from bot.audit.record import audit_record
+    from bot.audit.run import audit_target  # asyncssh
     from bot.metrics.records import DeployRecord
     from bot.review.cache import resolve_cache_dir
 

@@ -10,8 +10,6 @@ import click
 
 from bot.config import DEFAULT_CONFIG_PATH
 from bot.errors import UsageError
-from bot.onboarding.doctor import DoctorContext, run_doctor
-from bot.onboarding.doctor.render import render_json, render_text
 from bot.onboarding.init import (
     DeployTargetSpec,
     FileState,
@@ -151,6 +149,10 @@ def doctor_command(
     repo: Path, config_path: Path | None, as_json: bool, target: str | None, timeout: float
 ) -> None:
     """Check config, Gemini, GitHub, cache and every deploy target; each problem with a fix."""
+    # Imported here: it loads google-genai and asyncssh, which no other command may pay for.
+    from bot.onboarding.doctor import DoctorContext, run_doctor
+    from bot.onboarding.doctor.render import render_json, render_text
+
     ctx = DoctorContext(
         root=repo.resolve(),
         env=dict(os.environ),

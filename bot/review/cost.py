@@ -11,11 +11,17 @@ billed at the cached rate, only the rest at the input rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from bot.config.routing import PriceConfig
 from bot.review.prompt import BATCH_HEADER, SYSTEM_PROMPT, file_block
-from bot.review.tokens import Calibration, estimate_output_tokens, estimate_tokens
+from bot.review.tokens import (
+    CHARS_PER_TOKEN,
+    Calibration,
+    estimate_output_tokens,
+    estimate_tokens,
+)
 from bot.review.types import Usage
 
 DEFAULT_PRICES: dict[str, PriceConfig] = {
@@ -66,18 +72,30 @@ def baseline_usage(
     output is estimated with the same per-file rule the gate's budget uses.
     """
     factor = calibration.factor if calibration else 1.0
+    return baseline_usage_of(
+        [baseline_file_tokens(path, text, factor) for path, text in full_texts], factor
+    )
+
+
+def baseline_file_tokens(path: str, text: str, factor: float = 1.0) -> int:
+    """The input tokens of one naive call's file block: the whole file, every line added.
+
+    Only the block's length matters to the estimate, so the body (each line as "+line\n")
+    is counted, not built: on a 1,000-file change, building it was most of the cost."""
+    numbered = range(1, text.count("\n") + 2)
+    lines = text.splitlines()
+    body_chars = sum(map(len, lines)) + 2 * len(lines)
+    chars = len(file_block(path, 1, 1, numbered, "")) + body_chars
+    return max(1, math.ceil(chars / CHARS_PER_TOKEN * factor))
+
+
+def baseline_usage_of(file_tokens: Sequence[int], factor: float = 1.0) -> Usage:
+    """The naive before from each file's `baseline_file_tokens` (one call per file)."""
     instructions = estimate_tokens(SYSTEM_PROMPT + BATCH_HEADER, factor)
-    input_tokens = 0
-    for path, text in full_texts:
-        numbered = range(1, text.count("\n") + 2)
-        body = "".join(f"+{line}\n" for line in text.splitlines())
-        input_tokens += instructions + estimate_tokens(
-            file_block(path, 1, 1, numbered, body), factor
-        )
-    calls = len(full_texts)
+    calls = len(file_tokens)
     return Usage(
         calls=calls,
-        input_tokens=input_tokens,
+        input_tokens=calls * instructions + sum(file_tokens),
         output_tokens=calls * estimate_output_tokens(1),
         cached_tokens=0,
     )
@@ -92,6 +110,14 @@ def baseline(
 ) -> tuple[int, float]:
     """(calls, USD) of the naive before, all on `model` (the tier the runbook's bridge used)."""
     usage = baseline_usage(full_texts, calibration)
+    return usage.calls, cost_usd(model, usage, prices)
+
+
+def baseline_of(
+    file_tokens: Sequence[int], model: str, prices: Mapping[str, PriceConfig] | None = None
+) -> tuple[int, float]:
+    """`baseline` from each file's `baseline_file_tokens` (computed where the text is)."""
+    usage = baseline_usage_of(file_tokens)
     return usage.calls, cost_usd(model, usage, prices)
 
 

@@ -9,6 +9,7 @@ any way is not an error: its share is simply done here.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -31,6 +32,22 @@ def fork_map(work: Callable[[int], T], parts: int) -> list[T]:
     """[work(0), ..., work(parts - 1)]: work(0) here, the others in forked children."""
     if parts <= 1 or not hasattr(os, "fork"):
         return [work(k) for k in range(max(parts, 1))]
+    # A collection in the child would touch every object inherited from the parent, copying
+    # the pages the fork shares: move them out of the collector's reach until all is back.
+    # The work itself allocates many small, short-lived, acyclic objects: no collection while
+    # it runs (the next one after it frees whatever cycles it made).
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()
+    try:
+        return _fork_map(work, parts)
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def _fork_map(work: Callable[[int], T], parts: int) -> list[T]:
     children: list[tuple[int, int, int]] = []
     for k in range(1, parts):
         read_end, write_end = os.pipe()

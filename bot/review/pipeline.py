@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pygit2
@@ -25,7 +25,7 @@ from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, o
 from bot.review import local, normalize, triage
 from bot.review.batch import make_items, pack, prefix_tokens
 from bot.review.cache import ReviewCache
-from bot.review.cost import baseline, cost_usd
+from bot.review.cost import baseline_file_tokens, baseline_of, cost_usd
 from bot.review.fanout import fork_map, usable_cores
 from bot.review.models import FileResult, FileStatus, Finding, Metrics, Verdict
 from bot.review.prompt import PROMPT_VERSION, rules_hash
@@ -58,6 +58,9 @@ class _File:
     status: FileStatus = "reviewed"
     covered: bool = True
     uncovered_reason: str | None = None
+    # The naive before's input tokens for this file (None: deleted or no text), counted in
+    # the free stages, where the text is, and on both cores.
+    baseline_tokens: int | None = None
 
     @property
     def path(self) -> str:
@@ -114,8 +117,12 @@ def _free_stages(
     rng: ChangeRange,
     review: ReviewConfig,
     workers: int | None,
+    keep_content: bool = True,
 ) -> list[_File]:
-    """Diff, triage and the local reviewer: on a large change, shared between two cores."""
+    """Diff, triage and the local reviewer: on a large change, shared between two cores.
+
+    `keep_content=False` (no model will see the files): a worker sends back its files without
+    their texts and hunks, which nothing after these stages reads then (half the pickling)."""
     parts = workers or 1
     if workers is None:
         large = count_changes(git_repo, rng.merge_base_sha, rng.head_sha) >= PARALLEL_MIN_FILES
@@ -126,6 +133,13 @@ def _free_stages(
         parses = Parses()  # triage and the syntax check share parse results
         files = _load_files(repo, rng, review, parses, (k, parts))
         _run_local(files, review, parses)
+        for f in files:
+            if f.change.change != "deleted" and f.new_text is not None:
+                f.baseline_tokens = baseline_file_tokens(f.path, f.new_text)
+        if k != 0 and not keep_content:
+            for f in files:
+                f.old_text = f.new_text = None
+                f.change = replace(f.change, hunks=())
         return files
 
     files = [f for part in fork_map(share, parts) for f in part]
@@ -327,12 +341,8 @@ def _store_answer(
 
 
 def _baseline(files: list[_File], review: ReviewConfig) -> tuple[int, float]:
-    texts = [
-        (f.path, f.new_text)
-        for f in files
-        if f.change.change != "deleted" and f.new_text is not None
-    ]
-    return baseline(texts, review.models.standard, review.prices)
+    tokens = [f.baseline_tokens for f in files if f.baseline_tokens is not None]
+    return baseline_of(tokens, review.models.standard, review.prices)
 
 
 def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str, str | None]:
@@ -379,7 +389,7 @@ def run_review(
     warnings = _Warnings()
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head)
-    files = _free_stages(repo, git_repo, rng, review, workers)
+    files = _free_stages(repo, git_repo, rng, review, workers, keep_content=provider is not None)
 
     stats = _ModelStats()
     if provider is not None:
