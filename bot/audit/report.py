@@ -7,20 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.config.audit import LAYER_IDS
+
 SCHEMA_VERSION = 1
 
-# The nine layers, in the order they run and are reported. A public contract: do not reorder.
-LAYER_IDS: tuple[str, ...] = (
-    "network",
-    "ssh",
-    "host",
-    "release",
-    "integrity",
-    "dependencies",
-    "imports",
-    "service",
-    "gtw",
-)
 
 Status = Literal["pass", "fail", "skip"]
 

@@ -8,8 +8,9 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.config.base import Section
 
-# The audit's layer ids (bot.audit.report.LAYER_IDS); repeated so config does not import audit.
-_LAYER_IDS = (
+# The nine audit layers, in the order they run and are reported. A public contract (the audit
+# report, shared/DESIGN.md §4): do not reorder. Defined here so config does not import audit.
+LAYER_IDS: tuple[str, ...] = (
     "network",
     "ssh",
     "host",
@@ -96,8 +97,8 @@ class AuditConfig(Section):
     @classmethod
     def _layer_ids(cls, v: dict[str, float]) -> dict[str, float]:
         for key, seconds in v.items():
-            if key not in _LAYER_IDS:
-                raise ValueError(f"unknown layer {key!r}; layers: {', '.join(_LAYER_IDS)}")
+            if key not in LAYER_IDS:
+                raise ValueError(f"unknown layer {key!r}; layers: {', '.join(LAYER_IDS)}")
             if seconds <= 0:
                 raise ValueError(f"{key}: a timeout must be > 0 seconds")
         return v
