@@ -50,53 +50,47 @@ class _FiguresCollector(Collector):
             yield from _gauge(
                 "last_run_timestamp_seconds", "Time of the newest run", fig.last_ts.timestamp()
             )
-        yield from _gauge("runs_errored", "Runs that ended in an error", fig.errors)
-        yield from _gauge("error_ratio", "Runs that ended in an error / runs", fig.error_rate)
-        yield from _gauge("review_api_calls", "Model calls", r.api_calls)
-        yield from _gauge(
-            "review_baseline_api_calls", "Naive calls (one per file)", r.baseline_api_calls
-        )
+
+        def ms_to_s(value: float | None) -> float | None:
+            return None if value is None else value / 1000
+
+        head: list[tuple[str, str, float | None]] = [
+            ("runs_errored", "Runs that ended in an error", fig.errors),
+            ("error_ratio", "Runs that ended in an error / runs", fig.error_rate),
+            ("review_api_calls", "Model calls", r.api_calls),
+            ("review_baseline_api_calls", "Naive calls (one per file)", r.baseline_api_calls),
+        ]
+        tail: list[tuple[str, str, float | None]] = [
+            ("review_cost_usd", "Model cost in USD", r.cost_usd),
+            ("review_baseline_cost_usd", "Naive cost in USD", r.baseline_cost_usd),
+            ("review_saved_usd", "Naive cost minus actual cost", r.saved_usd),
+            ("review_cost_reduction_ratio", "1 - cost / naive cost", r.cost_reduction),
+            ("review_call_reduction_ratio", "1 - calls / naive calls", r.call_reduction),
+            ("review_cache_hit_ratio", "Cached files / (cached + reviewed)", r.cache_hit_rate),
+            ("review_files_per_call", "Reviewed files per call", r.files_per_call),
+            ("review_degraded_runs", "Reviews by the fallback", r.degraded_runs),
+            ("review_duration_p50_seconds", "Gate duration p50", r.duration_p50_s),
+            ("review_duration_p95_seconds", "Gate duration p95", r.duration_p95_s),
+            ("deploy_failed_runs", "Failed deploys/rollbacks", d.failed_deploys),
+            ("audit_failed_runs", "Failed audits", d.failed_audits),
+            ("deploy_duration_p50_seconds", "Deploy duration p50", d.deploy_duration_p50_s),
+            ("deploy_duration_p95_seconds", "Deploy duration p95", d.deploy_duration_p95_s),
+            ("deploy_sent_bytes", "Bytes sent by deploys/rollbacks", d.bytes_sent),
+            ("deploy_sent_files", "Files sent by deploys/rollbacks", d.files_sent),
+            ("audit_duration_p50_seconds", "Audit duration p50", d.audit_duration_p50_s),
+            ("audit_duration_p95_seconds", "Audit duration p95", d.audit_duration_p95_s),
+            ("gtw_rtt_p50_seconds", "GTW round trip p50, latest audit", ms_to_s(d.gtw_rtt_p50_ms)),
+            ("gtw_rtt_max_seconds", "GTW round trip max", ms_to_s(d.gtw_rtt_max_ms)),
+        ]
+        for name, doc, value in head:
+            yield from _gauge(name, doc, value)
         tokens = GaugeMetricFamily(PREFIX + "review_tokens", "Model tokens", labels=["type"])
         tokens.add_metric(["input"], r.input_tokens)
         tokens.add_metric(["output"], r.output_tokens)
         tokens.add_metric(["cached"], r.cached_tokens)
         yield tokens
-        yield from _gauge("review_cost_usd", "Model cost in USD", r.cost_usd)
-        yield from _gauge("review_baseline_cost_usd", "Naive cost in USD", r.baseline_cost_usd)
-        yield from _gauge("review_saved_usd", "Naive cost minus actual cost", r.saved_usd)
-        yield from _gauge("review_cost_reduction_ratio", "1 - cost / naive cost", r.cost_reduction)
-        yield from _gauge(
-            "review_call_reduction_ratio", "1 - calls / naive calls", r.call_reduction
-        )
-        yield from _gauge(
-            "review_cache_hit_ratio", "Cached files / (cached + reviewed)", r.cache_hit_rate
-        )
-        yield from _gauge("review_files_per_call", "Reviewed files per call", r.files_per_call)
-        yield from _gauge("review_degraded_runs", "Reviews by the fallback", r.degraded_runs)
-        yield from _gauge("review_duration_p50_seconds", "Gate duration p50", r.duration_p50_s)
-        yield from _gauge("review_duration_p95_seconds", "Gate duration p95", r.duration_p95_s)
-        yield from _gauge("deploy_failed_runs", "Failed deploys/rollbacks", d.failed_deploys)
-        yield from _gauge("audit_failed_runs", "Failed audits", d.failed_audits)
-        yield from _gauge(
-            "deploy_duration_p50_seconds", "Deploy duration p50", d.deploy_duration_p50_s
-        )
-        yield from _gauge(
-            "deploy_duration_p95_seconds", "Deploy duration p95", d.deploy_duration_p95_s
-        )
-        yield from _gauge("deploy_sent_bytes", "Bytes sent by deploys/rollbacks", d.bytes_sent)
-        yield from _gauge("deploy_sent_files", "Files sent by deploys/rollbacks", d.files_sent)
-        yield from _gauge(
-            "audit_duration_p50_seconds", "Audit duration p50", d.audit_duration_p50_s
-        )
-        yield from _gauge(
-            "audit_duration_p95_seconds", "Audit duration p95", d.audit_duration_p95_s
-        )
-        if d.gtw_rtt_p50_ms is not None:
-            yield from _gauge(
-                "gtw_rtt_p50_seconds", "GTW round trip p50, latest audit", d.gtw_rtt_p50_ms / 1000
-            )
-        if d.gtw_rtt_max_ms is not None:
-            yield from _gauge("gtw_rtt_max_seconds", "GTW round trip max", d.gtw_rtt_max_ms / 1000)
+        for name, doc, value in tail:
+            yield from _gauge(name, doc, value)
         alerts = GaugeMetricFamily(
             PREFIX + "alert_firing", "1 when the alert fires", labels=["alert"]
         )

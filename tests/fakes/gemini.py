@@ -18,12 +18,13 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from bot.review.prompt import parse_blocks
+from tests.fakes.loopback_http import LoopbackHTTPServer
 
 FAKE_KEY = "fake-gemini-key-for-tests"
 KNOWN_MODELS = ("gemini-2.5-flash-lite", "gemini-2.5-flash", "gemini-2.5-pro")
@@ -179,34 +180,21 @@ class FakeGemini:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._seen_prefixes: dict[str, list[str]] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTPServer()
 
     # -- control ------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> FakeGemini:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http.serve(_make_handler(self))
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._http.shutdown()
 
     def fail(self, kind: str, **kwargs: Any) -> None:
         if kind not in FAULT_KINDS:
