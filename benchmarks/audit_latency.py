@@ -20,6 +20,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _accept_forever(sock: socket.socket) -> None:
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:  # closed at the end of the run
+            return
+        conn.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -51,6 +61,9 @@ def main() -> int:
     service = socket.socket()
     service.bind(("127.0.0.1", 0))
     service.listen(8)
+    # Accept and drop connections as a real service would: a backlog that is never drained
+    # fills after a few audits and the service layer's connects then time out.
+    threading.Thread(target=_accept_forever, args=(service,), daemon=True).start()
     try:
         target = sshd.target(work / "inf").model_dump(exclude_none=True)
         target.update(
