@@ -19,13 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -97,7 +101,9 @@ def rsync(server: SshServer, src: Path, dest: str, *flags: str) -> tuple[float, 
     return took, int(m.group(1).replace(",", "").replace(".", "")) if m else -1
 
 
-def gatebot_ctx(server: SshServer, path: Path, repo: Path) -> flow.DeployContext:
+def gatebot_ctx(
+    server: SshServer, path: Path, repo: Path, *, prepare_next: bool = True
+) -> flow.DeployContext:
     config = parse_config(
         {
             "deploy": {
@@ -113,6 +119,7 @@ def gatebot_ctx(server: SshServer, path: Path, repo: Path) -> flow.DeployContext
                         "venv_args": "--system-site-packages --without-pip",
                         "install": "true",
                         "keep_releases": 5,
+                        "prepare_next": prepare_next,
                     }
                 }
             }
@@ -131,18 +138,129 @@ def gatebot_ctx(server: SshServer, path: Path, repo: Path) -> flow.DeployContext
 
 def timed_deploy(ctx: flow.DeployContext, repo: Path, ref: str) -> tuple[float, HostReport]:
     start = time.perf_counter()
-    manifest = build_manifest(repo, ref)
-    report = asyncio.run(flow.deploy(ctx, ["bench"], manifest)).hosts[0]
+    # As `gatebot deploy` does: the manifest is read from git while the host is connected to.
+    report = asyncio.run(flow.deploy(ctx, ["bench"], lambda: build_manifest(repo, ref))).hosts[0]
     took = time.perf_counter() - start
     if not report.ok:
         raise SystemExit(f"gatebot deploy failed: {report.error}")
     return took, report
 
 
+def settle(target: Path, live: str | None, timeout: float = 120.0) -> None:
+    """Wait until the host finished preparing the next seed in the background (see
+    `prepare_next`): nothing of one tool's run may still be writing while the other is timed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = [p.name for p in (target / "releases").glob(".next-*")]
+        done = live is None or names == [f".next-{live}"]
+        if done and not any(".tmp-" in n for n in names):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the background preparation did not finish: {names}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Row:
+    name: str
+    gatebot: list[float] = field(default_factory=list)
+    rsync: list[float] = field(default_factory=list)
+    gatebot_bytes: int = 0
+    rsync_bytes: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self) -> float | None:
+        """Median of the per-round ratios (each round times both tools back to back)."""
+        if not self.rsync:
+            return None
+        return statistics.median(g / r for g, r in zip(self.gatebot, self.rsync, strict=True))
+
+
+def one_round(
+    n: int,
+    server: SshServer,
+    work: Path,
+    repo_dir: Path,
+    tree: dict[str, bytes],
+    rows: dict[str, Row],
+) -> None:
+    """One round of every scenario, on fresh target directories. Even rounds time gatebot
+    first, odd rounds rsync first, so neither always runs on the warmer cache."""
+    repo = pygit2.Repository(str(repo_dir))
+    src = work / "src"
+    g_dir, r_dir = work / "host" / f"gatebot-{n}", work / "host" / f"rsync-{n}"
+    ctx = gatebot_ctx(server, g_dir, repo_dir)
+    first_sha = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
+
+    def pair(
+        name: str, deploy: Callable[[], tuple[float, HostReport]], prepared: bool, *flags: str
+    ) -> HostReport:
+        row = rows.setdefault(name, Row(name))
+
+        def run_rsync() -> tuple[float, int]:
+            os.sync()  # neither tool pays for the other's (or the set-up's) write-back
+            return rsync(server, src, str(r_dir), *flags)
+
+        def run_gatebot() -> tuple[float, HostReport]:
+            os.sync()
+            g, rep = deploy()
+            settle(g_dir, rep.live if prepared else None)
+            return g, rep
+
+        if n % 2:
+            s, b = run_rsync()
+            g, rep = run_gatebot()
+        else:
+            g, rep = run_gatebot()
+            s, b = run_rsync()
+        row.gatebot.append(g)
+        row.rsync.append(s)
+        row.gatebot_bytes, row.rsync_bytes, row.phases = rep.bytes_sent, b, rep.phases
+        return rep
+
+    pair("first release (rsync -a)", lambda: timed_deploy(ctx, repo_dir, first_sha), True, "-a")
+
+    # One changed file, twice: as deploys run (the seed was prepared after the previous
+    # deploy), and with prepare_next off (the seed is linked while you wait).
+    for label, prepared in (("", True), (", seed linked while waiting", False)):
+        changed = sorted(tree)[len(tree) // 2 + (0 if prepared else 1)]
+        data = (src / changed).read_bytes()
+        new_content = data[:-1] + bytes([(data[-1] + 1) % 256])
+        head = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
+        commit_tree(repo, {changed: new_content}, head)
+        (src / changed).write_bytes(new_content)
+        c = ctx if prepared else gatebot_ctx(server, g_dir, repo_dir, prepare_next=False)
+        rep = pair(
+            f"one changed file{label} (rsync -a -c)",
+            lambda c=c: timed_deploy(c, repo_dir, "main"),  # type: ignore[misc]
+            prepared,
+            "-a",
+            "-c",
+        )
+        assert rep.files_sent == 1, rep
+
+    g3, r3 = timed_deploy(ctx, repo_dir, "main")
+    assert r3.status == "already-live" and r3.bytes_sent == 0, r3
+    settle(g_dir, r3.live)
+    row = rows.setdefault("redeploy of the live sha", Row("redeploy of the live sha"))
+    row.gatebot.append(g3)
+
+    start = time.perf_counter()
+    rb = asyncio.run(flow.rollback(ctx, ["bench"], None)).hosts[0]
+    g4 = time.perf_counter() - start
+    assert rb.ok and rb.live is not None, rb
+    settle(g_dir, rb.live)
+    rows.setdefault("rollback", Row("rollback")).gatebot.append(g4)
+    # Next round starts from the first commit's tree again (fresh directories).
+    shutil.rmtree(g_dir)
+    shutil.rmtree(r_dir)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--mb", type=int, default=None, help="total size (default files/100 MB)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every scenario (medians)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     total_mb = args.mb if args.mb is not None else max(1, args.files // 100)
@@ -153,49 +271,40 @@ def main() -> None:
         tree = make_tree(args.files, total_mb)
         repo_dir = work / "repo"
         repo = pygit2.init_repository(str(repo_dir), initial_head="main")
-        first_sha = commit_tree(repo, tree, None)
-        src = work / "src"
-        write_files(src, tree)
-        ctx = gatebot_ctx(server, work / "host" / "gatebot", repo_dir)
-        rows: list[tuple[str, float, float | None, int, int | None]] = []
-
-        g1, r1 = timed_deploy(ctx, repo_dir, first_sha)
-        s1, b1 = rsync(server, src, str(work / "host" / "rsync"), "-a")
-        rows.append(("first release (rsync -a)", g1, s1, r1.bytes_sent, b1))
-
-        changed = sorted(tree)[len(tree) // 2]
-        new_content = tree[changed][:-1] + bytes([(tree[changed][-1] + 1) % 256])
-        commit_tree(repo, {changed: new_content}, first_sha)
-        (src / changed).write_bytes(new_content)
-        g2, r2 = timed_deploy(ctx, repo_dir, "main")
-        s2, b2 = rsync(server, src, str(work / "host" / "rsync"), "-a", "-c")
-        rows.append(("one changed file (rsync -a -c)", g2, s2, r2.bytes_sent, b2))
-        assert r2.files_sent == 1, r2
-
-        g3, r3 = timed_deploy(ctx, repo_dir, "main")
-        assert r3.status == "already-live" and r3.bytes_sent == 0, r3
-        rows.append(("redeploy of the live sha", g3, None, r3.bytes_sent, None))
-
-        start = time.perf_counter()
-        rb = asyncio.run(flow.rollback(ctx, ["bench"], None)).hosts[0]
-        g4 = time.perf_counter() - start
-        assert rb.ok and rb.live == r1.release, rb
-        rows.append(("rollback", g4, None, rb.bytes_sent, None))
+        commit_tree(repo, tree, None)
+        rows: dict[str, Row] = {}
+        for n in range(args.rounds):
+            write_files(work / "src", tree)
+            if n:
+                # Each round deploys the same first tree again.
+                head = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
+                commit_tree(repo, tree, head)
+            one_round(n, server, work, repo_dir, tree, rows)
+            shutil.rmtree(work / "src")
 
         print()
+        print(f"median of {args.rounds} rounds (ratio: median of the per-round ratios)")
         print(
-            f"{'scenario':34} {'gatebot s':>10} {'rsync s':>9} {'ratio':>7} "
+            f"{'scenario':52} {'gatebot s':>10} {'rsync s':>9} {'ratio':>7} "
             f"{'gatebot bytes':>14} {'rsync bytes':>12}"
         )
-        for name, g, s, gb, sb in rows:
-            ratio = f"{g / s:.2f}x" if s else "-"
-            s_text = f"{s:.3f}" if s is not None else "-"
-            sb_text = f"{sb:,}" if sb is not None else "-"
-            print(f"{name:34} {g:10.3f} {s_text:>9} {ratio:>7} {gb:>14,} {sb_text:>12}")
+        for row in rows.values():
+            g = statistics.median(row.gatebot)
+            s_med = statistics.median(row.rsync) if row.rsync else None
+            ratio = row.ratio()
+            print(
+                f"{row.name:52} {g:10.3f} {f'{s_med:.3f}' if s_med else '-':>9} "
+                f"{f'{ratio:.2f}x' if ratio else '-':>7} {row.gatebot_bytes:>14,} "
+                f"{f'{row.rsync_bytes:,}' if row.rsync_bytes is not None else '-':>12}"
+            )
         print()
-        print(f"changed file: {changed} ({len(new_content):,} bytes)")
-        print(f"phases, first release: {r1.phases}")
-        print(f"phases, one change:    {r2.phases}")
+        for row in rows.values():
+            if row.rsync:
+                each = ", ".join(
+                    f"{g:.2f}/{r:.2f}" for g, r in zip(row.gatebot, row.rsync, strict=True)
+                )
+                print(f"{row.name}: gatebot/rsync s per round: {each}")
+                print(f"  phases (last round): {row.phases}")
     finally:
         server.stop()
         if not args.keep:

@@ -18,7 +18,7 @@ from bot.config.load import load_config
 from bot.config.model import GatebotConfig
 from bot.deploy import flow
 from bot.deploy.lock import run_id_from_env
-from bot.deploy.manifest import build_manifest
+from bot.deploy.manifest import Manifest, build_manifest, open_repo, resolve_commit
 from bot.deploy.progress import make_reporter, print_summary
 from bot.deploy.report import RolloutReport
 from bot.errors import DeployFailed, UsageError
@@ -148,9 +148,15 @@ def deploy_cmd(
     """Release REF to the target(s): delta upload, venv, atomic switch, audit, auto-rollback."""
     ctx = _context(config_path, repo, no_audit)
     names = flow.resolve_targets(ctx.config, list(targets))
-    manifest = build_manifest(repo, ref)
-    if manifest.submodules:
-        ctx.reporter.warn(f"submodules are not deployed: {', '.join(manifest.submodules)}")
+    resolve_commit(open_repo(repo), ref)  # an unknown ref is a usage error before any host
+
+    def manifest() -> Manifest:
+        # Read from git while the hosts are connected to (flow.deploy).
+        built = build_manifest(repo, ref)
+        if built.submodules:
+            ctx.reporter.warn(f"submodules are not deployed: {', '.join(built.submodules)}")
+        return built
+
     try:
         report = run_cancellable(flow.deploy(ctx, names, manifest, dry_run=dry_run))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,6 +39,19 @@ class TargetConfig(Section):
     )
     install_timeout_s: float = Field(900.0, gt=0, description="limit for the install command")
     restart_timeout_s: float = Field(120.0, gt=0, description="limit for the restart command")
+    prepare_next: bool = Field(
+        True,
+        description="after a deploy or rollback, the host links the next release's seed from"
+        " the live one in the background (one hard link per file, no data), so the next deploy"
+        " starts from it instead of linking every file while you wait",
+    )
+    verify: Literal["index", "full"] = Field(
+        "index",
+        description="how the host checks a new release against the git tree before it goes"
+        " live. index: every file is checked, but a file whose id the host already knows (hashed"
+        " as it was written, or hard-linked from a checked release with the same inode, size and"
+        " mtime) is not read again; full: every file is read and hashed",
+    )
 
     @field_validator("path")
     @classmethod

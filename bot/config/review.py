@@ -59,7 +59,7 @@ class ReviewConfig(Section):
         True, description="a lower tier's call whose files fit in a higher tier's call rides along"
     )
     merge_max_tokens: int = Field(
-        2000,
+        16000,
         ge=0,
         description="a lower tier's call up to this size rides in a higher tier's spare room"
         " (one call fewer, at most this many tokens at the higher price; 0: never)",

@@ -5,7 +5,7 @@ manifest    the git tree of a commit via pygit2; refuses paths and links escapin
 integrity   the host hashes a release; compare with the manifest
 agent       one channel per deploy running agent_script.py with the host's python
 lock        atomic mkdir lock with its owner; LockHeld, unlock
-transfer    hard-linked seed, the plan, one tar stream of changed blobs
+transfer    hard-linked seed, the plan, one stream of changed blobs
 venv        one virtualenv per lock-file hash
 switch      `current` renamed atomically; the restart command
 log         the deploy log (which release was live when, which are bad)

@@ -1,7 +1,7 @@
 """The client side of the host agent (see agent_script.py): one channel, JSON line requests.
 
 `call` sends one request and waits for its reply; `stream` sends a request followed by a byte
-stream in length-prefixed frames (the upload's tar stream) on the same channel.
+stream in length-prefixed frames (the upload's records) on the same channel.
 """
 
 from __future__ import annotations

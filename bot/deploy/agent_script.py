@@ -20,9 +20,9 @@ import select
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 MARKER = ".gatebot-release.json"
 COMPLETE = ".gatebot-complete"
+INDEX = ".gatebot-index.json"  # a release's hash index (see op_verify_hash)
 
 
 def excluded(p, excl):
@@ -50,46 +51,94 @@ def hash_file(full, size):
     return h.hexdigest()
 
 
-def hash_tree(root, excl):
+def hash_tree(root, excl, known=None, counts=None):
     """{path: [git mode, blob id, size]} for every file and symlink, links never followed.
-    Files are hashed in a few threads (hashlib releases the GIL)."""
+    `known`: {path: [blob id, dev, inode, size, mtime_ns]} of files whose hash is already
+    known; a file whose lstat still shows that inode, size and mtime keeps the known id
+    without being read (git's index does the same). Other files are hashed in a few threads
+    (hashlib releases the GIL). `counts` receives how many were hashed and how many were not."""
     if not os.path.isdir(root):
         raise OSError("no such release directory: %s" % root)
+    known = known or {}
     out = {}
+    stats = {}
     files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        rel = "" if rel == "." else rel
-        keep = []
-        for d in dirnames:
-            p = rel + "/" + d if rel else d
+    # scandir: the entry type comes with the directory listing, one lstat per file at most
+    stack = [(root, "")]
+    while stack:
+        dirpath, rel = stack.pop()
+        with os.scandir(dirpath) as it:
+            entries = list(it)
+        for entry in entries:
+            p = rel + "/" + entry.name if rel else entry.name
             if excluded(p, excl):
                 continue
-            if os.path.islink(os.path.join(dirpath, d)):
-                filenames.append(d)
-            else:
-                keep.append(d)
-        dirnames[:] = keep
-        for f in filenames:
-            p = rel + "/" + f if rel else f
-            if excluded(p, excl):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, p))
                 continue
-            full = os.path.join(dirpath, f)
-            st = os.lstat(full)
+            st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                data = os.fsencode(os.readlink(full))
+                data = os.fsencode(os.readlink(entry.path))
                 h = hashlib.sha1(b"blob %d\0" % len(data))
                 h.update(data)
                 out[p] = [0o120000, h.hexdigest(), len(data)]
             elif stat.S_ISREG(st.st_mode):
                 mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
-                files.append((p, full, mode, st.st_size))
+                stats[p] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                k = known.get(p)
+                if k is not None and tuple(k[1:]) == stats[p]:
+                    out[p] = [mode, k[0], st.st_size]
+                else:
+                    files.append((p, entry.path, mode, st.st_size))
             else:
                 out[p] = [0, "", 0]
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = pool.map(lambda f: hash_file(f[1], f[3]), files)
         for (p, _full, mode, size), oid in zip(files, ids):
             out[p] = [mode, oid, size]
+    if counts is not None:
+        counts["hashed"] = len(files)
+        counts["hashed_bytes"] = sum(f[3] for f in files)
+        counts["reused"] = len(stats) - len(files)
+        counts["stats"] = stats
+    return out
+
+
+# Files this agent wrote during the deploy, hashed from the bytes as they were written:
+# {release root: {path: [blob id, dev, inode, size, mtime_ns]}}. The agent lives for one deploy.
+WRITTEN = {}
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def load_index(path):
+    """The hash index a verified release left (see op_verify_hash), as `known` entries.
+
+    An entry counts only when the file's recorded mtime is older than the index file itself
+    (git's racy-clean rule): a file modified after the index was written, or within the same
+    timestamp tick as its recording, has a different or a "racy" mtime and is hashed again.
+    A missing, unreadable or malformed index is no index: everything is hashed."""
+    try:
+        written = os.stat(path).st_mtime_ns
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("version") == 1 else None
+    if not isinstance(files, dict):
+        return {}
+    out = {}
+    for p, e in files.items():
+        if (
+            isinstance(e, list)
+            and len(e) == 5
+            and isinstance(e[0], str)
+            and all(_int(x) for x in e[1:])
+            and e[4] < written
+        ):
+            out[p] = e
     return out
 
 
@@ -175,11 +224,111 @@ def op_hash(root, excl):
     return hash_tree(root, excl)
 
 
-def op_seed(live, new, drop):
+def listing_digest(listing):
+    """sha256 over the sorted `<mode> <blob id> <size>\t<path>` lines, exactly as the client's
+    Manifest.digest: equal digests mean the release holds the manifest, nothing more or less."""
+    lines = sorted("%06o %s %d\t%s" % (e[0], e[1], e[2], p) for p, e in listing.items())
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
+def op_verify_hash(root, excl, trust=(), record=False, written=True, expect=None):
+    """hash_tree for a deploy's checks: reuses the ids this agent computed while writing files
+    into `root` and those of the `trust` indexes (other verified releases, whose files the seed
+    hard-linked: same inode) where the inode, size and mtime are unchanged; hashes the rest.
+    `record`: write root's own index afterwards (a cache of ids by inode state, true whatever
+    the manifest says), so the next release seeded from this one need not read it again."""
+    known = {}
+    for src in trust:
+        known.update(load_index(src))
+    if written:
+        known.update(WRITTEN.get(root, {}))
+    counts = {}
+    listing = hash_tree(root, excl, known, counts)
+    stats = counts.pop("stats")
+    if record:
+        files = {}
+        for p, st in stats.items():
+            files[p] = [listing[p][1], st[0], st[1], st[2], st[3]]
+        write_index(os.path.join(root, INDEX), files)
+    if expect is not None and listing_digest(listing) == expect:
+        # The release is the manifest: only the verdict travels back, not every path.
+        return {"listing": None, "match": True, "counts": counts}
+    return {"listing": listing, "counts": counts}
+
+
+def write_index(path, files):
+    """Write an index whose own mtime is past every entry's (see load_index): files written in
+    the last clock tick (coarse: a few ms) would be "racy" and read again by the next deploy,
+    so the index is touched again once the tick has passed (at most a few short waits)."""
+    op_write_file(path, json.dumps({"version": 1, "files": files}, separators=(",", ":")), False)
+    newest = max([e[4] for e in files.values()] or [0])
+    for _ in range(50):
+        if os.stat(path).st_mtime_ns > newest:
+            break
+        time.sleep(0.005)
+        os.utime(path)
+
+
+STANDBY = ".next-"  # releases/.next-<live release>: a seed prepared ahead (op_prepare_next)
+
+
+def standby_path(live):
+    return os.path.join(os.path.dirname(live), STANDBY + os.path.basename(live))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _vanished_ok(func, path, exc_info):
+    """rmtree error handler: an entry another sweep removed first is not an error."""
+    if not issubclass(exc_info[0], FileNotFoundError):
+        raise exc_info[1]
+
+
+def sweep_standby(releases, keep=None):
+    """Remove prepared seeds nobody will take: finished ones other than `keep` (a deploy takes
+    the one of the live release before it sweeps) and unfinished ones whose preparing process
+    is gone. Two sweeps may meet: what the other removed first is skipped."""
+    if not os.path.isdir(releases):
+        return
+    for name in os.listdir(releases):
+        if not name.startswith(STANDBY) or name == keep:
+            continue
+        head, sep, pid = name.rpartition(".tmp-")
+        if sep and head and pid.isdigit() and pid_alive(int(pid)):
+            continue  # still being prepared: it renames itself when done, swept next time
+        shutil.rmtree(os.path.join(releases, name), onerror=_vanished_ok)
+
+
+def op_seed(live, new, drop, standby=False):
     """Make `new` a copy of `live` made of hard links (no data copied): directories are created,
     symlinks copied as links, files linked, in a few threads (link creation is latency-bound).
-    Entries in `drop` (the old .venv, marker, shared links) are left out."""
+    Entries in `drop` (the old .venv, marker, shared links) are left out.
+    `standby`: take the copy a previous deploy prepared for `live`, when it is ready (one
+    rename instead of a link per file), then sweep the prepared copies nobody will take."""
     os.makedirs(os.path.dirname(new), exist_ok=True)
+    if live is not None and standby:
+        ready = standby_path(live)
+        taken = False
+        if os.path.isdir(ready) and not os.path.islink(ready):
+            try:
+                os.rename(ready, new)
+                taken = True
+            except FileNotFoundError:
+                taken = False  # an older preparer's sweep got there first: seed as usual
+        sweep_standby(os.path.dirname(live))
+        if taken:
+            return {"seeded": 0, "standby": True}
     os.mkdir(new)
     if live is None:
         return {"seeded": 0}
@@ -215,6 +364,48 @@ def op_seed(live, new, drop):
         for _ in pool.map(lambda pair: os.link(pair[0], pair[1]), links, chunksize=64):
             pass
     return {"seeded": len(links)}
+
+
+def op_prepare_next(live, drop):
+    """Prepare the next release's seed from `live` in the background, off any deploy's
+    critical path: a detached process (its own session, stdio on /dev/null, low priority)
+    links releases/.next-<live>.tmp-<pid> and renames it to releases/.next-<live> when
+    complete. The next deploy takes it if `live` is still live (op_seed); files edited or
+    added since are found by that deploy's check like any drift in a seed."""
+    ready = standby_path(live)
+    if not os.path.isdir(live):
+        return {"started": False}
+    pid = os.fork()
+    if pid == 0:  # first child: detach, fork the worker, exit at once (no zombie)
+        status = 0
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            if os.fork() == 0:
+                status = prepare_worker(live, ready, drop)
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.waitpid(pid, 0)
+    return {"started": True}
+
+
+def prepare_worker(live, ready, drop):
+    os.nice(10)
+    tmp = "%s.tmp-%d" % (ready, os.getpid())
+    try:
+        sweep_standby(os.path.dirname(live), keep=os.path.basename(ready))
+        if os.path.isdir(ready):
+            return 0  # prepared already (a redeploy of the live release)
+        op_seed(live, tmp, drop)
+        os.rename(tmp, ready)  # fails if another one finished first: this one is removed
+    except OSError:
+        remove(tmp)
+        return 1
+    return 0
 
 
 def remove(path):
@@ -402,18 +593,25 @@ def parts_of(rel):
     return parts
 
 
-def ensure_dirs(root, parts):
+def ensure_dirs(root, parts, made=None):
+    """The directory root/parts..., created as needed. A file or link where a directory must
+    be is replaced, never followed. `made`: prefixes already known to be real directories
+    (this upload created or checked them), so each is checked once per upload."""
     d = root
+    key = ""
     for p in parts:
         d = os.path.join(d, p)
-        try:
-            st = os.lstat(d)
-        except FileNotFoundError:
-            os.mkdir(d)
+        key = key + "/" + p if key else p
+        if made is not None and key in made:
             continue
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(d)  # a file or link where a directory must be: replaced, never followed
-            os.mkdir(d)
+        try:
+            os.mkdir(d)  # the common case in a new release: one call, no lstat first
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(d).st_mode):
+                os.unlink(d)  # a file or link where a directory must be: replaced
+                os.mkdir(d)
+        if made is not None:
+            made.add(key)
     return d
 
 
@@ -426,24 +624,47 @@ def real_dir_chain(root, parts):
     return d
 
 
-def write_file(path, data, mode):
-    """Write a release file: always to a temp name renamed into place, never in place (an
-    existing path may be a hard link shared with an older release). A failed write (a full
-    disk) unlinks its temp file, so a cut upload gives the space back."""
-    tmp = "%s.gatebot-tmp.%d" % (path, threading.get_ident())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+# Bits the process umask would clear from a new file's mode: when none of ours, the mode
+# given to open() is exact and no fchmod is needed.
+def _umask():
+    um = os.umask(0)
+    os.umask(um)
+    return um
+
+
+UMASK = _umask()
+WRITERS = 4  # threads writing an upload's files
+
+
+def write_file(path, data, mode, new=False):
+    """Write a release file. An existing path is replaced through a temp name renamed into
+    place, never written in place (it may be a hard link shared with an older release); a path
+    known not to exist (`new`) is created directly (O_EXCL), one rename fewer. A failed write
+    (a full disk) unlinks what it created, so a cut upload gives the space back.
+
+    Returns [blob id, dev, inode, size, mtime_ns]: the git id of the bytes written, hashed from
+    memory while they are here, and the inode state they were written with (WRITTEN)."""
+    h = hashlib.sha1(b"blob %d\0" % len(data))
+    h.update(data)
+    tmp = path if new else "%s.gatebot-tmp.%d" % (path, threading.get_ident())
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC)
+    fd = os.open(tmp, flags, mode)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode)  # exact mode, whatever the umask
+            if mode & UMASK:
+                os.fchmod(fd, mode)  # exact mode, whatever the umask
+            st = os.fstat(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if not new:
+            os.replace(tmp, path)
     except BaseException:
         unlink_quietly(tmp)
         raise
+    return [h.hexdigest(), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def write_symlink(path, target):
@@ -468,66 +689,92 @@ def unlink_quietly(path):
     return True
 
 
-def op_extract(root, control, stream, fresh=False):
-    """Unpack a tar stream into `root`: the control member lists deletions; every other member
-    is written to a temp name and renamed into place, so a hard-linked file of an older release
-    is never modified (a new inode replaces the link) and a failed write leaves no partial file.
-    `fresh`: the release was not seeded, nothing can exist yet. File writes run in a few
-    threads: creating files is latency-bound on many filesystems."""
+# The upload stream (transfer.py writes it): records of a fixed header, the path, the payload.
+# kind: F file (payload: content), L symlink (payload: target), D deletions (payload: JSON
+# list of paths), E end. mode: permission bits of F. Sizes are exact: no padding.
+RECORD = struct.Struct(">cIQH")  # kind, mode, payload size, path length
+
+
+def read_exact(stream, n):
+    data = stream.read(n) if n else b""
+    if len(data) != n:
+        raise EOFError("the upload stream was cut")
+    return data
+
+
+def delete_paths(root, paths):
+    deleted = 0
+    for rel in paths:
+        parts = parts_of(rel)
+        parent = real_dir_chain(root, parts[:-1])
+        if parent is None:
+            continue
+        if remove(os.path.join(parent, parts[-1])):
+            deleted += 1
+        while parent != root:  # git keeps no empty directories
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    return deleted
+
+
+def op_extract(root, stream, fresh=False):
+    """Unpack an upload stream (RECORD) into `root`. A path that exists is replaced through a
+    temp name renamed into place, so a hard-linked file of an older release is never modified
+    (a new inode replaces the link) and a failed write leaves no partial file; a new path is
+    created directly. `fresh`: the release was not seeded, nothing can exist yet. File writes
+    run in a few threads: creating files is latency-bound on many filesystems."""
     written = deleted = 0
     os.makedirs(root, exist_ok=True)
     known_dirs = set()
-    pool = ThreadPoolExecutor(max_workers=4)
+    pool = ThreadPoolExecutor(max_workers=WRITERS)
     pending = []
+    hashed = WRITTEN.setdefault(root, {})
 
     def settle(limit):
         while len(pending) > limit:
-            pending.pop(0).result()
+            rel, fut = pending.pop(0)
+            hashed[rel] = fut.result()
 
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tf:
-            for m in tf:
-                if m.name == control:
-                    ctl = json.loads(tf.extractfile(m).read().decode("utf-8", "surrogateescape"))
-                    for rel in ctl["delete"]:
-                        parts = parts_of(rel)
-                        parent = real_dir_chain(root, parts[:-1])
-                        if parent is None:
-                            continue
-                        if remove(os.path.join(parent, parts[-1])):
-                            deleted += 1
-                        while parent != root:  # git keeps no empty directories
-                            try:
-                                os.rmdir(parent)
-                            except OSError:
-                                break
-                            parent = os.path.dirname(parent)
-                    continue
-                parts = parts_of(m.name)
-                dir_key = "/".join(parts[:-1])
-                if dir_key in known_dirs:
-                    parent = os.path.join(root, *parts[:-1])
-                else:
-                    parent = ensure_dirs(root, parts[:-1])
-                    known_dirs.add(dir_key)
-                final = os.path.join(parent, parts[-1])
-                if not fresh:
-                    try:
-                        st = os.lstat(final)
-                        if stat.S_ISDIR(st.st_mode):
-                            settle(0)  # writes below it may be in flight
-                            shutil.rmtree(final)
-                    except FileNotFoundError:
-                        pass
-                if m.issym():
-                    write_symlink(final, m.linkname)
-                elif m.isreg():
-                    data = tf.extractfile(m).read()
-                    pending.append(pool.submit(write_file, final, data, m.mode & 0o777))
-                    settle(64)
-                else:
-                    raise ValueError("unsupported member in the upload: %r" % m.name)
-                written += 1
+        while True:
+            kind, mode, size, plen = RECORD.unpack(read_exact(stream, RECORD.size))
+            name = read_exact(stream, plen).decode("utf-8", "surrogateescape")
+            if kind == b"E":
+                break
+            payload = read_exact(stream, size)
+            if kind == b"D":
+                deleted += delete_paths(
+                    root, json.loads(payload.decode("utf-8", "surrogateescape"))
+                )
+                continue
+            if kind not in (b"F", b"L"):
+                raise ValueError("unknown record %r in the upload" % kind)
+            parts = parts_of(name)
+            parent = ensure_dirs(root, parts[:-1], known_dirs)
+            final = os.path.join(parent, parts[-1])
+            exists = False
+            if not fresh:
+                try:
+                    st = os.lstat(final)
+                    exists = True
+                    if stat.S_ISDIR(st.st_mode):
+                        settle(0)  # writes below it may be in flight
+                        shutil.rmtree(final)
+                        exists = False
+                except FileNotFoundError:
+                    exists = False
+            if kind == b"L":
+                write_symlink(final, payload.decode("utf-8", "surrogateescape"))
+            else:
+                rel = "/".join(parts)
+                hashed.pop(rel, None)
+                job = pool.submit(write_file, final, payload, mode & 0o777, not exists)
+                pending.append((rel, job))
+                settle(64)
+            written += 1
         settle(0)
     finally:
         pool.shutdown(wait=True)
@@ -539,7 +786,9 @@ OPS = {
     "lock_acquire": op_lock_acquire,
     "lock_release": op_lock_release,
     "hash": op_hash,
+    "verify_hash": op_verify_hash,
     "seed": op_seed,
+    "prepare_next": op_prepare_next,
     "link": op_link,
     "build_venv": op_build_venv,
     "write_file": op_write_file,
@@ -553,7 +802,7 @@ OPS = {
 
 def serve():
     """One JSON request per line in, one JSON reply per line out. `extract` is followed by its
-    tar stream as frames on the same stdin."""
+    upload stream as frames on the same stdin."""
     raw_in, raw_out = sys.stdin.buffer, sys.stdout.buffer
 
     def reply(obj):

@@ -18,6 +18,7 @@ stop when the failed share exceeds `rollout.max_fail_percentage`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import json
@@ -35,11 +36,10 @@ from bot.config.deploy import RolloutConfig, TargetConfig
 from bot.config.model import GatebotConfig
 from bot.deploy import log as deploy_log
 from bot.deploy.agent import Agent, AgentError
-from bot.deploy.integrity import remote_hashes, verify_remote
+from bot.deploy.integrity import HashReuse, IntegrityResult, remote_hashes, verify_remote
 from bot.deploy.layout import (
     RELEASE_MANAGED,
     RELEASE_MARKER,
-    VENV_LINK,
     RemoteLayout,
     check_release_id,
     integrity_excludes,
@@ -50,13 +50,25 @@ from bot.deploy.layout import (
     sorted_releases,
 )
 from bot.deploy.lock import DeployLock, LockOwner, new_owner, release_lock
-from bot.deploy.manifest import Manifest, build_manifest, open_repo, read_blob
+from bot.deploy.manifest import (
+    Manifest,
+    build_manifest,
+    old_entries_from_diff,
+    open_repo,
+    read_blob,
+)
 from bot.deploy.progress import Reporter
 from bot.deploy.report import HostReport, RolloutReport
 from bot.deploy.retention import apply_prune, plan_prune
 from bot.deploy.state import ReleaseMarker, RemoteState, read_state
 from bot.deploy.switch import restart, switch_current
-from bot.deploy.transfer import TransferPlan, plan_transfer, seed_release, send_changes
+from bot.deploy.transfer import (
+    TransferPlan,
+    plan_transfer,
+    prepare_next,
+    seed_release,
+    send_changes,
+)
 from bot.deploy.venv import ensure_venv
 from bot.errors import (
     DeployFailed,
@@ -263,32 +275,54 @@ async def _link_shared(run: HostRun, release_dir: str, shared: tuple[str, ...]) 
 
 
 def _git_old_entries(
-    run: HostRun, state: RemoteState, shared: tuple[str, ...]
+    run: HostRun, state: RemoteState, deployed: Manifest, shared: tuple[str, ...]
 ) -> dict[str, tuple[int, str]] | None:
-    """What the live release holds, from git: only when its commit is in the local repository
-    and the tree's digest equals the one its marker recorded."""
+    """What the live release holds, from git: only when its commit is in the local repository.
+    A diff of the two trees (libgit2 skips subtrees whose ids are equal) names what changed;
+    every other path holds what the new tree holds. The host's check before going live finds
+    anything else (a file edited by hand) and the deploy sends it again."""
     marker = state.live_marker
-    if marker is None:
+    if marker is None or run.ctx.repo_path is None:
         return None
-    old = _manifest_for(run, marker.sha, marker.sha)
-    if old is not None and old.digest == marker.manifest_digest:
-        return {e.path: (e.mode, e.oid) for e in old.without(shared)}
-    return None
+    try:
+        return old_entries_from_diff(open_repo(run.ctx.repo_path), marker.sha, deployed, shared)
+    except (UsageError, DeployFailed):
+        return None
 
 
 async def _old_entries(
-    run: HostRun, state: RemoteState, release_dir: str, shared: tuple[str, ...]
+    run: HostRun,
+    state: RemoteState,
+    release_dir: str,
+    deployed: Manifest,
+    shared: tuple[str, ...],
 ) -> dict[str, tuple[int, str]] | None:
     """What the (seeded) release holds: from git when possible (no remote read), else from
     the host's own hashes of it."""
     if state.live_marker is None:
         return None
-    found = _git_old_entries(run, state, shared)
+    found = _git_old_entries(run, state, deployed, shared)
     if found is not None:
         return found
     excl = integrity_excludes(shared)
     hashes = await remote_hashes(run.session, release_dir, excl, agent=run.agent)
     return {p: (m, o) for p, (m, o, _s) in hashes.items()}
+
+
+def _hash_reuse(run: HostRun, seeded_from: str | None) -> HashReuse:
+    """What the host may reuse when it checks a release built here (`deploy.<t>.verify`):
+    with `index`, the ids of the files it wrote and those of the release the seed linked from;
+    with `full`, nothing. The release's own index is recorded either way, for the next one."""
+    if run.target.verify == "full":
+        return HashReuse(record=True, written=False)
+    trust = (run.layout.release_index(seeded_from),) if seeded_from else ()
+    return HashReuse(trust=trust, record=True, written=True)
+
+
+def _count_hashing(run: HostRun, check: IntegrityResult) -> None:
+    run.report.files_hashed += check.hashed_files
+    run.report.bytes_hashed += check.hashed_bytes
+    run.report.files_hash_known += check.known_files
 
 
 async def _send(
@@ -348,18 +382,21 @@ async def build_release(
 
     with run.phase("seed"):
         # The host links the seed while we read the live release's tree from git.
-        _seeded, old = await asyncio.gather(
+        from_standby, old = await asyncio.gather(
             seed_release(
                 run.agent,
                 run.layout.release(live) if live else None,
                 release_dir,
-                (VENV_LINK, RELEASE_MARKER, *shared),
+                (*RELEASE_MANAGED, *shared),
+                standby=target.prepare_next,
             ),
-            asyncio.to_thread(_git_old_entries, run, state, shared),
+            asyncio.to_thread(_git_old_entries, run, state, deployed, shared),
         )
+    if from_standby:
+        run.say(f"seeded from the copy of {live} prepared after the last deploy")
     with run.phase("plan"):
         if old is None and live is not None:
-            old = await _old_entries(run, state, release_dir, shared)
+            old = await _old_entries(run, state, release_dir, deployed, shared)
         plan = plan_transfer(deployed, old)
     run.report.files_reused = plan.reused_files
     run.report.bytes_reused = plan.reused_bytes
@@ -382,12 +419,25 @@ async def build_release(
         )
     run.report.venv = "created" if res.created else "reused"
     excl = integrity_excludes(shared)
-    with run.phase("verify"):
+    reuse = _hash_reuse(run, live)
+
+    async def check_release() -> IntegrityResult:
         # Strict (ignore_extra=None): a new release holds exactly the tree, so bytecode caches
         # the seed carried over from the live release are removed by the repair below.
-        check = await verify_remote(
-            run.session, release_dir, deployed, excl, agent=run.agent, ignore_extra=None
+        found = await verify_remote(
+            run.session,
+            release_dir,
+            deployed,
+            excl,
+            agent=run.agent,
+            ignore_extra=None,
+            reuse=reuse,
         )
+        _count_hashing(run, found)
+        return found
+
+    with run.phase("verify"):
+        check = await check_release()
         if not check.ok:
             # The seed carried files edited on the host: send those again, once.
             run.say(f"repairing drift in the seeded tree: {check.summary()}")
@@ -398,9 +448,7 @@ async def build_release(
                 0,
             )
             await _send(run, release_dir, repo, fix)
-            check = await verify_remote(
-                run.session, release_dir, deployed, excl, agent=run.agent, ignore_extra=None
-            )
+            check = await check_release()
         if not check.ok:
             raise DeployFailed(
                 f"{run.name}: {release_id} does not match the git tree after upload: "
@@ -643,9 +691,17 @@ async def _deploy_locked(run: HostRun, manifest: Manifest) -> None:
         if state.venvs.get(reuse_marker.lock_hash):
             excl = integrity_excludes(run.target.shared)
             with run.phase("verify"):
+                # Its own index: files of a checked release, unchanged since, are not read again.
+                own = _hash_reuse(run, reuse)
                 check = await verify_remote(
-                    run.session, run.layout.release(reuse), manifest, excl, agent=run.agent
+                    run.session,
+                    run.layout.release(reuse),
+                    manifest,
+                    excl,
+                    agent=run.agent,
+                    reuse=dataclasses.replace(own, record=False, written=False),
                 )
+                _count_hashing(run, check)
             if check.ok:
                 run.say(f"{manifest.sha[:7]} is already on the host as {reuse}: no transfer")
                 run.report.status = "switched"
@@ -671,9 +727,10 @@ async def _dry_run(run: HostRun, manifest: Manifest) -> None:
         run.say(f"dry run: {manifest.sha[:7]} is already live as {state.live}; nothing to send")
         return
     old = None
+    deployed = manifest.without(shared)
     if state.live is not None and state.live_marker is not None:
-        old = await _old_entries(run, state, run.layout.release(state.live), shared)
-    plan = plan_transfer(manifest.without(shared), old)
+        old = await _old_entries(run, state, run.layout.release(state.live), deployed, shared)
+    plan = plan_transfer(deployed, old)
     run.report.files_reused = plan.reused_files
     run.report.bytes_reused = plan.reused_bytes
     run.say(
@@ -750,11 +807,16 @@ async def _on_host(
     body: Callable[[HostRun], Awaitable[None]],
     *,
     locked: bool = True,
+    before: Callable[[HostRun], Awaitable[None]] | None = None,
 ) -> HostReport:
+    """Connect, start the host helper, run `before` (not yet locked), then `body` under the
+    deploy lock (or without it: `locked=False`)."""
     start = time.monotonic()
     try:
         async with connected(ctx, name) as session, agent_for(session) as agent:
             run = HostRun(ctx, name, session, agent, report)
+            if before is not None:
+                await before(run)
             if locked:
                 with run.phase("lock"):
                     lock = run.lock()
@@ -762,6 +824,7 @@ async def _on_host(
                     run.lock_run_id = lock.owner.run_id
                 try:
                     await body(run)
+                    await _prepare_next(run)
                 except BaseException:
                     # Cancelled (SIGINT/SIGTERM) or failed: let go, but keep the first error.
                     try:
@@ -785,6 +848,24 @@ async def _on_host(
         report.duration_s = round(time.monotonic() - start, 4)
         _record(ctx, report)
     return report
+
+
+# A release went live (or stayed live): worth preparing the next seed from it.
+_LIVE_STATUSES = ("deployed", "switched", "already-live", "rolled-back", "auto-rolled-back")
+
+
+async def _prepare_next(run: HostRun) -> None:
+    """Start the host preparing the next release's seed from the live one, in the background
+    (`deploy.<target>.prepare_next`), so the next deploy does not link every file first."""
+    live = run.report.live
+    if not run.target.prepare_next or live is None or run.report.status not in _LIVE_STATUSES:
+        return
+    shared = tuple(posixpath.normpath(s) for s in run.target.shared)
+    try:
+        await prepare_next(run.agent, run.layout.release(live), (*RELEASE_MANAGED, *shared))
+    except GatebotError as exc:
+        # What this run was for is done; the next deploy just seeds as usual.
+        run.report.notes.append(f"the next release's seed was not prepared: {exc}")
 
 
 def _record(ctx: DeployContext, report: HostReport) -> None:
@@ -850,15 +931,48 @@ async def rollout(
 
 
 async def deploy(
-    ctx: DeployContext, names: list[str], manifest: Manifest, *, dry_run: bool = False
+    ctx: DeployContext,
+    names: list[str],
+    manifest: Manifest | Callable[[], Manifest],
+    *,
+    dry_run: bool = False,
 ) -> RolloutReport:
-    async def one(name: str) -> HostReport:
-        report = HostReport(target=name, op="deploy", ref=manifest.ref, sha=manifest.sha)
-        if dry_run:
-            return await _on_host(ctx, name, report, lambda r: _dry_run(r, manifest), locked=False)
-        return await _on_host(ctx, name, report, lambda r: _deploy_locked(r, manifest))
+    """Release `manifest` to `names`. Given a function that builds it instead, the function
+    runs in a thread while the hosts are connected to (reading a 10,000-file tree from git
+    takes about as long as opening the SSH connection and starting the host helper); a host
+    takes its lock only once the manifest is there, and an error building it fails the hosts
+    without touching them."""
+    if isinstance(manifest, Manifest):
+        job: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
+        job.set_result(manifest)
+    else:
+        job = asyncio.ensure_future(asyncio.to_thread(manifest))
+    held: dict[str, Manifest] = {}
 
-    reports = await rollout(names, one, ctx.config.deploy.rollout, ctx.reporter, "deploy")
+    async def resolve(run: HostRun) -> None:
+        m = await job
+        run.report.ref, run.report.sha = m.ref, m.sha
+        held[run.name] = m
+
+    async def one(name: str) -> HostReport:
+        report = HostReport(target=name, op="deploy")
+        if dry_run:
+            return await _on_host(
+                ctx, name, report, lambda r: _dry_run(r, held[name]), locked=False, before=resolve
+            )
+        return await _on_host(
+            ctx, name, report, lambda r: _deploy_locked(r, held[name]), before=resolve
+        )
+
+    try:
+        reports = await rollout(names, one, ctx.config.deploy.rollout, ctx.reporter, "deploy")
+    finally:
+        if not job.done():
+            job.cancel()  # no host got as far as needing it (or the run was cancelled)
+    if not job.cancelled() and job.exception() is None:
+        built = job.result()
+        for r in reports:  # hosts the rollout skipped never resolved it themselves
+            r.ref, r.sha = r.ref or built.ref, r.sha or built.sha
     return RolloutReport(op="deploy", ok=all(r.ok for r in reports), hosts=reports)
 
 

@@ -13,6 +13,7 @@ a running service writes) are not reported unless `ignore_extra=None`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class IntegrityResult:
     missing: tuple[str, ...]
     changed: tuple[str, ...]  # content or mode differs (or not a regular file/link)
     extra: tuple[str, ...]
+    # How the host got the ids (a deploy's checks): files read and hashed, and files whose id
+    # it already knew for their unchanged inode (see agent_script.op_verify_hash).
+    hashed_files: int = 0
+    hashed_bytes: int = 0
+    known_files: int = 0
 
     @property
     def ok(self) -> bool:
@@ -96,7 +102,23 @@ def compare(
     return IntegrityResult(tuple(sorted(missing)), tuple(sorted(changed)), tuple(sorted(extra)))
 
 
-async def remote_hashes(
+@dataclass(frozen=True)
+class HashReuse:
+    """Which ids the host may reuse instead of reading files (a deploy's checks only).
+
+    `trust`: index files of other checked releases (their hard-linked files share inodes);
+    `record`: write this release's own index; `written`: reuse the ids of the files the agent
+    hashed as it wrote them. HashReuse() with no trust and written=False reads every file."""
+
+    trust: tuple[str, ...] = ()
+    record: bool = False
+    written: bool = True
+
+
+_COUNTS: TypeAdapter[dict[str, int]] = TypeAdapter(dict[StrictStr, StrictInt])
+
+
+async def _host_listing(
     session: SSHSession,
     release_dir: str,
     exclude: Iterable[str] = (),
@@ -104,13 +126,41 @@ async def remote_hashes(
     python: str | None = None,
     timeout: float = 300.0,
     agent: Agent | None = None,
-) -> dict[str, RemoteEntry]:
+    reuse: HashReuse | None = None,
+    counts: dict[str, int] | None = None,
+    expect: str | None = None,
+) -> dict[str, RemoteEntry] | None:
     """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host.
 
     Runs on the deploy's agent channel when given one, else as one command of its own, whose
-    process group is killed on the host when it outlives `timeout` (the audit's run_bounded)."""
+    process group is killed on the host when it outlives `timeout` (the audit's run_bounded).
+    `reuse` (agent only) lets the host skip reading files whose id it knows; `counts` then
+    receives hashed / hashed_bytes / reused. `expect` (with `reuse`): the digest the listing
+    should have (Manifest.digest of what is compared); None comes back when it has it."""
     excl = list(exclude)
-    if agent is not None:
+    if agent is not None and reuse is not None:
+        answer = await agent.call(
+            "verify_hash",
+            wait=timeout,
+            root=release_dir,
+            excl=excl,
+            trust=list(reuse.trust),
+            record=reuse.record,
+            written=reuse.written,
+            expect=expect,
+        )
+        if not isinstance(answer, dict):
+            raise TransportError(f"{session.name}: the host's hash answer is not an object")
+        data = answer.get("listing")
+        try:
+            got = _COUNTS.validate_python(answer.get("counts"))
+        except ValidationError:
+            raise TransportError(f"{session.name}: the host's hash counts are malformed") from None
+        if counts is not None:
+            counts.update(got)
+        if expect is not None and answer.get("match") is True and data is None:
+            return None
+    elif agent is not None:
         data = await agent.call("hash", wait=timeout, root=release_dir, excl=excl)
     else:
         interp = python or session.target.python
@@ -149,6 +199,39 @@ async def remote_hashes(
         ) from None
 
 
+async def remote_hashes(
+    session: SSHSession,
+    release_dir: str,
+    exclude: Iterable[str] = (),
+    *,
+    python: str | None = None,
+    timeout: float = 300.0,
+    agent: Agent | None = None,
+    reuse: HashReuse | None = None,
+    counts: dict[str, int] | None = None,
+) -> dict[str, RemoteEntry]:
+    """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host
+    (see `_host_listing`)."""
+    listing = await _host_listing(
+        session,
+        release_dir,
+        exclude,
+        python=python,
+        timeout=timeout,
+        agent=agent,
+        reuse=reuse,
+        counts=counts,
+    )
+    assert listing is not None  # only a check with an expected digest gets None
+    return listing
+
+
+def _digest_of(manifest: Manifest, exclude: tuple[str, ...]) -> str:
+    """Manifest.digest of the entries a check compares (agent_script.listing_digest)."""
+    kept = tuple(e for e in manifest if not is_excluded(e.path, exclude))
+    return Manifest(manifest.sha, manifest.ref, kept).digest
+
+
 async def verify_remote(
     session: SSHSession,
     release_dir: str,
@@ -159,16 +242,35 @@ async def verify_remote(
     timeout: float = 300.0,
     agent: Agent | None = None,
     ignore_extra: IgnoreExtra | None = is_bytecode_cache,
+    reuse: HashReuse | None = None,
 ) -> IntegrityResult:
     """Hash `release_dir` on the host and compare it with `manifest` (see module doc and
-    `compare` for `exclude` and `ignore_extra`)."""
+    `compare` for `exclude` and `ignore_extra`, `remote_hashes` for `reuse`)."""
     excl = tuple(exclude)
-    remote = await remote_hashes(
+    counts: dict[str, int] = {}
+    # Strict checks (every extra path counts) can be settled on the host by one digest.
+    expect = _digest_of(manifest, excl) if reuse is not None and ignore_extra is None else None
+    remote = await _host_listing(
         session,
         release_dir,
         excl,
         python=python,
         timeout=timeout,
         agent=agent,
+        reuse=reuse,
+        counts=counts,
+        expect=expect,
     )
-    return compare(manifest, remote, excl, ignore_extra)
+    if remote is None:
+        result = IntegrityResult((), (), ())
+    else:
+        result = compare(manifest, remote, excl, ignore_extra)
+    if not counts and remote is not None:  # the one-shot `hash` reads every file
+        hashed = [e for e in remote.values() if e[0] in (0o100644, 0o100755)]
+        counts = {"hashed": len(hashed), "hashed_bytes": sum(e[2] for e in hashed), "reused": 0}
+    return dataclasses.replace(
+        result,
+        hashed_files=counts.get("hashed", 0),
+        hashed_bytes=counts.get("hashed_bytes", 0),
+        known_files=counts.get("reused", 0),
+    )

@@ -34,11 +34,13 @@ LOCK_OWNER_FILE = "owner.json"
 DEPLOY_LOG = f"{STATE_DIR}/deploy.jsonl"
 
 RELEASE_MARKER = ".gatebot-release.json"
+#: The host's cache of the release's blob ids by inode state (agent_script.op_verify_hash).
+RELEASE_INDEX = ".gatebot-index.json"
 VENV_LINK = ".venv"
 VENV_COMPLETE = ".gatebot-complete"
 
 #: Names inside a release that are not part of the git tree (never compared with the manifest).
-RELEASE_MANAGED = (VENV_LINK, RELEASE_MARKER)
+RELEASE_MANAGED = (VENV_LINK, RELEASE_MARKER, RELEASE_INDEX)
 
 RELEASE_ID_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<sha7>[0-9a-f]{7})(?:-(?P<seq>[0-9]+))?$")
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -88,6 +90,9 @@ class RemoteLayout:
 
     def marker(self, release_id: str) -> str:
         return posixpath.join(self.release(release_id), RELEASE_MARKER)
+
+    def release_index(self, release_id: str) -> str:
+        return posixpath.join(self.release(release_id), RELEASE_INDEX)
 
     def venv(self, lock_hash: str) -> str:
         return posixpath.join(self.venvs, lock_hash)

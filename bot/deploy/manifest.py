@@ -206,6 +206,34 @@ def _walk(
             raise DeployFailed(f"refusing to deploy: tree entry {path!r} has unknown mode {mode:o}")
 
 
+def old_entries_from_diff(
+    repo: pygit2.Repository, old_sha: str, new: Manifest, excludes: tuple[str, ...] = ()
+) -> dict[str, tuple[int, str]]:
+    """{path: (mode, blob id)} of the tree of `old_sha`, from `new` (its manifest, `excludes`
+    already left out) and a diff of the two trees: libgit2 compares subtree ids first, so a
+    one-file change costs about one path's worth of tree reads, not a walk of every entry.
+
+    Raises UsageError when `old_sha` is not a commit of `repo`."""
+    try:
+        old_tree = repo[old_sha].peel(pygit2.Commit).tree
+        new_tree = repo[new.sha].peel(pygit2.Commit).tree
+    except (KeyError, ValueError, pygit2.GitError):
+        raise UsageError(f"commit {old_sha[:12]} is not in {repo.path}") from None
+    touched: set[str] = set()
+    before: dict[str, tuple[int, str]] = {}
+    for delta in old_tree.diff_to_tree(new_tree).deltas:
+        touched.add(delta.new_file.path)
+        touched.add(delta.old_file.path)
+        f = delta.old_file
+        mode = MODE_FILE if f.mode == 0o100664 else int(f.mode)
+        excluded = any(f.path == x or f.path.startswith(x + "/") for x in excludes)
+        if mode in _FILE_MODES and not excluded:
+            before[f.path] = (mode, str(f.id))
+    out = {e.path: (e.mode, e.oid) for e in new if e.path not in touched}
+    out.update(before)
+    return out
+
+
 def open_repo(repo_path: Path | str) -> pygit2.Repository:
     try:
         return pygit2.Repository(str(repo_path))

@@ -90,7 +90,7 @@ def summary_table(reports: list[HostReport]) -> Table:
     table.add_column("target")
     table.add_column("status")
     table.add_column("live release")
-    for col in ("files sent", "bytes sent", "bytes reused", "total"):
+    for col in ("files sent", "bytes sent", "bytes reused", "hashed on host", "total"):
         table.add_column(col, justify="right")
     table.add_column("phases (s)")
     for r in reports:
@@ -102,6 +102,8 @@ def summary_table(reports: list[HostReport]) -> Table:
             str(r.files_sent),
             _size(r.bytes_sent),
             _size(r.bytes_reused),
+            # files read to check the release (the rest had ids known for their inode)
+            f"{r.files_hashed}/{r.files_hashed + r.files_hash_known}",
             f"{r.duration_s:.2f}s",
             phases or "-",
         )

@@ -29,11 +29,20 @@ class HostReport(BaseModel):
     previous: str | None = Field(None, description="the release that was live before")
     live: str | None = Field(None, description="the release live when the run ended")
     files_sent: int = 0
-    bytes_sent: int = Field(0, description="bytes written into the upload channel (tar stream)")
+    bytes_sent: int = Field(
+        0, description="bytes written into the upload channel (records and contents)"
+    )
     content_bytes_sent: int = 0
     files_reused: int = 0
     bytes_reused: int = Field(0, description="bytes hard-linked from the live release")
     files_deleted: int = 0
+    files_hashed: int = Field(
+        0, description="files the host read and hashed to check the release against git"
+    )
+    bytes_hashed: int = 0
+    files_hash_known: int = Field(
+        0, description="files checked by an id the host already knew for their unchanged inode"
+    )
     venv: Literal["reused", "created"] | None = None
     phases: dict[str, float] = Field(default_factory=dict, description="seconds per phase")
     audit: dict[str, Any] | None = None

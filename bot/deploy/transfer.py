@@ -4,19 +4,20 @@
    managed entries (.venv, marker) and shared links that belong to the old release.
 2. Plan: compare the new manifest with what the seed holds (the old release's manifest when its
    commit is in the local repository, else the host's own hashes of the seeded tree).
-3. Send: ONE tar stream on the deploy's one agent channel (framed, see agent.py). The first
-   member is a control file listing paths to delete; then one member per changed blob. The
-   host side (op_extract in agent_script.py) writes each member to a temp
-   name in the target directory and renames it into place, so a hard-linked file shared with an
-   older release is never modified in place (a mode change is a new file too). Modes and symlinks
-   travel as tar metadata; path components that are symlinks or files are replaced, never
-   followed, so nothing can be written outside the release.
+3. Send: ONE stream on the deploy's one agent channel (framed, see agent.py): a record listing
+   paths to delete, then one record per changed blob or symlink (kind, mode, size, path, then
+   the bytes; no padding). The host side (op_extract in agent_script.py) creates a path that
+   is not there directly and replaces one that is through a temp name renamed into place, so a
+   hard-linked file shared with an older release is never modified in place (a mode change is
+   a new file too). Path components that are symlinks or files are replaced, never followed,
+   so nothing can be written outside the release. It hashes each file from the bytes it
+   writes, which the check before going live reuses (integrity.HashReuse).
 """
 
 from __future__ import annotations
 
 import json
-import tarfile
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,9 +28,7 @@ from bot.deploy.agent import Agent, AgentError, Send
 from bot.deploy.manifest import Manifest, ManifestEntry, read_blob
 from bot.errors import DeployFailed, TransportError
 
-CONTROL_MEMBER = ".gatebot-transfer-control.json"
 _FLUSH_AT = 1 << 20  # bytes buffered before a write to the channel
-_BLOCK = tarfile.BLOCKSIZE
 
 OldEntries = Mapping[str, tuple[int, str]]  # path -> (git mode, blob id)
 
@@ -54,7 +53,7 @@ class TransferPlan:
 class TransferStats:
     files_sent: int = 0
     content_bytes_sent: int = 0  # file contents only
-    stream_bytes_sent: int = 0  # what went into the channel (tar headers and padding included)
+    stream_bytes_sent: int = 0  # what went into the channel (record headers included)
     files_deleted: int = 0
     seconds: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)
@@ -79,39 +78,59 @@ def plan_transfer(new: Manifest, old: OldEntries | None) -> TransferPlan:
 
 
 async def seed_release(
-    agent: Agent, live_dir: str | None, new_dir: str, drop: tuple[str, ...]
-) -> None:
-    """Create `new_dir`, hard-linked from `live_dir` when there is one; remove `drop` entries."""
+    agent: Agent,
+    live_dir: str | None,
+    new_dir: str,
+    drop: tuple[str, ...],
+    *,
+    standby: bool = False,
+) -> bool:
+    """Create `new_dir`, hard-linked from `live_dir` when there is one; remove `drop` entries.
+    `standby`: take the seed prepared ahead for `live_dir` when it is ready (see
+    `prepare_next`). True when it was taken."""
     try:
-        await agent.call("seed", wait=600, live=live_dir, new=new_dir, drop=list(drop))
+        res = await agent.call(
+            "seed", wait=600, live=live_dir, new=new_dir, drop=list(drop), standby=standby
+        )
     except AgentError as exc:
         raise DeployFailed(
             f"{agent.session.name}: seeding {new_dir} from the live release failed: {exc}",
             hint="releases/ must be on a filesystem that supports hard links",
         ) from None
+    return isinstance(res, dict) and res.get("standby") is True
 
 
-def _tar_header(entry: ManifestEntry, size: int) -> bytes:
-    info = tarfile.TarInfo(entry.path)
-    info.mtime = 0  # content-addressed: times carry no meaning and would break reproducibility
-    if entry.is_link:
-        info.type = tarfile.SYMTYPE
-        info.linkname = entry.link_target or ""
-        info.mode = 0o777
-        info.size = 0
-    else:
-        info.type = tarfile.REGTYPE
-        info.mode = 0o755 if entry.executable else 0o644
-        info.size = size
-    return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
+async def prepare_next(agent: Agent, live_dir: str, drop: tuple[str, ...]) -> bool:
+    """Ask the host to prepare the next release's seed from `live_dir` in the background (a
+    detached process; the call returns at once). True when one was started."""
+    try:
+        res = await agent.call("prepare_next", wait=30, live=live_dir, drop=list(drop))
+    except AgentError:
+        return False  # an optimisation only: the next deploy seeds as usual
+    return isinstance(res, dict) and res.get("started") is True
 
 
-def _control_member(delete: tuple[str, ...]) -> bytes:
-    data = json.dumps({"delete": list(delete)}).encode("utf-8")
-    info = tarfile.TarInfo(CONTROL_MEMBER)
-    info.size = len(data)
-    info.mode = 0o600
-    return info.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % _BLOCK)
+# One record per file (see agent_script.RECORD, the reader): kind, mode, payload size, path
+# length, then the path and the payload. No block padding: a 16 kB file costs 16 kB + 15 bytes
+# + its path on the wire.
+_RECORD = struct.Struct(">cIQH")
+
+
+def _path_bytes(path: str) -> bytes:
+    raw = path.encode("utf-8", "surrogateescape")
+    if len(raw) > 0xFFFF:
+        raise DeployFailed(f"path too long to upload ({len(raw)} bytes): {path[:80]}...")
+    return raw
+
+
+def _record(kind: bytes, mode: int, payload_size: int, path: str = "") -> bytes:
+    raw = _path_bytes(path) if path else b""
+    return _RECORD.pack(kind, mode, payload_size, len(raw)) + raw
+
+
+def _deletions(delete: tuple[str, ...]) -> bytes:
+    data = json.dumps(list(delete)).encode("utf-8", "surrogateescape")
+    return _record(b"D", 0, len(data)) + data
 
 
 async def send_changes(
@@ -141,23 +160,27 @@ async def send_changes(
                     on_bytes(len(buf))
                 buf.clear()
 
-        buf += _control_member(plan.delete)
+        if plan.delete:
+            buf += _deletions(plan.delete)
         for entry in plan.send:
-            data = b"" if entry.is_link else read_blob(repo, entry.oid)
-            buf += _tar_header(entry, len(data))
-            if data:
+            if entry.is_link:
+                target = (entry.link_target or "").encode("utf-8", "surrogateescape")
+                buf += _record(b"L", 0, len(target), entry.path) + target
+                data = b""
+            else:
+                data = read_blob(repo, entry.oid)
+                buf += _record(b"F", 0o755 if entry.executable else 0o644, len(data), entry.path)
                 # Big blobs go through in slices: memory stays one blob plus the buffer.
                 view = memoryview(data)
                 for i in range(0, len(view), _FLUSH_AT):
                     buf += view[i : i + _FLUSH_AT]
                     if len(buf) >= _FLUSH_AT:
                         await flush()
-                buf += b"\0" * (-len(data) % _BLOCK)
             if len(buf) >= _FLUSH_AT:
                 await flush()
             stats.files_sent += 1
             stats.content_bytes_sent += len(data)
-        buf += b"\0" * (2 * _BLOCK)
+        buf += _record(b"E", 0, 0)
         await flush()
 
     try:
@@ -166,7 +189,6 @@ async def send_changes(
             produce,
             wait=timeout,
             root=release_dir,
-            control=CONTROL_MEMBER,
             fresh=fresh,
         )
     except TransportError as exc:

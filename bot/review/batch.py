@@ -196,7 +196,7 @@ def pack(
     overhead_tokens: int = 0,
     max_items: int = 50,
     merge_tiers: bool = True,
-    merge_max_tokens: int = 2000,
+    merge_max_tokens: int = 16000,
     tier_order: Sequence[str] = TIERS,
 ) -> list[Batch]:
     """Pack items into the fewest calls: per model, each call ≤ budget_tokens (prompt included).

@@ -104,6 +104,27 @@ class DeployEnv:
     def live(self) -> str:
         return os.readlink(self.current).split("/")[-1]
 
+    def releases(self) -> list[str]:
+        """Release directories on the host, without the next release's seed prepared ahead
+        (`releases/.next-<live>`, see `deploy.<target>.prepare_next`)."""
+        return sorted(p.name for p in (self.root / "releases").iterdir() if p.name[0] != ".")
+
+    def wait_prepared(self, expected: list[str], timeout: float = 20.0) -> None:
+        """Wait until the seeds prepared in the background (`releases/.next-*`) are exactly
+        `expected` and none is still being prepared; fail with what is there after `timeout`.
+        The preparing process is detached, so a test cannot join it: it polls."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        if not expected:
+            time.sleep(0.3)  # room for a preparation that should not start
+        while True:
+            names = sorted(p.name for p in (self.root / "releases").glob(".next-*"))
+            if names == sorted(expected):
+                return
+            assert time.monotonic() < deadline, f"prepared seeds after {timeout}s: {names}"
+            time.sleep(0.02)
+
     def install_count(self) -> int:
         return len(self.installs.read_text().splitlines()) if self.installs.exists() else 0
 

@@ -105,7 +105,7 @@ def test_target_all_deploys_every_target(
     assert "one" in out and "two" in out
 
 
-def test_symlink_escaping_the_tree_is_refused_before_connecting(
+def test_symlink_escaping_the_tree_is_refused_before_touching_the_host(
     denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.deploy.manifest import MODE_LINK

@@ -143,7 +143,7 @@ def test_redeploy_of_live_sha_sends_nothing(denv: DeployEnv) -> None:
     assert again.ok, again.error
     assert again.status == "already-live" and again.release == first.release
     assert again.files_sent == 0 and again.bytes_sent == 0 and "upload" not in again.phases
-    assert len(list((denv.root / "releases").iterdir())) == 1
+    assert len(denv.releases()) == 1
 
 
 def test_redeploy_of_an_older_sha_switches_to_its_release(denv: DeployEnv) -> None:
@@ -187,7 +187,7 @@ def test_retention_keeps_n_and_prunes_unused_venvs(denv: DeployEnv) -> None:
         r = denv.deploy()
         assert r.ok, r.error
         ids.append(r.release)
-    left = sorted(p.name for p in (denv.root / "releases").iterdir())
+    left = denv.releases()
     assert left == sorted(ids[-2:])
     venvs = sorted(p.name for p in (denv.root / "venvs").iterdir())
     assert len(venvs) == 2
@@ -226,7 +226,7 @@ def test_dry_run_changes_nothing(denv: DeployEnv) -> None:
     assert host.ok and host.status == "dry-run" and host.files_reused == 6
     assert "would send 1 files" in denv.out.getvalue() and "send app/main.py" in denv.out.getvalue()
     assert denv.live() == first.release
-    assert len(list((denv.root / "releases").iterdir())) == 1
+    assert len(denv.releases()) == 1
 
 
 def test_failing_restart_rolls_back_automatically(denv: DeployEnv) -> None:

@@ -49,8 +49,7 @@ def test_connection_cut_mid_upload_leaves_current_and_next_deploy_works(denv: De
         assert again.ok, again.error
         assert (denv.current / "big.bin").read_bytes() == big
         # The cut release never got its marker and was pruned as a leftover.
-        releases = sorted(p.name for p in (denv.root / "releases").iterdir())
-        assert releases == sorted([first.release, again.release])
+        assert denv.releases() == sorted([first.release, again.release])
     finally:
         proxy.stop()
 
@@ -67,7 +66,9 @@ def test_failing_install_puts_nothing_live(denv: DeployEnv) -> None:
     assert denv.live() == first.release
     assert (denv.current / "app.py").read_text() == "print(1)\n"
     incomplete = [
-        p for p in (denv.root / "releases").iterdir() if not (p / ".gatebot-release.json").exists()
+        r
+        for r in denv.releases()
+        if not (denv.root / "releases" / r / ".gatebot-release.json").exists()
     ]
     assert len(incomplete) == 1  # left for retention, never live
     assert not any(

@@ -19,7 +19,13 @@ from bot.deploy.layout import (
     shared_link_target,
     sorted_releases,
 )
-from bot.deploy.manifest import MODE_EXEC, MODE_LINK, blob_id, build_manifest
+from bot.deploy.manifest import (
+    MODE_EXEC,
+    MODE_LINK,
+    blob_id,
+    build_manifest,
+    old_entries_from_diff,
+)
 from bot.deploy.retention import plan_prune
 from bot.deploy.state import ReleaseMarker
 from bot.deploy.transfer import plan_transfer
@@ -126,6 +132,52 @@ def test_plan_sends_only_changed_and_mode_changes(tmp_path: Path) -> None:
     assert plan.reused_files == 1 and plan.reused_bytes == 1
     first = plan_transfer(build_manifest(rb.path, head), None)
     assert len(first.send) == 4 and first.delete == ()
+
+
+def test_old_entries_from_a_tree_diff_equal_the_old_manifest(tmp_path: Path) -> None:
+    rb = RepoBuilder(tmp_path / "r")
+    old = rb.commit(
+        {
+            "a.py": "a\n",
+            "bin/run": "#!/bin/sh\n",
+            "d/x.txt": "x\n",
+            "d/y.txt": "y\n",
+            "gone/z.txt": "z\n",
+            "link": "a.py",
+            "logs/keep.txt": "shared\n",
+            "becomes-dir": "file\n",
+        },
+        modes={"bin/run": MODE_EXEC, "link": MODE_LINK},
+    )
+    new = rb.commit(
+        {
+            "a.py": "a2\n",  # content
+            "bin/run": "#!/bin/sh\n",  # mode flip below
+            "gone/z.txt": None,  # deleted with its directory
+            "link": "d/x.txt",  # link target
+            "new/file.txt": "n\n",  # added
+            "logs/keep.txt": "shared2\n",  # under a shared entry: left out on both sides
+            "becomes-dir": None,
+            "becomes-dir/inner.txt": "i\n",  # a file became a directory
+        },
+        modes={"link": MODE_LINK},
+    )
+    shared = ("logs",)
+    new_manifest = build_manifest(rb.path, new).without(shared)
+    got = old_entries_from_diff(pygit2.Repository(str(rb.path)), old, new_manifest, shared)
+    want = {e.path: (e.mode, e.oid) for e in build_manifest(rb.path, old).without(shared)}
+    assert got == want
+    plan = plan_transfer(new_manifest, got)
+    assert {e.path for e in plan.send} == {
+        "a.py",
+        "bin/run",
+        "link",
+        "new/file.txt",
+        "becomes-dir/inner.txt",
+    }
+    assert set(plan.delete) == {"gone/z.txt", "becomes-dir"}
+    with pytest.raises(UsageError, match="not in"):
+        old_entries_from_diff(pygit2.Repository(str(rb.path)), "0" * 40, new_manifest)
 
 
 def test_compare_reports_missing_changed_extra_and_honours_excludes(tmp_path: Path) -> None:

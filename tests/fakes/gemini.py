@@ -2,8 +2,9 @@
 
 Reached by google-genai through GOOGLE_GEMINI_BASE_URL (the `gemini_server` fixture sets it and
 a fake GEMINI_API_KEY). It answers schema-conforming JSON derived from the request: it parses
-the file blocks of the prompt and reports a finding on every added line that carries a marker
-(`FIXME-SECURITY`, `eval(`), none otherwise. It counts calls and tokens (prompt, output and
+the numbered file blocks of the prompt, acknowledges each in `reviewed` and reports a finding
+(naming the block's number) on every added line that carries a marker (`FIXME-SECURITY`,
+`eval(`), none otherwise. It counts calls and tokens (prompt, output and
 implicitly cached prefix tokens, like Gemini's implicit caching), and fails on demand.
 
     server.fail("429", times=2, retry_delay="0.05s")
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bot.review.prompt import parse_blocks
+from bot.review.prompt import Block, parse_blocks
 from tests.fakes.loopback_http import LoopbackHTTPServer
 
 FAKE_KEY = "fake-gemini-key-for-tests"
@@ -139,6 +140,22 @@ def findings_for(body: str) -> list[dict[str, Any]]:
     return out
 
 
+def answer_for(blocks: list[Block]) -> dict[str, Any]:
+    """The answer a faithful model gives, in the compact schema: every block's number in
+    `reviewed`, and findings naming their block by number."""
+    return {
+        "reviewed": [b.number for b in blocks],
+        "findings": [{"file": b.number, **f} for b in blocks for f in findings_for(b.body)],
+    }
+
+
+def _target_numbers(blocks: list[Block], fault: Fault | None) -> set[int]:
+    """The blocks a per-file fault hits: those of `fault.path`, else the first block."""
+    if fault is not None and fault.path is not None:
+        return {b.number for b in blocks if b.path == fault.path}
+    return {blocks[0].number}
+
+
 def _common_prefix(a: str, b: str) -> int:
     """Length of the common prefix, by binary search over slice comparisons (C speed)."""
     lo, hi = 0, min(len(a), len(b))
@@ -151,7 +168,7 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def _text_of(contents: Any) -> str:
+def text_of(contents: Any) -> str:
     texts: list[str] = []
     if isinstance(contents, dict):
         contents = [contents]
@@ -239,11 +256,11 @@ class FakeGemini:
         return cached if cached >= self.min_cached_tokens else 0
 
     def generate(self, model: str, request: dict[str, Any]) -> tuple[int, Any, Fault | None]:
-        system = _text_of(request.get("systemInstruction"))
-        user = _text_of(request.get("contents"))
+        system = text_of(request.get("systemInstruction"))
+        user = text_of(request.get("contents"))
         prompt = system + user
         blocks = parse_blocks(user)
-        paths = [p for p, _, _ in blocks]
+        paths = [b.path for b in blocks]
         fault = self._take_fault(model, prompt)
         call = Call(
             model=model,
@@ -266,37 +283,36 @@ class FakeGemini:
         if kind == "not_json":
             return 200, b"this is not json", fault
 
-        files = [
-            {"path": path, "part": part, "findings": findings_for(body)}
-            for path, part, body in blocks
-        ]
-        if kind == "omit_file" and files:
-            target = fault.path if fault and fault.path else files[0]["path"]
-            files = [f for f in files if f["path"] != target]
-        if kind == "malformed_file" and files:
-            target = fault.path if fault and fault.path else files[0]["path"]
-            for f in files:
-                if f["path"] == target:
-                    f["findings"] = [{"line": "one", "severity": "urgent", "message": 3}]
+        answer = answer_for(blocks)
+        numbers = {b.number for b in blocks}
+        if kind == "omit_file" and blocks:
+            # Left out of `reviewed`, and no finding names it either (that would count).
+            target = _target_numbers(blocks, fault)
+            answer["reviewed"] = [n for n in answer["reviewed"] if n not in target]
+            answer["findings"] = [f for f in answer["findings"] if f["file"] not in target]
+        if kind == "malformed_file" and blocks:
+            for n in sorted(_target_numbers(blocks, fault)):
+                answer["findings"].append(
+                    {"file": n, "line": "one", "severity": "urgent", "message": 3}
+                )
         if kind == "unknown_path":
-            files.append(
+            # A finding (and an acknowledgement) naming a block number the batch does not have.
+            stray = max(numbers, default=0) + 1
+            answer["reviewed"].append(stray)
+            answer["findings"].append(
                 {
-                    "path": "not/asked/about.py",
-                    "part": 1,
-                    "findings": [
-                        {
-                            "line": 1,
-                            "end_line": 1,
-                            "severity": "critical",
-                            "category": "security",
-                            "message": "a finding on a file nobody asked about",
-                        }
-                    ],
+                    "file": stray,
+                    "line": 1,
+                    "end_line": 1,
+                    "severity": "critical",
+                    "category": "security",
+                    "message": "a finding on a file nobody asked about",
                 }
             )
-        if kind == "unknown_line" and files:
-            files[0]["findings"].append(
+        if kind == "unknown_line" and blocks:
+            answer["findings"].append(
                 {
+                    "file": blocks[0].number,
                     "line": 99999,
                     "end_line": 99999,
                     "severity": "medium",
@@ -304,7 +320,7 @@ class FakeGemini:
                     "message": "a finding on a line outside the diff",
                 }
             )
-        text = json.dumps({"files": files})
+        text = json.dumps(answer)
         if kind == "truncated":
             text = text[: max(len(text) // 2, 1)]
         if kind == "empty":
@@ -335,7 +351,7 @@ class FakeGemini:
 
     def count(self, request: dict[str, Any]) -> dict[str, Any]:
         inner = request.get("generateContentRequest") or request
-        text = _text_of(inner.get("contents")) + _text_of(inner.get("systemInstruction"))
+        text = text_of(inner.get("contents")) + text_of(inner.get("systemInstruction"))
         with self._lock:
             self.stats.count_tokens_calls += 1
         return {"totalTokens": count_tokens(text, self.chars_per_token)}

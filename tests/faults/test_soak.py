@@ -191,9 +191,11 @@ def test_soak_deploys_and_rollbacks(denv: DeployEnv, gtw: GtwServer) -> None:
     assert denv.live() == final.release and (denv.current / MARKER).exists()
     assert (denv.current / "app.py").read_text() == "print('final')\n"
     assert not (denv.root / ".gatebot" / "lock").exists()
+    # The next release's seed, prepared in the background from the final live release, only.
+    denv.wait_prepared([f".next-{final.release}"])
     assert _temp_files(denv.root / "releases") == []
     # Retention ran on the final deploy: no cut leftovers (releases without a marker) remain.
-    releases = list((denv.root / "releases").iterdir())
+    releases = [denv.root / "releases" / r for r in denv.releases()]
     assert all((p / MARKER).exists() for p in releases), [p.name for p in releases]
     assert len(releases) <= 4 + 2
     events = denv.log_events()  # every line parsed

@@ -13,8 +13,9 @@ from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.review.batch import make_items, plan
 from bot.review.providers import GeminiProvider, select_provider
+from bot.review.providers.gemini import parse_answer
 from bot.review.route import route
-from bot.review.types import Batch, BatchOutcome, FileChange
+from bot.review.types import Batch, BatchOutcome, FileChange, ReviewItem
 from tests.fakes.gemini import FakeGemini
 from tests.provider.helpers import added_file, edited_file
 
@@ -107,8 +108,13 @@ def test_the_request_asks_for_structured_deterministic_output(gemini_server: Fak
     assert gen["temperature"] == 0
     assert gen["responseMimeType"] == "application/json"
     schema = gen["responseSchema"]
-    assert schema["required"] == ["files"]
-    finding = schema["properties"]["files"]["items"]["properties"]["findings"]["items"]
+    # the compact answer: block numbers, no per-file entries; the SDK sends the field order
+    assert schema["required"] == ["reviewed", "findings"]
+    assert schema["property_ordering"] == ["reviewed", "findings"]
+    assert schema["properties"]["reviewed"]["items"]["type"] == "INTEGER"
+    finding = schema["properties"]["findings"]["items"]
+    assert finding["property_ordering"][0] == "file" and "path" not in finding["properties"]
+    assert finding["properties"]["file"]["type"] == "INTEGER"
     assert set(finding["properties"]["severity"]["enum"]) == {
         "info",
         "low",
@@ -327,36 +333,58 @@ def test_common_prefix_of_the_fake() -> None:
     assert _common_prefix("same", "same") == 4
 
 
-def test_parse_answer_maps_entries_and_rejects_bad_ones() -> None:
-    from bot.review.providers.gemini import parse_answer
-    from bot.review.types import ReviewItem
-
-    items = [
-        ReviewItem("a.py", "", frozenset({3, 4}), "lite", "m", "ka", 1),
-        ReviewItem("b.py", "", frozenset({1}), "lite", "m", "kb#0", 1, part=0, parts=2),
-        ReviewItem("b.py", "", frozenset({50}), "lite", "m", "kb#1", 1, part=1, parts=2),
-    ]
-    answer = {
-        "files": [
-            {
-                "path": "a.py",
-                "findings": [
-                    # a span a model could make huge: still a cheap, correct in_diff
-                    {
-                        "line": 1,
-                        "end_line": 10**12,
-                        "severity": "HIGH",
-                        "category": "Bug X",
-                        "message": " m ",
-                    },
-                    {"line": 0, "end_line": None, "severity": "low", "category": "", "message": ""},
-                ],
-            },
-            {"path": "b.py", "part": 2, "findings": [{"line": "x", "severity": "urgent"}]},
-            {"path": "elsewhere.py", "findings": []},
-        ]
+def _finding(file: Any, line: Any = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "file": file,
+        "line": line,
+        "end_line": line,
+        "severity": "high",
+        "category": "bug",
+        "message": "m",
+        **extra,
     }
-    result = parse_answer(json.dumps(answer), items)
+
+
+PARSE_ITEMS = [
+    ReviewItem("a.py", "", frozenset({3, 4}), "lite", "m", "ka", 1),
+    ReviewItem("b.py", "", frozenset({1}), "lite", "m", "kb#0", 1, part=0, parts=2),
+    ReviewItem("b.py", "", frozenset({50}), "lite", "m", "kb#1", 1, part=1, parts=2),
+]
+
+
+def test_parse_answer_maps_entries_and_rejects_bad_ones() -> None:
+    answer = {
+        "reviewed": [1, 3],
+        "findings": [
+            # a span a model could make huge: still a cheap, correct in_diff
+            {
+                "file": 1,
+                "line": 1,
+                "end_line": 10**12,
+                "severity": "HIGH",
+                "category": "Bug X",
+                "message": " m ",
+            },
+            {
+                "file": 1,
+                "line": 0,
+                "end_line": None,
+                "severity": "low",
+                "category": "",
+                "message": "",
+            },
+            {"file": 3, "line": "x", "severity": "urgent"},
+            {
+                "file": 4,
+                "line": 1,
+                "end_line": 1,
+                "severity": "high",
+                "category": "",
+                "message": "m",
+            },
+        ],
+    }
+    result = parse_answer(json.dumps(answer), PARSE_ITEMS)
     first, whole_file = result.ok["ka"]
     assert (first.line, first.end_line, first.severity, first.category, first.in_diff) == (
         1,
@@ -367,7 +395,71 @@ def test_parse_answer_maps_entries_and_rejects_bad_ones() -> None:
     )
     assert (whole_file.line, whole_file.in_diff, whole_file.category) == (None, False, "general")
     assert result.bad == {
-        "kb#1": "malformed answer for the file (5 errors)",
+        "kb#1": "malformed answer for the file (5 errors)",  # in `reviewed`, but malformed
         "kb#0": "missing from the answer",
     }
-    assert parse_answer("{", items).unparseable
+    assert not result.unparseable
+    assert parse_answer("{", PARSE_ITEMS).unparseable
+
+
+def test_a_clean_file_is_only_its_number() -> None:
+    result = parse_answer('{"reviewed":[1,2,3],"findings":[]}', PARSE_ITEMS)
+    assert result.ok == {"ka": [], "kb#0": [], "kb#1": []} and not result.bad
+
+
+def test_a_block_left_out_of_reviewed_is_missing_unless_a_finding_names_it() -> None:
+    answer = {"reviewed": [1], "findings": [_finding(3, 50)]}
+    result = parse_answer(json.dumps(answer), PARSE_ITEMS)
+    assert result.ok["ka"] == []
+    (finding,) = result.ok["kb#1"]  # a finding says the block was reviewed
+    assert (finding.path, finding.line, finding.in_diff) == ("b.py", 50, True)
+    assert result.bad == {"kb#0": "missing from the answer"}
+
+
+@pytest.mark.parametrize("stray", [0, -1, 4, 10**6, True, False, "1", 1.0, None, [1], {"n": 1}])
+def test_a_number_that_names_no_block_is_ignored(stray: Any) -> None:
+    answer = {"reviewed": [stray, 2], "findings": [_finding(stray), _finding(2, 1)]}
+    result = parse_answer(json.dumps(answer), PARSE_ITEMS)
+    # never attached to any file, and it does not count as reviewing block 1 (JSON true is not 1)
+    assert [(f.path, f.line) for fs in result.ok.values() for f in fs] == [("b.py", 1)]
+    assert set(result.ok) == {"kb#0"}
+    assert set(result.bad.values()) == {"missing from the answer"}
+
+
+def test_duplicate_numbers_are_harmless_and_findings_stay_apart() -> None:
+    answer = {
+        "reviewed": [2, 2, 1, 3, 3, 3],
+        "findings": [_finding(3, 50), _finding(3, 50), _finding(1, 3), _finding("x")],
+    }
+    result = parse_answer(json.dumps(answer), PARSE_ITEMS)
+    assert not result.bad
+    assert [f.line for f in result.ok["kb#1"]] == [50, 50]
+    assert [f.line for f in result.ok["ka"]] == [3] and result.ok["kb#0"] == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"findings": []},
+        {"reviewed": [1, 2, 3]},
+        {"reviewed": 3, "findings": []},
+        {"reviewed": [1, 2, 3], "findings": {"file": 1}},
+        {"files": [{"path": "a.py", "part": 1, "findings": []}]},  # the old schema
+        [1, 2, 3],
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_unparseable(answer: Any) -> None:
+    result = parse_answer(json.dumps(answer), PARSE_ITEMS)
+    assert result.unparseable and not result.ok
+    assert set(result.bad) == {"ka", "kb#0", "kb#1"}
+
+
+def test_a_clean_file_costs_about_a_token_of_output(gemini_server: FakeGemini) -> None:
+    cfg = fast_config()
+    chs = [added_file(f"src/clean{i}.py", [f"v = {i}"] * 20) for i in range(40)]
+    outcomes = provider(gemini_server, cfg).review(batches_for(cfg, chs))
+    assert failed(outcomes) == {} and len(answered(outcomes)) == 40
+    assert gemini_server.stats.generate_calls == 1
+    out = gemini_server.stats.output_tokens
+    # the old schema echoed path, part and an empty list: ~14 tokens per clean file
+    assert out <= 10 + 1.5 * 40, out

@@ -6,7 +6,6 @@ ever land on the files that were asked, on real line numbers.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -39,7 +38,6 @@ ITEMS = [
     _item("src/big.py", 1, 2, (500,)),
     _item("docs/ünïcode name.md", lines=(1,)),
 ]
-ASKED = {it.path for it in ITEMS}
 
 any_json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -47,9 +45,12 @@ any_json = st.recursive(
     max_leaves=10,
 )
 
+# Block numbers: the batch's (1..4), strays (0, negative, past the end) and non-numbers.
+numbers = st.integers(min_value=-2, max_value=6) | st.booleans() | any_json
 findings = st.fixed_dictionaries(
     {},
     optional={
+        "file": numbers,
         "line": st.none() | st.integers(min_value=-3, max_value=600) | any_json,
         "end_line": st.none() | st.integers(min_value=-3, max_value=600) | any_json,
         "severity": st.sampled_from(["info", "LOW", " medium ", "high", "critical", "fatal", ""])
@@ -58,21 +59,13 @@ findings = st.fixed_dictionaries(
         "message": st.text(max_size=300)
         | st.sampled_from(["::error::x", "</details>", "@org/team", "%0A::warning::y"])
         | any_json,
-    },
-)
-
-paths = st.sampled_from([*sorted(ASKED), "src/other.py", "../../etc/passwd", "/abs.py", ""])
-files = st.fixed_dictionaries(
-    {},
-    optional={
-        "path": paths | any_json,
-        "part": st.integers(min_value=-1, max_value=3) | any_json,
-        "findings": st.lists(findings | any_json, max_size=3) | any_json,
+        "path": st.sampled_from(["src/other.py", "../../etc/passwd", "/abs.py", ""]) | any_json,
     },
 )
 # Mostly valid answers, so the fuzzer also reaches the finding mapping, not only the rejections.
 shaped_findings = st.fixed_dictionaries(
     {
+        "file": st.integers(min_value=0, max_value=5),
         "line": st.none() | st.sampled_from([1, 3, 4, 10, 11, 500]) | st.integers(-3, 600),
         "end_line": st.none() | st.integers(min_value=-3, max_value=600),
         "severity": st.sampled_from(["info", "low", "Medium", "HIGH ", "critical"]),
@@ -81,17 +74,22 @@ shaped_findings = st.fixed_dictionaries(
         | st.sampled_from(["::error::x", "</details>", "@org/team", "%0A::warning::y", " "]),
     }
 )
-shaped_files = st.fixed_dictionaries(
+shaped = st.fixed_dictionaries(
     {
-        "path": paths,
-        "part": st.integers(min_value=0, max_value=3),
-        "findings": st.lists(shaped_findings, max_size=3),
+        "reviewed": st.lists(st.integers(min_value=-1, max_value=6), max_size=8),
+        "findings": st.lists(shaped_findings, max_size=6),
     }
 )
+loose = st.fixed_dictionaries(
+    {},
+    optional={
+        "reviewed": st.lists(numbers, max_size=8) | any_json,
+        "findings": st.lists(findings | any_json, max_size=6) | any_json,
+    },
+)
 answers = st.one_of(
-    st.fixed_dictionaries({"files": st.lists(shaped_files, max_size=6)}).map(json.dumps),
-    st.fixed_dictionaries({"files": st.lists(files | any_json, max_size=6)}).map(json.dumps),
-    st.fixed_dictionaries({"files": any_json}).map(json.dumps),
+    shaped.map(json.dumps),
+    loose.map(json.dumps),
     any_json.map(json.dumps),
     yaml_values.map(lambda v: json.dumps(v, default=str)),
     st.text(max_size=200),
@@ -121,38 +119,33 @@ def check(text: str | None) -> None:
             assert 0 < len(f.message) <= 2000
     for reason in result.bad.values():
         assert isinstance(reason, str) and reason
-
-
-def _no_known_bug(text: str | None) -> bool:
-    """False for the two known crashes (test_odd_answers_mark_the_file_bad) until they are fixed,
-    so the property keeps fuzzing everything else meanwhile."""
-    try:
-        data: Any = json.loads(text or "")
-    except ValueError:
-        return True
-    entries = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        return True
-    return not any(
-        isinstance(e, dict) and isinstance(e.get("findings"), int | float) and e.get("findings")
-        for e in entries
-    )
+    # A block is answered only if the answer names it: by number in `reviewed` or a finding.
+    if result.unparseable:
+        assert not result.ok
+        return
+    data = json.loads(text or "")
+    named = [*data["reviewed"], *(f.get("file") for f in data["findings"] if isinstance(f, dict))]
+    numbers = {n for n in named if type(n) is int}
+    for number, item in enumerate(ITEMS, start=1):
+        if item.cache_key in result.ok:
+            assert number in numbers, (number, named)
 
 
 @FUZZ
-@given(answers.filter(_no_known_bug))
+@given(answers)
 def test_any_answer_maps_onto_the_asked_files(text: str | None) -> None:
     check(text)
 
 
-def test_answer_about_unasked_files_is_ignored() -> None:
+def test_findings_about_unasked_files_are_ignored() -> None:
     text = json.dumps(
         {
-            "files": [
-                {"path": p, "findings": [{"line": 1, "end_line": None, "severity": "critical",
-                                          "category": "x", "message": "m"}]}
-                for p in ("../../etc/passwd", "src/other.py", "/abs.py")
-            ]
+            "reviewed": [0, -1, 5, True],
+            "findings": [
+                {"file": n, "path": "src/app.py", "line": 1, "end_line": None,
+                 "severity": "critical", "category": "x", "message": "m"}
+                for n in (0, -1, 5, 10**9, True, "1", None)
+            ],
         }
     )  # fmt: skip
     result = parse_answer(text, ITEMS)
@@ -163,14 +156,13 @@ def test_answer_about_unasked_files_is_ignored() -> None:
 def test_well_formed_answer_is_accepted() -> None:
     text = json.dumps(
         {
-            "files": [
-                {"path": "src/app.py", "findings": [
-                    {"line": 3, "end_line": 4, "severity": "HIGH", "category": "Bug Risk",
-                     "message": " boom "}]},
-                {"path": "src/big.py", "part": 1, "findings": []},
-                {"path": "src/big.py", "part": 2, "findings": []},
-                {"path": "docs/ünïcode name.md", "findings": []},
-            ]
+            "reviewed": [1, 2, 3, 4],
+            "findings": [
+                {"file": 1, "line": 3, "end_line": 4, "severity": "HIGH",
+                 "category": "Bug Risk", "message": " boom "},
+                {"file": 3, "line": 500, "end_line": None, "severity": "low",
+                 "category": "bug", "message": "second part"},
+            ],
         }
     )  # fmt: skip
     result = parse_answer(text, ITEMS)
@@ -178,12 +170,21 @@ def test_well_formed_answer_is_accepted() -> None:
     (finding,) = result.ok["key-src/app.py-0"]
     assert (finding.severity, finding.line, finding.in_diff) == ("high", 3, True)
     assert finding.message == "boom"
+    # the two parts of src/big.py are told apart by their block numbers
+    assert result.ok["key-src/big.py-0"] == []
+    (part2,) = result.ok["key-src/big.py-1"]
+    assert (part2.path, part2.line, part2.in_diff) == ("src/big.py", 500, True)
 
 
 @pytest.mark.parametrize(
     "text",
-    [json.dumps({"files": [{"path": "src/app.py", "findings": 5}]}), "[" * 100_000],
-    ids=["findings-not-a-list", "deep-nesting"],
+    [
+        json.dumps({"reviewed": [1], "findings": 5}),
+        json.dumps({"reviewed": [1], "findings": [{"file": 1, "line": 3, "message": 5}]}),
+        "[" * 100_000,
+        '{"reviewed": ' + "[" * 100_000,
+    ],
+    ids=["findings-not-a-list", "finding-malformed", "deep-nesting", "deep-reviewed"],
 )
 def test_odd_answers_mark_the_file_bad(text: str) -> None:
     check(text)

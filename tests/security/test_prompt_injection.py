@@ -5,7 +5,8 @@ approving it. We run the real CLI against a fake Gemini that is fully "convinced
 everything, or it answers with markup and workflow commands aimed at our outputs. Then:
 - deterministic local findings (a committed private key) stay, and the gate fails;
 - protected paths stay `needs_human`; the model cannot turn them into a pass;
-- findings only ever point at files of the diff; off-diff lines are never annotated;
+- findings only ever point at files of the diff (a finding naming a block number the batch
+  does not have lands nowhere); off-diff lines are never annotated;
 - the prompt's file fences hold (the model is only ever asked about changed files);
 - model text is escaped in summary.md and cannot inject workflow commands into the log.
 """
@@ -178,6 +179,10 @@ def assert_structure_holds(r: Review) -> None:
         assert path in v["needs_human"], f"{path} not needs_human: {v['needs_human']}"
         (fr,) = [fr for fr in v["files"] if fr["path"] == path]
         assert fr["needs_human"]
+    # Findings naming a block number the batch does not have (0, -1, past the end, JSON true)
+    # land on no file, whatever path they claim.
+    strays = [f for f in findings(v) if "nobody asked about" in f["message"]]
+    assert not strays, strays
     # Findings never point outside the diff; off-diff lines are never annotatable.
     for f in findings(v):
         assert f["path"] in changed, f"finding about a file outside the diff: {f['path']}"

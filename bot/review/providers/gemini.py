@@ -6,8 +6,9 @@ Retries are layered on what the SDK does:
 - 429: the SDK's retry ignores the server's `google.rpc.RetryInfo` delay (checked in
   google-genai 3.6 `_api_client.retry_args`), so 429 is left out of its status codes and a
   tenacity loop (the SDK's own retry library) waits what the server asks, within a bound;
-- an answer that is unparseable, or leaves a file out, or has a malformed entry for a file:
-  that file is asked again on its own (a whole unparseable answer is first halved).
+- an answer that is unparseable, or leaves a file's block number out of `reviewed`, or has a
+  malformed finding for a file: that file is asked again on its own (a whole unparseable
+  answer is first halved).
 When the provider stays down, what is left comes back in `BatchOutcome.failed`; only a rejected
 API key raises (ProviderError). The key is never logged.
 """
@@ -34,7 +35,7 @@ from pydantic import ValidationError
 from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.review.models import Finding
-from bot.review.prompt import Answer, AnswerFile, AnswerFinding, batch_text, system_instruction
+from bot.review.prompt import Answer, AnswerFinding, batch_text, system_instruction
 from bot.review.tokens import CalibrationTracker, estimate_tokens
 from bot.review.types import Batch, BatchOutcome, ReviewItem, Usage
 
@@ -116,14 +117,28 @@ def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
     )
 
 
+def _block_number(value: object, count: int) -> int | None:
+    """A block number of this batch (1..count), or None. JSON `true` is not the number 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= count:
+        return value
+    return None
+
+
+def _shown(value: object) -> str:
+    """What a log line may show of a model's block number: a number, else only its type."""
+    return str(value) if isinstance(value, int | float) else type(value).__name__
+
+
 def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> _CallResult:
-    """Map an answer back to the items asked. Unknown paths are ignored; bad entries are bad."""
+    """Map an answer back to the items asked (block n is items[n - 1], as batch_text numbers
+    them). A block is answered when `reviewed` names it or a finding does; a finding naming no
+    block of the batch is ignored; a block with a malformed finding is bad (asked again)."""
     result = _CallResult(usage=Usage())
     try:
         data = json.loads(text or "")
-        files = data["files"]
-        if not isinstance(files, list):
-            raise TypeError("files is not a list")
+        reviewed, raw_findings = data["reviewed"], data["findings"]
+        if not isinstance(reviewed, list) or not isinstance(raw_findings, list):
+            raise TypeError("reviewed and findings must be lists")
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         # RecursionError: JSON nested deeper than the interpreter's recursion limit.
         result.unparseable = True
@@ -132,44 +147,43 @@ def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> _CallResult:
         result.bad = {it.cache_key: reason for it in items}
         return result
 
-    by_key = {(it.path, it.part + 1): it for it in items}
-    by_path: dict[str, list[ReviewItem]] = {}
-    for it in items:
-        by_path.setdefault(it.path, []).append(it)
+    count = len(items)
+    answered: set[int] = set()
+    for value in reviewed:
+        number = _block_number(value, count)
+        if number is None:
+            log.info("ignoring reviewed %s: no such block among %d", _shown(value), count)
+            continue
+        answered.add(number)
 
-    for entry in files:
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+    found: dict[int, list[Finding]] = {}
+    errors: dict[int, int] = {}
+    for entry in raw_findings:
+        named = entry.get("file") if isinstance(entry, dict) else None
+        number = _block_number(named, count)
+        if number is None or not isinstance(entry, dict):
+            # Like a finding about a file that was not asked: never attached to any file.
+            # (only the number is logged: the rest is model text)
+            log.info("ignoring a finding on file %s: no such block among %d", _shown(named), count)
             continue
-        path = entry["path"]
-        part = entry.get("part", 1)
-        item = by_key.get((path, part)) if isinstance(part, int) else None
-        if item is None and len(by_path.get(path, [])) == 1:
-            item = by_path[path][0]
-        if item is None:
-            log.info("ignoring an answer about a file that was not asked: %r", path[:200])
-            continue
-        if item.cache_key in result.ok:
-            continue
+        # The answer model checks the shape; only the severity's spelling is forgiven first.
+        if isinstance(entry.get("severity"), str):
+            entry["severity"] = entry["severity"].strip().lower()
         try:
-            # The answer model checks the shape (a non-list `findings` is a validation error);
-            # only the severity's spelling is forgiven first, on the entries that can hold one.
-            raw_findings = entry.get("findings")
-            if isinstance(raw_findings, list):
-                for f in raw_findings:
-                    if isinstance(f, dict) and isinstance(f.get("severity"), str):
-                        f["severity"] = f["severity"].strip().lower()
-            answer = AnswerFile.model_validate(entry)
+            raw = AnswerFinding.model_validate(entry)
         except ValidationError as exc:
-            result.bad[item.cache_key] = (
-                f"malformed answer for the file ({exc.error_count()} errors)"
-            )
+            errors[number] = errors.get(number, 0) + exc.error_count()
             continue
-        result.bad.pop(item.cache_key, None)
-        result.ok[item.cache_key] = [_clean_finding(item, f) for f in answer.findings]
+        answered.add(number)  # a finding on a block says it was reviewed
+        found.setdefault(number, []).append(_clean_finding(items[number - 1], raw))
 
-    for it in items:
-        if it.cache_key not in result.ok and it.cache_key not in result.bad:
-            result.bad[it.cache_key] = "missing from the answer"
+    for number, item in enumerate(items, start=1):
+        if number in errors:
+            result.bad[item.cache_key] = f"malformed answer for the file ({errors[number]} errors)"
+        elif number in answered:
+            result.ok[item.cache_key] = found.get(number, [])
+        else:
+            result.bad[item.cache_key] = "missing from the answer"
     return result
 
 
