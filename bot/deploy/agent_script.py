@@ -689,7 +689,8 @@ def unlink_quietly(path):
     return True
 
 
-# The upload stream (transfer.py writes it): records of a fixed header, the path, the payload.
+# The upload stream (bot/deploy/stream.py writes it): records of a fixed header, the path,
+# the payload.
 # kind: F file (payload: content), L symlink (payload: target), D deletions (payload: JSON
 # list of paths), E end. mode: permission bits of F. Sizes are exact: no padding.
 RECORD = struct.Struct(">cIQH")  # kind, mode, payload size, path length

@@ -16,19 +16,16 @@
 
 from __future__ import annotations
 
-import json
-import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pygit2
 
+from bot.deploy import stream
 from bot.deploy.agent import Agent, AgentError, Send
-from bot.deploy.manifest import Manifest, ManifestEntry, read_blob
+from bot.deploy.manifest import Manifest, ManifestEntry
 from bot.errors import DeployFailed, TransportError
-
-_FLUSH_AT = 1 << 20  # bytes buffered before a write to the channel
 
 OldEntries = Mapping[str, tuple[int, str]]  # path -> (git mode, blob id)
 
@@ -110,29 +107,6 @@ async def prepare_next(agent: Agent, live_dir: str, drop: tuple[str, ...]) -> bo
     return isinstance(res, dict) and res.get("started") is True
 
 
-# One record per file (see agent_script.RECORD, the reader): kind, mode, payload size, path
-# length, then the path and the payload. No block padding: a 16 kB file costs 16 kB + 15 bytes
-# + its path on the wire.
-_RECORD = struct.Struct(">cIQH")
-
-
-def _path_bytes(path: str) -> bytes:
-    raw = path.encode("utf-8", "surrogateescape")
-    if len(raw) > 0xFFFF:
-        raise DeployFailed(f"path too long to upload ({len(raw)} bytes): {path[:80]}...")
-    return raw
-
-
-def _record(kind: bytes, mode: int, payload_size: int, path: str = "") -> bytes:
-    raw = _path_bytes(path) if path else b""
-    return _RECORD.pack(kind, mode, payload_size, len(raw)) + raw
-
-
-def _deletions(delete: tuple[str, ...]) -> bytes:
-    data = json.dumps(list(delete)).encode("utf-8", "surrogateescape")
-    return _record(b"D", 0, len(data)) + data
-
-
 async def send_changes(
     agent: Agent,
     release_dir: str,
@@ -150,38 +124,13 @@ async def send_changes(
     name = agent.session.name
 
     async def produce(send: Send) -> None:
-        buf = bytearray()
-
-        async def flush() -> None:
-            if buf:
-                await send(bytes(buf))
-                stats.stream_bytes_sent += len(buf)
-                if on_bytes is not None:
-                    on_bytes(len(buf))
-                buf.clear()
-
-        if plan.delete:
-            buf += _deletions(plan.delete)
-        for entry in plan.send:
-            if entry.is_link:
-                target = (entry.link_target or "").encode("utf-8", "surrogateescape")
-                buf += _record(b"L", 0, len(target), entry.path) + target
-                data = b""
-            else:
-                data = read_blob(repo, entry.oid)
-                buf += _record(b"F", 0o755 if entry.executable else 0o644, len(data), entry.path)
-                # Big blobs go through in slices: memory stays one blob plus the buffer.
-                view = memoryview(data)
-                for i in range(0, len(view), _FLUSH_AT):
-                    buf += view[i : i + _FLUSH_AT]
-                    if len(buf) >= _FLUSH_AT:
-                        await flush()
-            if len(buf) >= _FLUSH_AT:
-                await flush()
-            stats.files_sent += 1
-            stats.content_bytes_sent += len(data)
-        buf += _record(b"E", 0, 0)
-        await flush()
+        for piece in stream.chunks(repo, plan.delete, plan.send):
+            await send(piece)
+            stats.stream_bytes_sent += len(piece)
+            if on_bytes is not None:
+                on_bytes(len(piece))
+        stats.files_sent = len(plan.send)
+        stats.content_bytes_sent = sum(e.size for e in plan.send if not e.is_link)
 
     try:
         out = await agent.stream(
