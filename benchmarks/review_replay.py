@@ -43,6 +43,11 @@ from bot.review.cost import baseline_usage  # noqa: E402
 from bot.review.models import Verdict  # noqa: E402
 from bot.review.pipeline import run_review  # noqa: E402
 from bot.review.providers import select_provider  # noqa: E402
+from bot.review.tokens import (  # noqa: E402
+    CalibrationTracker,
+    load_calibration,
+    save_calibration,
+)
 from bot.review.types import Batch, BatchOutcome, Provider  # noqa: E402
 from tests.fakes.gemini import FakeGemini  # noqa: E402
 from tests.gitrepo import RepoBuilder  # noqa: E402
@@ -156,13 +161,18 @@ def run_push(
     seen: set[tuple[str, str, str]],
 ) -> Push:
     env = {"GEMINI_API_KEY": server.api_key, "GOOGLE_GEMINI_BASE_URL": server.url}
-    inner = select_provider(env, cfg.review)
+    # As `gatebot review` does: the token calibration learned by earlier runs is used and kept.
+    learned = load_calibration(cache)
+    tracker = CalibrationTracker(learned)
+    inner = select_provider(env, cfg.review, calibration=tracker)
     assert inner is not None
     provider = TimedProvider(inner)
     server.reset_stats()
     started = time.perf_counter()
     run = run_review(repo_path, base, head, cfg, cache, provider)
     wall = time.perf_counter() - started
+    if tracker.value.samples > learned.samples:
+        save_calibration(cache, tracker.value)
     v, m = run.verdict, run.verdict.metrics
     assert m.api_calls == server.stats.generate_calls, "metrics disagree with the server"
     repo = pygit2.Repository(str(repo_path))
@@ -316,7 +326,7 @@ def pct(before: float, after: float) -> str:
     return f"{(1 - after / before) * 100:5.1f}%" if before else "  n/a"
 
 
-def print_table(title: str, pushes: list[Push], floor_line: bool) -> None:
+def print_table(title: str, pushes: list[Push], floor_line: bool, budget: int) -> None:
     print(f"\n## {title}\n")
     head = (
         f"{'push':34} {'files':>5} {'calls':>11} {'input tok':>15} {'output tok':>13} "
@@ -353,6 +363,13 @@ def print_table(title: str, pushes: list[Push], floor_line: bool) -> None:
         # the floor: one call per push that brings a (path, old, new) pair not seen before
         floor = sum(1 for p in pushes if p.new_pairs)
         print(f"calls vs floor: {calls:.0f} / {floor} = {calls / floor if floor else 0:.2f}x")
+        # A push bigger than one call's budget cannot go in one call: the floor at the budget is
+        # the fewest calls that hold the tokens the gate sent (each call ≤ budget_tokens).
+        at_budget = sum(max(1, math.ceil(p.input_tokens / budget)) for p in pushes if p.new_pairs)
+        print(
+            f"calls vs floor at the {budget:,}-token call budget: {calls:.0f} / {at_budget} = "
+            f"{calls / at_budget if at_budget else 0:.2f}x"
+        )
 
 
 @contextmanager
@@ -428,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_push(label, path, base, head, cfg, cache, server, seen)
                 for label, path, base, head in history
             ]
-            print_table(title, pushes, floor_line)
+            print_table(title, pushes, floor_line, cfg.review.budget_tokens)
             report[title] = [asdict(p) for p in pushes]
         if not args.no_overhead:
             o = thousand_file_overhead(root, cfg, server, args.overhead_files)

@@ -64,6 +64,12 @@ class ReviewConfig(Section):
         description="a lower tier's call up to this size rides in a higher tier's spare room"
         " (one call fewer, at most this many tokens at the higher price; 0: never)",
     )
+    merge_max_usd: float = Field(
+        0.005,
+        ge=0,
+        description="a lower tier's call also rides in any higher tier's call with room when its"
+        " input costs at most this much more there (USD; small pushes become one call; 0: never)",
+    )
     max_files_per_call: int = Field(50, ge=1, le=500, description="files (or parts) per call")
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict, description="USD per 1M tokens by model, over the built-in table"

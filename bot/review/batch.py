@@ -3,17 +3,20 @@
 `make_items` gives one item per file, or, when a file's diff does not fit one call, one item
 per group of consecutive hunks (a hunk too big on its own is cut into line chunks, a line too
 long on its own into slices): nothing is dropped. `pack` is first-fit decreasing per model,
-then (`review.merge_tiers`) moves a small lower-tier call (at most `review.merge_max_tokens`)
-into the spare room of the next tier's calls: one call fewer, for a bounded number of tokens
+then (`review.merge_tiers`) moves lower-tier calls into the spare room of higher tiers' calls:
+one tier up when the call is small (`review.merge_max_tokens`), or any tier up when it costs
+little more there (`review.merge_max_usd`). Each move is one call fewer, for a bounded amount
 billed at the dearer model.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from bot.config.review import ReviewConfig
+from bot.config.routing import PriceConfig
+from bot.review.cost import price_for
 from bot.review.prompt import BATCH_HEADER, file_block, system_instruction
 from bot.review.route import TIERS
 from bot.review.tokens import Calibration, estimate_tokens
@@ -189,6 +192,10 @@ def _ffd(items: list[ReviewItem], capacity: int, max_items: int) -> list[list[Re
     return bins
 
 
+#: What moving some items to another model costs more, in USD (None: merging is by size only).
+ExtraCost = Callable[[Sequence[ReviewItem], str], float]
+
+
 def pack(
     items: Sequence[ReviewItem],
     budget_tokens: int,
@@ -197,11 +204,14 @@ def pack(
     max_items: int = 50,
     merge_tiers: bool = True,
     merge_max_tokens: int = 16000,
+    merge_max_usd: float = 0.0,
+    extra_cost: ExtraCost | None = None,
     tier_order: Sequence[str] = TIERS,
 ) -> list[Batch]:
     """Pack items into the fewest calls: per model, each call ≤ budget_tokens (prompt included).
 
-    `overhead_tokens` is what every call pays before its files (see `prefix_tokens`).
+    `overhead_tokens` is what every call pays before its files (see `prefix_tokens`). With
+    `merge_tiers`, a lower tier's call then rides along in a higher tier's call (`_merge_up`).
     """
     capacity = int(budget_tokens * _SAFETY) - overhead_tokens
     if capacity <= 0:
@@ -214,8 +224,9 @@ def pack(
     for (tier, model), group in groups.items():
         bins.extend((tier, model, b) for b in _ffd(group, capacity, max_items))
 
-    if merge_tiers and merge_max_tokens > 0:
-        bins = _merge_up(bins, capacity, max_items, merge_max_tokens, tier_order)
+    if merge_tiers:
+        rule = _MergeRule(merge_max_tokens, merge_max_usd, extra_cost)
+        bins = _merge_up(bins, capacity, max_items, rule, tier_order)
 
     rank = {t: i for i, t in enumerate(tier_order)}
     bins.sort(key=lambda b: (rank.get(b[0], len(rank)), b[1], b[2][0].path, b[2][0].part))
@@ -230,60 +241,105 @@ def pack(
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class _MergeRule:
+    """When a lower tier's call may move into a higher tier's call (one call fewer):
+    - by size: a call that received no files, one tier up, of at most `max_tokens`;
+    - by price: any call, any tier up, when its items cost at most `max_usd` more there
+      (`extra_cost`), so a small push ends up in one call even across three tiers."""
+
+    max_tokens: int
+    max_usd: float
+    extra_cost: ExtraCost | None
+
+    def allows(
+        self, items: Sequence[ReviewItem], used: int, steps: int, received: bool, to_model: str
+    ) -> bool:
+        by_size = steps == 1 and not received and 0 < used <= self.max_tokens
+        by_price = (
+            self.extra_cost is not None
+            and self.max_usd > 0
+            and self.extra_cost(items, to_model) <= self.max_usd
+        )
+        return by_size or by_price
+
+
 def _merge_up(
     bins: list[tuple[str, str, list[ReviewItem]]],
     capacity: int,
     max_items: int,
-    max_tokens: int,
+    rule: _MergeRule,
     tier_order: Sequence[str],
 ) -> list[tuple[str, str, list[ReviewItem]]]:
-    """Move a small lower tier's call into the spare room of the next tier's calls.
-
-    Only whole calls move (so the number of calls strictly drops), only one tier up (lite never
-    jumps to deep: the price gap is too wide), and a call that received files does not move
-    again. Moved files are reviewed by the more capable model; their cache key still names the
-    routed model, so reruns hit.
-    """
+    """Move whole lower-tier calls into the spare room of higher tiers' calls, as `rule`
+    allows, until no call can move: the number of calls strictly drops with each move, files
+    only ever move up (never to a weaker model), and the nearest tier with room is tried first.
+    Moved files are reviewed by the stronger model; their cache key still names the routed
+    model, so reruns hit."""
     rank = {t: i for i, t in enumerate(tier_order)}
+    removed: set[int] = set()
+    received: set[int] = set()
 
     def used(b: list[ReviewItem]) -> int:
         return sum(it.est_tokens for it in b)
 
-    # Smallest lower-tier calls first: they are the ones most likely to fit somewhere.
-    order = sorted(range(len(bins)), key=lambda i: (rank.get(bins[i][0], 99), used(bins[i][2])))
-    removed: set[int] = set()
-    received: set[int] = set()
-    for i in order:
-        tier, _, b = bins[i]
-        if i in received or tier not in rank or used(b) > max_tokens:
-            continue  # moving it would bill too many tokens at the dearer model
-        targets = [
-            j
-            for j in range(len(bins))
-            if j not in removed and j != i and rank.get(bins[j][0], -1) == rank[tier] + 1
-        ]
-        targets.sort(key=lambda j: -(capacity - used(bins[j][2])))
-        plan: dict[int, list[ReviewItem]] = {}
+    def place(b: list[ReviewItem], targets: list[int]) -> dict[int, list[ReviewItem]]:
+        """Items of `b` spread over `targets` (most room first), or {} when they do not fit."""
+        targets = sorted(targets, key=lambda j: -(capacity - used(bins[j][2])))
+        out: dict[int, list[ReviewItem]] = {}
         room = {j: capacity - used(bins[j][2]) for j in targets}
         slots = {j: max_items - len(bins[j][2]) for j in targets}
         for it in sorted(b, key=lambda it: -it.est_tokens):
             for j in targets:
                 if it.est_tokens <= room[j] and slots[j] > 0:
-                    plan.setdefault(j, []).append(it)
+                    out.setdefault(j, []).append(it)
                     room[j] -= it.est_tokens
                     slots[j] -= 1
                     break
             else:
-                plan = {}
-                break
-        if not plan:
-            continue
-        for j, moved in plan.items():
-            t_tier, t_model, _ = bins[j]
-            bins[j][2].extend(dataclasses.replace(it, tier=t_tier, model=t_model) for it in moved)
-            received.add(j)
-        removed.add(i)
+                return {}
+        return out
+
+    def move_one() -> bool:
+        # Smallest lower-tier calls first: they are the ones most likely to fit somewhere.
+        alive = [i for i in range(len(bins)) if i not in removed and bins[i][0] in rank]
+        for i in sorted(alive, key=lambda i: (rank[bins[i][0]], used(bins[i][2]))):
+            tier, _, b = bins[i]
+            for up in range(rank[tier] + 1, len(tier_order)):
+                targets = [
+                    j
+                    for j in alive
+                    if j != i
+                    and rank[bins[j][0]] == up
+                    and rule.allows(b, used(b), up - rank[tier], i in received, bins[j][1])
+                ]
+                placed = place(b, targets) if targets else {}
+                if not placed:
+                    continue
+                for j, moved in placed.items():
+                    t_tier, t_model, _ = bins[j]
+                    bins[j][2].extend(
+                        dataclasses.replace(it, tier=t_tier, model=t_model) for it in moved
+                    )
+                    received.add(j)
+                removed.add(i)
+                return True
+        return False
+
+    while move_one():
+        continue
     return [b for i, b in enumerate(bins) if i not in removed]
+
+
+def input_price_gap(prices: Mapping[str, PriceConfig] | None = None) -> ExtraCost:
+    """ExtraCost from a price table: the items' input tokens at `to_model`'s input price minus
+    at their own model's (output is a few tokens a file with the compact answer: left out)."""
+
+    def extra(items: Sequence[ReviewItem], to_model: str) -> float:
+        to = price_for(to_model, prices).input
+        return sum(it.est_tokens * (to - price_for(it.model, prices).input) for it in items) / 1e6
+
+    return extra
 
 
 def plan(
@@ -297,4 +353,6 @@ def plan(
         max_items=config.max_files_per_call,
         merge_tiers=config.merge_tiers,
         merge_max_tokens=config.merge_max_tokens,
+        merge_max_usd=config.merge_max_usd,
+        extra_cost=input_price_gap(config.prices),
     )

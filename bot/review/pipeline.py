@@ -23,7 +23,7 @@ from bot.errors import InfrastructureError
 from bot.git import attributes, blobs
 from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, open_repo
 from bot.review import local, normalize, triage
-from bot.review.batch import make_items, pack, prefix_tokens
+from bot.review.batch import make_items, plan
 from bot.review.cache import ReviewCache
 from bot.review.cost import baseline_file_tokens, baseline_of, cost_usd
 from bot.review.fanout import fork_map, usable_cores
@@ -266,14 +266,7 @@ def _review_with_model(
             item_owner[item.cache_key] = f
             items_of[f.path].append(item)
             items.append(item)
-    batches: list[Batch] = pack(
-        items,
-        review.budget_tokens,
-        overhead_tokens=prefix_tokens(review, calibration),
-        max_items=review.max_files_per_call,
-        merge_tiers=review.merge_tiers,
-        merge_max_tokens=review.merge_max_tokens,
-    )
+    batches: list[Batch] = plan(items, review, calibration)
     stats.batches = len(batches)
     for batch in batches:
         # pack() may move a lower tier's files into a stronger model's call: name who reviewed.

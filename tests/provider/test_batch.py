@@ -2,11 +2,20 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.config.review import ReviewConfig
-from bot.review.batch import item_budget, make_items, pack, plan, prefix_tokens
+from bot.config.routing import PriceConfig
+from bot.review.batch import (
+    input_price_gap,
+    item_budget,
+    make_items,
+    pack,
+    plan,
+    prefix_tokens,
+)
 from bot.review.types import DiffLine, FileChange, Hunk, ReviewItem
 from tests.fakes.gemini import findings_for
 from tests.provider.helpers import added_file, many_hunks
@@ -124,6 +133,30 @@ def test_lite_never_jumps_to_deep_but_standard_may_move_up() -> None:
     assert [b.tier for b in pack([*lite, *deep], 60_000)] == ["lite", "deep"]
     std = [item(f"src/{i}.py", 100, "standard", "flash") for i in range(3)]
     assert [(b.tier, len(b.items)) for b in pack([*std, *deep], 60_000)] == [("deep", 4)]
+
+
+def test_a_cheap_move_may_jump_tiers_and_chain_into_one_call() -> None:
+    """The price rule: a small push across three tiers becomes one call on the deep model when
+    moving its lower tiers there costs little; a big lower tier stays on its cheaper model."""
+    prices = {
+        "flash-lite": PriceConfig(input=0.10, output=0.40, cached_input=0.01),
+        "flash": PriceConfig(input=0.30, output=2.50, cached_input=0.03),
+        "pro": PriceConfig(input=1.25, output=10.0, cached_input=0.125),
+    }
+    extra = input_price_gap(prices)
+    lite = [item("tests/test_a.py", 400, "lite", "flash-lite")]
+    std = [item("src/util.py", 900, "standard", "flash")]
+    deep = [item("src/auth.py", 1500, "deep", "pro")]
+    one = pack([*lite, *std, *deep], 60_000, merge_max_usd=0.005, extra_cost=extra)
+    assert [(b.model, len(b.items)) for b in one] == [("pro", 3)]
+    # $0.005 buys ~5,000 flash tokens moved to pro: a 12,000-token standard call stays
+    big = [item(f"src/m{i}.py", 3000, "standard", "flash") for i in range(4)]
+    kept = pack([*lite, *big, *deep], 60_000, merge_max_usd=0.005, extra_cost=extra)
+    assert sorted((b.model, len(b.items)) for b in kept) == [("flash", 5), ("pro", 1)]
+    # without the price rule (max_usd 0) lite still never reaches deep
+    assert len(pack([*lite, *deep], 60_000, merge_max_usd=0, extra_cost=extra)) == 2
+    # the cost of a move is the input tokens at the price difference
+    assert extra(std, "pro") == pytest.approx(900 * (1.25 - 0.30) / 1e6)
 
 
 def test_risky_files_are_never_moved_down() -> None:

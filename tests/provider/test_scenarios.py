@@ -99,9 +99,10 @@ def test_first_review_repush_rebase_rerun(
 def test_cost_first_setting_keeps_every_tier_on_its_own_model(
     sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
 ) -> None:
-    # review.merge_max_tokens low: the lite files stay on the cheaper model, one call per tier
-    # the PR touches (lite, standard, deep): one call more, a few points cheaper
-    m = review(sc, tmp_path / "cache", config(merge_max_tokens=2000)).verdict.metrics
+    # review.merge_max_tokens low and no price rule: the lite files stay on the cheaper model,
+    # one call per tier the PR touches (lite, standard, deep): one call more, a few points cheaper
+    cost_first = config(merge_max_tokens=2000, merge_max_usd=0)
+    m = review(sc, tmp_path / "cache", cost_first).verdict.metrics
     assert m.api_calls == 3
     assert {c.model for c in gemini_server.stats.calls} == {
         "gemini-2.5-flash-lite",
