@@ -289,10 +289,18 @@ def pid_alive(pid):
     return True
 
 
-def _vanished_ok(func, path, exc_info):
-    """rmtree error handler: an entry another sweep removed first is not an error."""
-    if not issubclass(exc_info[0], FileNotFoundError):
-        raise exc_info[1]
+def rmtree_vanished_ok(path):
+    """rmtree where an entry another sweep removed first is not an error (`onexc` from
+    Python 3.12, where `onerror` is deprecated; `onerror` before)."""
+
+    def onexc(func, p, exc):
+        if not isinstance(exc, FileNotFoundError):
+            raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=onexc)
+    else:
+        shutil.rmtree(path, onerror=lambda func, p, info: onexc(func, p, info[1]))
 
 
 def sweep_standby(releases, keep=None):
@@ -307,7 +315,7 @@ def sweep_standby(releases, keep=None):
         head, sep, pid = name.rpartition(".tmp-")
         if sep and head and pid.isdigit() and pid_alive(int(pid)):
             continue  # still being prepared: it renames itself when done, swept next time
-        shutil.rmtree(os.path.join(releases, name), onerror=_vanished_ok)
+        rmtree_vanished_ok(os.path.join(releases, name))
 
 
 def op_seed(live, new, drop, standby=False):

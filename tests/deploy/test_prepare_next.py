@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.deploy.conftest import DeployEnv
 
@@ -109,3 +112,17 @@ def test_prepare_next_off_leaves_nothing_behind(denv: DeployEnv) -> None:
     assert r.ok, r.error
     assert "seeded from the copy" not in denv.out.getvalue()
     denv.wait_prepared([])
+
+
+def test_a_sweep_that_meets_another_one_is_not_an_error(tmp_path: Path) -> None:
+    from bot.deploy import agent_script
+
+    gone = tmp_path / ".next-x"
+    (gone / "a" / "b").mkdir(parents=True)
+    agent_script.rmtree_vanished_ok(str(gone))
+    assert not gone.exists()
+    agent_script.rmtree_vanished_ok(str(gone))  # removed by "the other sweep": fine
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(NotADirectoryError):  # any other failure is one
+        agent_script.rmtree_vanished_ok(str(not_a_dir))

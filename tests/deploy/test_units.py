@@ -269,3 +269,14 @@ def test_reporter_bar_plain_lines_and_summary_table() -> None:
     text = out.getvalue()
     assert "20261128T214500Z-1a2b3c4" in text and "3.0 KiB" in text and "2.0 KiB" in text
     assert "seed 0.25" in text and "upload 0.01" in text and "lock" not in text
+
+
+def test_the_host_helper_parses_as_python_3_6() -> None:
+    """The helper runs on the host's own interpreter (docs: 3.6+): no newer syntax in it."""
+    import ast
+
+    from bot.deploy.agent import agent_source
+
+    ast.parse(agent_source(), feature_version=(3, 6))
+    with pytest.raises(SyntaxError):
+        ast.parse("if (n := 1):\n    pass\n", feature_version=(3, 6))
