@@ -305,7 +305,10 @@ async def _old_entries(
     if found is not None:
         return found
     excl = integrity_excludes(shared)
-    hashes = await remote_hashes(run.session, release_dir, excl, agent=run.agent)
+    # The seed's files are the live release's inodes: its index saves reading them (a shallow
+    # clone that lacks the live commit would otherwise have the host read the whole tree).
+    reuse = dataclasses.replace(_hash_reuse(run, state.live), record=False, written=False)
+    hashes = await remote_hashes(run.session, release_dir, excl, agent=run.agent, reuse=reuse)
     return {p: (m, o) for p, (m, o, _s) in hashes.items()}
 
 

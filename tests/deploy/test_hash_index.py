@@ -181,3 +181,20 @@ def test_the_host_digest_of_a_release_equals_the_manifest_digest(denv: DeployEnv
     assert agent_script.listing_digest(listing) == _digest_of(manifest, excl)
     listing["README"] = [0o100644, "0" * 40, 6]
     assert agent_script.listing_digest(listing) != _digest_of(manifest, excl)
+
+
+def test_a_live_commit_missing_locally_is_planned_from_the_host(denv: DeployEnv) -> None:
+    """A checkout without the live commit (a shallow clone, another repository) cannot diff
+    the two trees: the plan comes from the host's listing of the seed, whose ids its index
+    already holds, and still only the changed file travels."""
+    from tests.gitrepo import RepoBuilder
+
+    denv.rb.commit(TREE)
+    assert denv.deploy().ok
+    other = RepoBuilder(denv.tmp / "other")
+    other.commit({**TREE, "app/util.py": "X = 3\n"}, message="unrelated history")
+    denv.rb = other
+    r = denv.deploy()
+    assert r.ok, r.error
+    assert r.files_sent == 1 and r.files_reused == FILES - 1
+    assert (denv.current / "app/util.py").read_text() == "X = 3\n"
