@@ -40,6 +40,13 @@ def excluded(p, excl):
     return False
 
 
+def blob_id(data):
+    """git's blob id of bytes in memory (sha1 over `blob <size>\\0` + data)."""
+    h = hashlib.sha1(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
 def hash_file(full, size):
     h = hashlib.sha1(b"blob %d\0" % size)
     with open(full, "rb") as fh:
@@ -49,6 +56,24 @@ def hash_file(full, size):
                 break
             h.update(chunk)
     return h.hexdigest()
+
+
+def walk(root, excl):
+    """(relative path, os.DirEntry) of everything under `root`, each directory before what it
+    holds; symlinks are never followed, `excl` paths are left out and not entered. scandir: an
+    entry's type comes with the directory listing, so a file costs one lstat at most."""
+    stack = [(root, "")]
+    while stack:
+        dirpath, rel = stack.pop()
+        with os.scandir(dirpath) as it:
+            entries = list(it)
+        for entry in entries:
+            p = rel + "/" + entry.name if rel else entry.name
+            if excluded(p, excl):
+                continue
+            yield p, entry
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, p))
 
 
 def hash_tree(root, excl, known=None, counts=None):
@@ -63,35 +88,23 @@ def hash_tree(root, excl, known=None, counts=None):
     out = {}
     stats = {}
     files = []
-    # scandir: the entry type comes with the directory listing, one lstat per file at most
-    stack = [(root, "")]
-    while stack:
-        dirpath, rel = stack.pop()
-        with os.scandir(dirpath) as it:
-            entries = list(it)
-        for entry in entries:
-            p = rel + "/" + entry.name if rel else entry.name
-            if excluded(p, excl):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, p))
-                continue
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                data = os.fsencode(os.readlink(entry.path))
-                h = hashlib.sha1(b"blob %d\0" % len(data))
-                h.update(data)
-                out[p] = [0o120000, h.hexdigest(), len(data)]
-            elif stat.S_ISREG(st.st_mode):
-                mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
-                stats[p] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-                k = known.get(p)
-                if k is not None and tuple(k[1:]) == stats[p]:
-                    out[p] = [mode, k[0], st.st_size]
-                else:
-                    files.append((p, entry.path, mode, st.st_size))
+    for p, entry in walk(root, excl):
+        if entry.is_dir(follow_symlinks=False):
+            continue
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            data = os.fsencode(os.readlink(entry.path))
+            out[p] = [0o120000, blob_id(data), len(data)]
+        elif stat.S_ISREG(st.st_mode):
+            mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+            stats[p] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            k = known.get(p)
+            if k is not None and tuple(k[1:]) == stats[p]:
+                out[p] = [mode, k[0], st.st_size]
             else:
-                out[p] = [0, "", 0]
+                files.append((p, entry.path, mode, st.st_size))
+        else:
+            out[p] = [0, "", 0]
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = pool.map(lambda f: hash_file(f[1], f[3]), files)
         for (p, _full, mode, size), oid in zip(files, ids):
@@ -340,33 +353,15 @@ def op_seed(live, new, drop, standby=False):
     os.mkdir(new)
     if live is None:
         return {"seeded": 0}
-    skip = set(drop)
     links = []
-    for dirpath, dirnames, filenames in os.walk(live):
-        rel = os.path.relpath(dirpath, live)
-        rel = "" if rel == "." else rel
-        target_dir = os.path.join(new, rel) if rel else new
-        keep = []
-        for d in dirnames:
-            p = rel + "/" + d if rel else d
-            if p in skip:
-                continue
-            src = os.path.join(dirpath, d)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), os.path.join(target_dir, d))
-            else:
-                os.mkdir(os.path.join(target_dir, d))
-                keep.append(d)
-        dirnames[:] = keep
-        for f in filenames:
-            p = rel + "/" + f if rel else f
-            if p in skip:
-                continue
-            src = os.path.join(dirpath, f)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), os.path.join(target_dir, f))
-            else:
-                links.append((src, os.path.join(target_dir, f)))
+    for p, entry in walk(live, drop):
+        target = os.path.join(new, p)
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir(follow_symlinks=False):
+            os.mkdir(target)  # walk yields a directory before what it holds
+        else:
+            links.append((entry.path, target))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in pool.map(lambda pair: os.link(pair[0], pair[1]), links, chunksize=64):
@@ -652,8 +647,7 @@ def write_file(path, data, mode, new=False):
 
     Returns [blob id, dev, inode, size, mtime_ns]: the git id of the bytes written, hashed from
     memory while they are here, and the inode state they were written with (WRITTEN)."""
-    h = hashlib.sha1(b"blob %d\0" % len(data))
-    h.update(data)
+    oid = blob_id(data)
     tmp = path if new else "%s.gatebot-tmp.%d" % (path, threading.get_ident())
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC)
     fd = os.open(tmp, flags, mode)
@@ -672,7 +666,7 @@ def write_file(path, data, mode, new=False):
     except BaseException:
         unlink_quietly(tmp)
         raise
-    return [h.hexdigest(), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    return [oid, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def write_symlink(path, target):

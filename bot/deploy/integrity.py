@@ -17,6 +17,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import StrictInt, StrictStr, TypeAdapter, ValidationError
 
@@ -118,7 +119,54 @@ class HashReuse:
 _COUNTS: TypeAdapter[dict[str, int]] = TypeAdapter(dict[StrictStr, StrictInt])
 
 
-async def _host_listing(
+async def _indexed_listing(
+    session: SSHSession,
+    agent: Agent,
+    release_dir: str,
+    excl: list[str],
+    reuse: HashReuse,
+    timeout: float,
+    expect: str | None = None,
+) -> tuple[Any, dict[str, int]]:
+    """The agent's `verify_hash`: (the raw listing, or None when it has digest `expect`; the
+    counts hashed / hashed_bytes / reused)."""
+    answer = await agent.call(
+        "verify_hash",
+        wait=timeout,
+        root=release_dir,
+        excl=excl,
+        trust=list(reuse.trust),
+        record=reuse.record,
+        written=reuse.written,
+        expect=expect,
+    )
+    if not isinstance(answer, dict):
+        raise TransportError(f"{session.name}: the host's hash answer is not an object")
+    try:
+        counts = _COUNTS.validate_python(answer.get("counts"))
+    except ValidationError:
+        raise TransportError(f"{session.name}: the host's hash counts are malformed") from None
+    data = answer.get("listing")
+    if expect is not None and answer.get("match") is True and data is None:
+        return None, counts
+    return data, counts
+
+
+def _validated(session: SSHSession, release_dir: str, data: Any) -> dict[str, RemoteEntry]:
+    try:
+        return _LISTING.validate_python(data)
+    except ValidationError as exc:
+        # A broken or compromised host: its answer is never trusted into a comparison.
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise TransportError(
+            f"{session.name}: the host's hash listing of {release_dir} is not "
+            f"{{path: [mode, blob id, size]}} ({exc.error_count()} errors; at {where}: "
+            f"{first['msg']})"
+        ) from None
+
+
+async def remote_hashes(
     session: SSHSession,
     release_dir: str,
     exclude: Iterable[str] = (),
@@ -127,39 +175,15 @@ async def _host_listing(
     timeout: float = 300.0,
     agent: Agent | None = None,
     reuse: HashReuse | None = None,
-    counts: dict[str, int] | None = None,
-    expect: str | None = None,
-) -> dict[str, RemoteEntry] | None:
+) -> dict[str, RemoteEntry]:
     """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host.
 
     Runs on the deploy's agent channel when given one, else as one command of its own, whose
     process group is killed on the host when it outlives `timeout` (the audit's run_bounded).
-    `reuse` (agent only) lets the host skip reading files whose id it knows; `counts` then
-    receives hashed / hashed_bytes / reused. `expect` (with `reuse`): the digest the listing
-    should have (Manifest.digest of what is compared); None comes back when it has it."""
+    `reuse` (agent only) lets the host skip reading files whose id it knows."""
     excl = list(exclude)
     if agent is not None and reuse is not None:
-        answer = await agent.call(
-            "verify_hash",
-            wait=timeout,
-            root=release_dir,
-            excl=excl,
-            trust=list(reuse.trust),
-            record=reuse.record,
-            written=reuse.written,
-            expect=expect,
-        )
-        if not isinstance(answer, dict):
-            raise TransportError(f"{session.name}: the host's hash answer is not an object")
-        data = answer.get("listing")
-        try:
-            got = _COUNTS.validate_python(answer.get("counts"))
-        except ValidationError:
-            raise TransportError(f"{session.name}: the host's hash counts are malformed") from None
-        if counts is not None:
-            counts.update(got)
-        if expect is not None and answer.get("match") is True and data is None:
-            return None
+        data, _counts = await _indexed_listing(session, agent, release_dir, excl, reuse, timeout)
     elif agent is not None:
         data = await agent.call("hash", wait=timeout, root=release_dir, excl=excl)
     else:
@@ -186,49 +210,14 @@ async def _host_listing(
             data = json.loads(lines[-1] if lines else "")
         except (json.JSONDecodeError, RecursionError):
             raise TransportError(f"{session.name}: the host's hash listing is not JSON") from None
-    try:
-        return _LISTING.validate_python(data)
-    except ValidationError as exc:
-        # A broken or compromised host: its answer is never trusted into a comparison.
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise TransportError(
-            f"{session.name}: the host's hash listing of {release_dir} is not "
-            f"{{path: [mode, blob id, size]}} ({exc.error_count()} errors; at {where}: "
-            f"{first['msg']})"
-        ) from None
-
-
-async def remote_hashes(
-    session: SSHSession,
-    release_dir: str,
-    exclude: Iterable[str] = (),
-    *,
-    python: str | None = None,
-    timeout: float = 300.0,
-    agent: Agent | None = None,
-    reuse: HashReuse | None = None,
-    counts: dict[str, int] | None = None,
-) -> dict[str, RemoteEntry]:
-    """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host
-    (see `_host_listing`)."""
-    listing = await _host_listing(
-        session,
-        release_dir,
-        exclude,
-        python=python,
-        timeout=timeout,
-        agent=agent,
-        reuse=reuse,
-        counts=counts,
-    )
-    assert listing is not None  # only a check with an expected digest gets None
-    return listing
+    return _validated(session, release_dir, data)
 
 
 def _digest_of(manifest: Manifest, exclude: tuple[str, ...]) -> str:
     """Manifest.digest of the entries a check compares (agent_script.listing_digest)."""
     kept = tuple(e for e in manifest if not is_excluded(e.path, exclude))
+    if len(kept) == len(manifest):
+        return manifest.digest  # cached on the manifest, which the release marker records too
     return Manifest(manifest.sha, manifest.ref, kept).digest
 
 
@@ -247,27 +236,26 @@ async def verify_remote(
     """Hash `release_dir` on the host and compare it with `manifest` (see module doc and
     `compare` for `exclude` and `ignore_extra`, `remote_hashes` for `reuse`)."""
     excl = tuple(exclude)
-    counts: dict[str, int] = {}
-    # Strict checks (every extra path counts) can be settled on the host by one digest.
-    expect = _digest_of(manifest, excl) if reuse is not None and ignore_extra is None else None
-    remote = await _host_listing(
-        session,
-        release_dir,
-        excl,
-        python=python,
-        timeout=timeout,
-        agent=agent,
-        reuse=reuse,
-        counts=counts,
-        expect=expect,
-    )
-    if remote is None:
-        result = IntegrityResult((), (), ())
+    remote: dict[str, RemoteEntry] | None
+    if agent is not None and reuse is not None:
+        # Strict checks (every extra path counts) can be settled on the host by one digest.
+        expect = _digest_of(manifest, excl) if ignore_extra is None else None
+        data, counts = await _indexed_listing(
+            session, agent, release_dir, list(excl), reuse, timeout, expect
+        )
+        remote = None if data is None else _validated(session, release_dir, data)
     else:
-        result = compare(manifest, remote, excl, ignore_extra)
-    if not counts and remote is not None:  # the one-shot `hash` reads every file
+        remote = await remote_hashes(
+            session, release_dir, excl, python=python, timeout=timeout, agent=agent
+        )
+        # The plain `hash` reads every file.
         hashed = [e for e in remote.values() if e[0] in (0o100644, 0o100755)]
         counts = {"hashed": len(hashed), "hashed_bytes": sum(e[2] for e in hashed), "reused": 0}
+    result = (
+        IntegrityResult((), (), ())
+        if remote is None
+        else compare(manifest, remote, excl, ignore_extra)
+    )
     return dataclasses.replace(
         result,
         hashed_files=counts.get("hashed", 0),

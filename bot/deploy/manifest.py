@@ -93,6 +93,8 @@ class Manifest:
             for e in self.entries
             if not any(e.path == x or e.path.startswith(x + "/") for x in excludes)
         )
+        if len(kept) == len(self.entries):
+            return self  # nothing left out: keep the cached digest
         return Manifest(self.sha, self.ref, kept, self.repo_path, self.submodules)
 
 
