@@ -1,16 +1,18 @@
-"""A loopback GitHub REST server for the endpoints gatebot uses, reached through GITHUB_API_URL.
+"""A loopback GitHub server for the REST (and GraphQL) calls gatebot makes, via GITHUB_API_URL.
 
-Speaks, as documented in GitHub's REST reference (checks/runs):
-  POST  /repos/{owner}/{repo}/check-runs                    create a check run
-  PATCH /repos/{owner}/{repo}/check-runs/{id}               update (annotations append)
-  GET   /repos/{owner}/{repo}/check-runs/{id}               get
-  GET   /repos/{owner}/{repo}/check-runs/{id}/annotations   list annotations
-  GET   /repos/{owner}/{repo}/commits/{ref}/check-runs      list for a ref (check_name, filter)
-  GET   /repos/{owner}/{repo}                               the repository
-Bodies are validated like GitHub does (HTTP 422 for an unknown conclusion, more than 50
-annotations, a summary over 65,535 characters, unknown fields). Every request is recorded.
-Faults on demand: `fail(...)` queues responses (403 permission, 403 secondary rate limit with
-retry-after, 422, 5xx) for the next matching requests.
+Every request is checked against GitHub's official REST OpenAPI description (the pinned
+`@octokit/openapi` package, tests/fakes/github_openapi.py): an undocumented path or method, a
+missing or mistyped parameter, a body that breaks the documented schema is answered like
+GitHub would (404 / 422) AND recorded as a violation; the `github_server` fixture fails the
+test with the list of violations at teardown (`FakeGitHub.stop()` does the same). GraphQL
+documents are checked against GitHub's published GraphQL schema (tests/fakes/github_graphql.py).
+
+Resources served (one module each): check runs (tests/fakes/github_checks.py); pull requests,
+reviews, review comments, issue comments, reactions and collaborator permissions
+(tests/fakes/github_pulls.py). `FakeGitHub(ghes=True)` serves GitHub Enterprise Server's
+layout instead (`/api/v3`, `/api/graphql`), checked against the oldest GHES description in
+the package. Faults on demand: `fail(...)` queues responses (403 permission, 403 secondary
+rate limit with retry-after, 422, 5xx) for the next matching requests.
 """
 
 from __future__ import annotations
@@ -18,70 +20,50 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests.fakes import github_checks, github_graphql, github_pulls
+from tests.fakes.github_checks import CheckRun, Invalid
+from tests.fakes.github_openapi import DOTCOM, GHES_OLDEST, RestDescription, rest_description
 from tests.fakes.loopback_http import LoopbackHTTPServer
 
 TOKEN = "ghs_fake_token_for_tests_0123456789"
-TEXT_LIMIT = 65_535
-STATUSES = {"queued", "in_progress", "completed", "waiting", "requested", "pending"}
-CONCLUSIONS = {
-    "action_required",
-    "cancelled",
-    "failure",
-    "neutral",
-    "success",
-    "skipped",
-    "stale",
-    "timed_out",
-}
-LEVELS = {"notice", "warning", "failure"}
-RUN_FIELDS = {
-    "name",
-    "head_sha",
-    "details_url",
-    "external_id",
-    "status",
-    "started_at",
-    "conclusion",
-    "completed_at",
-    "output",
-    "actions",
-}
-OUTPUT_FIELDS = {"title", "summary", "text", "annotations", "images"}
-ANNOTATION_FIELDS = {
-    "path",
-    "start_line",
-    "end_line",
-    "start_column",
-    "end_column",
-    "annotation_level",
-    "message",
-    "title",
-    "raw_details",
-}
 SECONDARY_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
+GHES_PREFIX = "/api/v3"
 
-
-class Invalid(Exception):
-    """A request body GitHub would answer with 422 Unprocessable Entity."""
+__all__ = ["TOKEN", "Call", "CheckRun", "FakeGitHub", "Recorded", "github_server"]
 
 
 @dataclass
 class Recorded:
     method: str
-    path: str
+    path: str  # without the GHES prefix
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+
+
+@dataclass
+class Call:
+    """A routed request: the repository it names, its path parameters, query and body."""
+
+    owner: str
+    repo: str
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+
+
+Handler = Callable[["FakeGitHub", Call], tuple[int, Any]]
 
 
 @dataclass
@@ -94,107 +76,86 @@ class Fault:
     times: int
 
 
-@dataclass
-class CheckRun:
-    id: int
-    owner: str
-    repo: str
-    name: str
-    head_sha: str
-    status: str = "queued"
-    conclusion: str | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
-    details_url: str | None = None
-    external_id: str | None = None
-    title: str | None = None
-    summary: str | None = None
-    text: str | None = None
-    annotations: list[dict[str, Any]] = field(default_factory=list)
+def _repo(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
+    return 200, fake.repo_json(call.owner, call.repo)
 
 
-def _validate_output(output: Any, creating: bool) -> None:
-    if not isinstance(output, dict):
-        raise Invalid("output must be an object")
-    unknown = set(output) - OUTPUT_FIELDS
-    if unknown:
-        raise Invalid(f"output: unknown fields {sorted(unknown)}")
-    for key in ("title", "summary"):
-        if not isinstance(output.get(key), str):
-            raise Invalid(f"output.{key} is required and must be a string")
-    for key in ("summary", "text"):
-        value = output.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > TEXT_LIMIT):
-            raise Invalid(f"output.{key} is too long (maximum is {TEXT_LIMIT} characters)")
-    annotations = output.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise Invalid("output.annotations must be an array")
-    if len(annotations) > 50:
-        raise Invalid("output.annotations: only 50 annotations are allowed per request")
-    for i, a in enumerate(annotations):
-        if not isinstance(a, dict):
-            raise Invalid(f"output.annotations[{i}] must be an object")
-        unknown = set(a) - ANNOTATION_FIELDS
-        if unknown:
-            raise Invalid(f"output.annotations[{i}]: unknown fields {sorted(unknown)}")
-        for key in ("path", "message"):
-            if not isinstance(a.get(key), str) or not a[key]:
-                raise Invalid(f"output.annotations[{i}].{key} is required")
-        for key in ("start_line", "end_line"):
-            if not isinstance(a.get(key), int) or a[key] < 1:
-                raise Invalid(f"output.annotations[{i}].{key} must be a positive integer")
-        if a["end_line"] < a["start_line"]:
-            raise Invalid(f"output.annotations[{i}]: end_line is before start_line")
-        if a.get("annotation_level") not in LEVELS:
-            raise Invalid(f"output.annotations[{i}].annotation_level must be one of {LEVELS}")
+def _compile(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    rx = "".join(f"(?P<{p}>[^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(parts))
+    return re.compile(rx)
 
 
-def _validate_run(body: Any, creating: bool) -> None:
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object")
-    unknown = set(body) - RUN_FIELDS
-    if unknown:
-        raise Invalid(f"unknown fields {sorted(unknown)}")
-    if creating:
-        for key in ("name", "head_sha"):
-            if not isinstance(body.get(key), str) or not body[key]:
-                raise Invalid(f"{key} is required")
-    status = body.get("status")
-    if status is not None and status not in STATUSES:
-        raise Invalid(f"status {status!r} is not one of {sorted(STATUSES)}")
-    conclusion = body.get("conclusion")
-    if conclusion is not None and conclusion not in CONCLUSIONS:
-        raise Invalid(f"conclusion {conclusion!r} is not one of {sorted(CONCLUSIONS)}")
-    if status == "completed" and conclusion is None:
-        raise Invalid("conclusion is required when status is completed")
-    if conclusion is not None and status not in (None, "completed"):
-        raise Invalid("a conclusion requires status completed")
-    if "output" in body:
-        _validate_output(body["output"], creating)
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("get", "/repos/{owner}/{repo}", _repo),
+    *github_checks.ROUTES,
+    *github_pulls.ROUTES,
+]
+_COMPILED = [(m, _compile(t), h) for m, t, h in ROUTES]
+OPERATIONS = tuple(sorted({(m, t) for m, t, _ in ROUTES}))
 
 
-class FakeGitHub:
-    def __init__(self, token: str = TOKEN) -> None:
+class FakeGitHub(github_pulls.PullsState):
+    def __init__(self, token: str = TOKEN, *, ghes: bool = False) -> None:
         self.token = token
+        self.ghes = ghes
         self.requests: list[Recorded] = []
         self.runs: dict[int, CheckRun] = {}
+        self.violations: list[str] = []
+        self._init_pulls()
         self._faults: list[Fault] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._next_id = 4_000_000_001
         self._http = LoopbackHTTPServer()
+        self.description: RestDescription = rest_description(
+            OPERATIONS, GHES_OLDEST if ghes else DOTCOM
+        )
+        self.graphql = github_graphql.GraphQL(self)
 
     # -- control -------------------------------------------------------------------------
 
     @property
-    def url(self) -> str:
+    def root(self) -> str:
         return self._http.url
+
+    @property
+    def url(self) -> str:
+        """What GITHUB_API_URL is set to."""
+        return self.root + (GHES_PREFIX if self.ghes else "")
+
+    @property
+    def server_url(self) -> str:
+        """What GITHUB_SERVER_URL is set to (html links)."""
+        return self.root if self.ghes else "https://github.invalid"
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
 
     def start(self) -> FakeGitHub:
         self._http.serve(type("Handler", (_Handler,), {"fake": self}))
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, check: bool = True) -> None:
         self._http.shutdown()
+        if check:
+            self.assert_documented()
+
+    def assert_documented(self) -> None:
+        """Fail with every request that did not match GitHub's published descriptions."""
+        if self.violations:
+            listed = "\n  - ".join(self.violations)
+            raise AssertionError(
+                f"{len(self.violations)} request(s) to the GitHub fake do not match GitHub's "
+                f"API description ({self.description.flavour} {self.description.version}):"
+                f"\n  - {listed}"
+            )
+
+    def take_violations(self) -> list[str]:
+        """The violations so far, cleared: for tests that send an invalid request on purpose."""
+        with self._lock:
+            taken, self.violations = self.violations, []
+        return taken
 
     def fail(
         self,
@@ -245,7 +206,7 @@ class FakeGitHub:
 
     # -- behaviour -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if re.fullmatch(fault.method, method) and fault.path_re.search(path):
@@ -255,115 +216,37 @@ class FakeGitHub:
                     return fault
         return None
 
-    def run_json(self, run: CheckRun) -> dict[str, Any]:
-        base = f"{self.url}/repos/{run.owner}/{run.repo}"
-        return {
-            "id": run.id,
-            "node_id": f"CR_{run.id}",
-            "name": run.name,
-            "head_sha": run.head_sha,
-            "external_id": run.external_id or "",
-            "url": f"{base}/check-runs/{run.id}",
-            "html_url": f"https://github.invalid/{run.owner}/{run.repo}/runs/{run.id}",
-            "details_url": run.details_url,
-            "status": run.status,
-            "conclusion": run.conclusion,
-            "started_at": run.started_at,
-            "completed_at": run.completed_at,
-            "output": {
-                "title": run.title,
-                "summary": run.summary,
-                "text": run.text,
-                "annotations_count": len(run.annotations),
-                "annotations_url": f"{base}/check-runs/{run.id}/annotations",
-            },
-            "check_suite": {"id": 5_000_000_001},
-            "app": {"id": 15368, "slug": "github-actions", "name": "GitHub Actions"},
-            "pull_requests": [],
-        }
-
     def repo_json(self, owner: str, repo: str) -> dict[str, Any]:
         return {
             "id": 1_296_269,
+            "node_id": "R_kgDOABCDEF",
             "name": repo,
             "full_name": f"{owner}/{repo}",
             "private": False,
             "fork": False,
             "default_branch": "main",
             "url": f"{self.url}/repos/{owner}/{repo}",
+            "html_url": f"{self.server_url}/{owner}/{repo}",
             "owner": {"login": owner, "id": 1, "type": "Organization"},
         }
 
-    def apply(self, run: CheckRun, body: dict[str, Any]) -> None:
-        for key in ("name", "details_url", "external_id", "started_at", "completed_at"):
-            if key in body:
-                setattr(run, key, body[key])
-        if "conclusion" in body:
-            run.conclusion = body["conclusion"]
-            run.status = "completed"
-        if "status" in body:
-            run.status = body["status"]
-            if body["status"] != "completed":
-                run.conclusion = None
-        if "output" in body:
-            out = body["output"]
-            run.title, run.summary = out["title"], out["summary"]
-            if "text" in out:
-                run.text = out["text"]
-            run.annotations.extend(out.get("annotations", []))
-
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
-        """Returns (status, json) for a routed, authorised, fault-free request."""
-        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
-        if not m:
-            return 404, {"message": "Not Found"}
-        owner, repo, rest = m.group(1), m.group(2), m.group(3) or ""
-        with self._lock:
-            if method == "GET" and rest == "":
-                return 200, self.repo_json(owner, repo)
-            if method == "POST" and rest == "/check-runs":
-                _validate_run(body, creating=True)
-                run = CheckRun(self._next_id, owner, repo, body["name"], body["head_sha"])
-                self._next_id += 1
-                self.apply(run, body)
-                self.runs[run.id] = run
-                return 201, self.run_json(run)
-            cm = re.fullmatch(r"/check-runs/(\d+)(/annotations)?", rest)
-            if cm:
-                found = self.runs.get(int(cm.group(1)))
-                if found is None or (found.owner, found.repo) != (owner, repo):
-                    return 404, {"message": "Not Found"}
-                if method == "PATCH" and not cm.group(2):
-                    _validate_run(body, creating=False)
-                    self.apply(found, body)
-                    return 200, self.run_json(found)
-                if method == "GET":
-                    if cm.group(2):
-                        return 200, [
-                            {"blob_href": "", **a, "start_column": None, "end_column": None}
-                            for a in found.annotations
-                        ]
-                    return 200, self.run_json(found)
-            rm = re.fullmatch(r"/commits/([^/]+)/check-runs", rest)
-            if rm and method == "GET":
-                ref = rm.group(1)
-                name = query.get("check_name", [None])[0]
-                runs = [
-                    r
-                    for r in self.runs.values()
-                    if (r.owner, r.repo) == (owner, repo)
-                    and r.head_sha == ref
-                    and name in (None, r.name)
-                ]
-                if query.get("filter", ["latest"])[0] == "latest":
-                    latest: dict[str, CheckRun] = {}
-                    for r in runs:
-                        if r.name not in latest or r.id > latest[r.name].id:
-                            latest[r.name] = r
-                    runs = list(latest.values())
-                runs.sort(key=lambda r: -r.id)
-                listed = [self.run_json(r) for r in runs]
-                return 200, {"total_count": len(runs), "check_runs": listed}
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        call_body: Any,
+        headers: dict[str, str],
+    ) -> tuple[int, Any]:
+        for route_method, rx, handler in _COMPILED:
+            m = rx.fullmatch(path)
+            if m and route_method == method.lower():
+                params = {k: unquote(v) for k, v in m.groupdict().items()}
+                call = Call(
+                    params.pop("owner"), params.pop("repo"), params, query, call_body, headers
+                )
+                with self._lock:
+                    return handler(self, call)
         return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
 
 
@@ -375,45 +258,75 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        data = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+        if self.fake.ghes:
+            self.send_header("X-GitHub-Enterprise-Version", GHES_OLDEST.removeprefix("ghes-"))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
 
     def _dispatch(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:  # a bug in the fake: fail the test loudly, not a hang
+            self.fake.violations.append(f"the GitHub fake crashed: {type(exc).__name__}: {exc}")
+            self._send(500, {"message": "fake crashed"})
+
+    def _serve(self) -> None:
+        fake = self.fake
         parts = urlsplit(self.path)
+        path = parts.path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        query = parse_qs(parts.query)
+        headers = dict(self.headers)
         try:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             self._send(400, {"message": "Problems parsing JSON"})
             return
-        fake = self.fake
+        graphql_path = "/api/graphql" if fake.ghes else "/graphql"
+        prefix = GHES_PREFIX if fake.ghes else ""
+        is_graphql = path == graphql_path and self.command == "POST"
+        if not is_graphql:
+            if not path.startswith(prefix + "/"):
+                fake.violations.append(f"{self.command} {path}: outside the API root {prefix}/")
+                self._send(404, {"message": "Not Found"})
+                return
+            path = path[len(prefix) :]
         with fake._lock:
-            fake.requests.append(
-                Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
-            )
+            fake.requests.append(Recorded(self.command, path, query, headers, body))
         auth = self.headers.get("Authorization", "")
         if auth not in (f"token {fake.token}", f"Bearer {fake.token}"):
             self._send(401, {"message": "Bad credentials"})
             return
-        fault = fake._take_fault(self.command, parts.path)
+        if is_graphql:
+            status, payload = fake.graphql.execute(body)
+            self._send(status, payload)
+            return
+        problem = fake.description.problem(self.command, path, query, headers, raw)
+        if problem is not None:
+            status, message = problem
+            with fake._lock:
+                fake.violations.append(message)
+            self._send(status, {"message": "Invalid request.", "errors": [message]})
+            return
+        fault = fake.take_fault(self.command, path)
         if fault is not None:
             self._send(fault.status, fault.body, fault.headers)
             return
         try:
-            status, payload = fake.handle(self.command, parts.path, parse_qs(parts.query), body)
+            status, payload = fake.handle(self.command, path, query, body, headers)
         except Invalid as exc:
-            status, payload = 422, {"message": "Invalid request.", "errors": [str(exc)]}
+            status, payload = 422, {"message": "Validation Failed", "errors": [str(exc)]}
         self._send(status, payload)
 
-    do_GET = do_POST = do_PATCH = _dispatch
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
 
 
 @pytest.fixture

@@ -100,6 +100,8 @@ def test_the_fake_rejects_what_github_rejects(github_server: FakeGitHub) -> None
     with pytest.raises(GithubException) as info:
         pub.run.edit(status="completed", conclusion="approved")
     assert info.value.status == 422
+    (violation,) = github_server.take_violations()
+    assert "conclusion: 'approved' is not one of" in violation
 
 
 def test_5xx_is_retried(github_server: FakeGitHub) -> None:
