@@ -48,7 +48,7 @@ from bot.review.tokens import (  # noqa: E402
     load_calibration,
     save_calibration,
 )
-from bot.review.types import Batch, BatchOutcome, Provider  # noqa: E402
+from bot.review.types import Batch, BatchOutcome, ModelPlan, Provider  # noqa: E402
 from tests.fakes.gemini import FakeGemini  # noqa: E402
 from tests.gitrepo import RepoBuilder  # noqa: E402
 from tests.provider.prgen import FEATURE, build, module, text  # noqa: E402
@@ -61,6 +61,11 @@ class TimedProvider:
         self.inner = inner
         self.name = inner.name
         self.seconds = 0.0
+
+    def plan_models(
+        self, tiers: dict[str, str], fallback: list[str], cache_dir: Path
+    ) -> ModelPlan:
+        return self.inner.plan_models(tiers, fallback, cache_dir)
 
     def review(self, batches: list[Batch]) -> list[BatchOutcome]:
         started = time.perf_counter()

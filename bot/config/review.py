@@ -28,11 +28,12 @@ class ProtectedConfig(Section):
 
 
 class ModelsConfig(Section):
-    """Tier → Gemini model name (routing picks the tier)."""
+    """Tier → a model family (`flash-lite`, `flash`, `pro`: the newest listed model of it) or
+    a model id. Resolved against the API's models list at run start (docs/cost.md)."""
 
-    lite: str = Field("gemini-2.5-flash-lite", description="model for small, low-risk changes")
-    standard: str = Field("gemini-2.5-flash", description="model for ordinary changes")
-    deep: str = Field("gemini-2.5-pro", description="model for risky changes")
+    lite: str = Field("flash-lite", min_length=1, description="small, low-risk changes")
+    standard: str = Field("flash", min_length=1, description="ordinary changes")
+    deep: str = Field("pro", min_length=1, description="risky changes")
 
 
 class LocalChecksConfig(Section):
@@ -52,23 +53,35 @@ class ReviewConfig(Section):
     ignore: list[str] = Field(default_factory=list, description="gitignore-style globs: skipped")
     protected: ProtectedConfig = Field(default_factory=ProtectedConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    fallback: list[str] = Field(
+        default_factory=list,
+        description="models or families tried, in order, after a tier's own chain when a model"
+        " is unavailable (404 / retired)",
+    )
+    models_list_ttl_s: int = Field(
+        21600, ge=0, description="how long the API's models list is reused from the cache (s)"
+    )
+    max_usd: float | None = Field(
+        None, gt=0, description="per-run spend cap in USD: past it files are not reviewed"
+    )
+    max_calls: int | None = Field(
+        None, ge=1, description="per-run cap on model calls: past it files are not reviewed"
+    )
     budget_tokens: int = Field(60000, ge=2000, description="input tokens per model call")
     # model side (bot/config/routing.py): routing, batching, prices, the Gemini client
     risk: RiskConfig = Field(default_factory=RiskConfig)
     merge_tiers: bool = Field(
-        True, description="a lower tier's call whose files fit in a higher tier's call rides along"
+        True,
+        description="a lower tier's call rides in a higher tier's call when that is not dearer",
     )
     merge_max_tokens: int = Field(
-        16000,
-        ge=0,
-        description="a lower tier's call up to this size rides in a higher tier's spare room"
-        " (one call fewer, at most this many tokens at the higher price; 0: never)",
+        16000, ge=0, description="the largest lower-tier call that may move (tokens; 0: never)"
     )
     merge_max_usd: float = Field(
-        0.005,
+        0.0,
         ge=0,
-        description="a lower tier's call also rides in any higher tier's call with room when its"
-        " input costs at most this much more there (USD; small pushes become one call; 0: never)",
+        description="how much more (USD, net of the call saved) moving a lower tier's call into"
+        " a dearer model's call may cost; 0: only moves that cost nothing more",
     )
     max_files_per_call: int = Field(50, ge=1, le=500, description="files (or parts) per call")
     prices: dict[str, PriceConfig] = Field(

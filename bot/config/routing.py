@@ -6,6 +6,7 @@ Kept beside `review.py` (which imports these) so the routing and provider knobs 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -133,11 +134,17 @@ class RiskConfig(Section):
 
 
 class PriceConfig(Section):
-    """USD per 1M tokens. `cached_input` is what implicitly cached prompt tokens cost."""
+    """USD per 1M tokens. `cached_input` is what implicitly cached prompt tokens cost; output
+    includes thinking tokens. The `*_long` prices apply to a call whose prompt is over
+    `long_context_tokens` (Gemini's long-context tier); unset, the base price applies."""
 
     input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    output: float = Field(ge=0, description="output tokens, thinking included")
     cached_input: float = Field(ge=0)
+    input_long: float | None = Field(None, ge=0, description="input over long_context_tokens")
+    output_long: float | None = Field(None, ge=0, description="output when the prompt is long")
+    cached_input_long: float | None = Field(None, ge=0)
+    long_context_tokens: int = Field(200_000, ge=1, description="where the long tier begins")
 
 
 class GeminiConfig(Section):
@@ -155,9 +162,14 @@ class GeminiConfig(Section):
     item_retries: int = Field(
         2, ge=0, le=5, description="re-asks for a file missing or malformed in an answer"
     )
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = Field(
+        "low",
+        description="thinking depth on Gemini 3 and later (thinking_level); a level a model"
+        " does not take becomes the nearest one it does (None: the model's default)",
+    )
     thinking_budget: int | None = Field(
         None,
         ge=-1,
-        description="thinking tokens per call (None: model default; 0: off, where the model"
-        " allows it: Flash and Flash-Lite do, 2.5 Pro refuses 0; -1: dynamic)",
+        description="thinking tokens per call, only for models that take a budget (2.5; None:"
+        " model default; 0: off where allowed; -1: dynamic); never sent to Gemini 3.5+",
     )

@@ -12,7 +12,7 @@ from string import Template
 
 from bot.github.annotations import all_findings, severity_rank
 from bot.review.models import FileResult, Finding, Verdict
-from bot.review.summary import code, escape_md
+from bot.review.summary import code, escape_md, savings_text
 
 MAX_FINDING_ROWS = 200
 _ICONS = {"pass": "✅", "fail": "❌", "neutral": "⚪"}
@@ -111,7 +111,6 @@ def render_summary(verdict: Verdict, notes: Sequence[str] = ()) -> str:
     if verdict.uncovered:
         items = "\n".join(f"- {code(p)}" for p in verdict.uncovered)
         uncovered = f"\n### Not covered\n\n{items}\n"
-    saved = max(0.0, m.baseline_cost_usd - m.cost_usd)
     return _template().substitute(
         icon=_ICONS[verdict.verdict],
         verdict=verdict.verdict,
@@ -133,7 +132,7 @@ def render_summary(verdict: Verdict, notes: Sequence[str] = ()) -> str:
         cost_usd=f"{m.cost_usd:.4f}",
         baseline_api_calls=m.baseline_api_calls,
         baseline_cost_usd=f"{m.baseline_cost_usd:.4f}",
-        saved=f"${saved:.4f} ({m.cost_reduction_rate:.0%})",
+        saved=savings_text(m),
         cache_hit_rate=f"{m.cache_hit_rate:.0%}",
         files_total=m.files_total,
         files_reviewed=m.files_reviewed,

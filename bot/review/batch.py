@@ -3,23 +3,32 @@
 `make_items` gives one item per file, or, when a file's diff does not fit one call, one item
 per group of consecutive hunks (a hunk too big on its own is cut into line chunks, a line too
 long on its own into slices): nothing is dropped. `pack` is first-fit decreasing per model,
-then (`review.merge_tiers`) moves lower-tier calls into the spare room of higher tiers' calls:
-one tier up when the call is small (`review.merge_max_tokens`), or any tier up when it costs
-little more there (`review.merge_max_usd`). Each move is one call fewer, for a bounded amount
-billed at the dearer model.
+then (`review.merge_tiers`) moves a lower tier's call into the spare room of a higher tier's
+call when that does not make the run dearer: the call saved (its instructions, its per-call
+answer and thinking at the cheaper model) must pay for the moved files' tokens at the dearer
+model, within `review.merge_max_usd` (default 0: no move may cost more). A batch is thus
+never promoted to a dearer tier than its riskiest file needs unless that is the cheaper way;
+a model without a known price never moves (no guessing).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
 
 from bot.config.review import ReviewConfig
 from bot.config.routing import PriceConfig
 from bot.review.cost import price_for
 from bot.review.prompt import BATCH_HEADER, file_block, system_instruction
 from bot.review.route import TIERS
-from bot.review.tokens import Calibration, estimate_tokens
+from bot.review.tokens import (
+    OUTPUT_TOKENS_PER_CALL,
+    OUTPUT_TOKENS_PER_FILE,
+    Calibration,
+    estimate_tokens,
+    estimated_thoughts,
+)
 from bot.review.types import Batch, DiffLine, FileChange, Hunk, ReviewItem
 
 # Room kept free in every call for part numbers, boundaries and estimate error.
@@ -192,8 +201,9 @@ def _ffd(items: list[ReviewItem], capacity: int, max_items: int) -> list[list[Re
     return bins
 
 
-#: What moving some items to another model costs more, in USD (None: merging is by size only).
-ExtraCost = Callable[[Sequence[ReviewItem], str], float]
+#: What moving a call's items from one model into another model's call costs, net of the call
+#: saved, in USD (None: a price is unknown, so the move is not made).
+ExtraCost = Callable[[Sequence[ReviewItem], str, str], "float | None"]
 
 
 def pack(
@@ -211,7 +221,9 @@ def pack(
     """Pack items into the fewest calls: per model, each call ≤ budget_tokens (prompt included).
 
     `overhead_tokens` is what every call pays before its files (see `prefix_tokens`). With
-    `merge_tiers`, a lower tier's call then rides along in a higher tier's call (`_merge_up`).
+    `merge_tiers` and an `extra_cost`, a lower tier's call of at most `merge_max_tokens` then
+    rides along in a higher tier's call when that costs at most `merge_max_usd` more (net of
+    the call saved): `_merge_up`. Without prices nothing moves.
     """
     capacity = int(budget_tokens * _SAFETY) - overhead_tokens
     if capacity <= 0:
@@ -243,25 +255,21 @@ def pack(
 
 @dataclasses.dataclass(frozen=True)
 class _MergeRule:
-    """When a lower tier's call may move into a higher tier's call (one call fewer):
-    - by size: a call that received no files, one tier up, of at most `max_tokens`;
-    - by price: any call, any tier up, when its items cost at most `max_usd` more there
-      (`extra_cost`), so a small push ends up in one call even across three tiers."""
+    """When a lower tier's call may move into a higher tier's call (one call fewer): it carries
+    at most `max_tokens`, and the move costs at most `max_usd` more than keeping the call
+    (`extra_cost`: the items' tokens at the price difference, less the call saved)."""
 
     max_tokens: int
     max_usd: float
     extra_cost: ExtraCost | None
 
     def allows(
-        self, items: Sequence[ReviewItem], used: int, steps: int, received: bool, to_model: str
+        self, items: Sequence[ReviewItem], used: int, from_model: str, to_model: str
     ) -> bool:
-        by_size = steps == 1 and not received and 0 < used <= self.max_tokens
-        by_price = (
-            self.extra_cost is not None
-            and self.max_usd > 0
-            and self.extra_cost(items, to_model) <= self.max_usd
-        )
-        return by_size or by_price
+        if self.extra_cost is None or not 0 < used <= self.max_tokens:
+            return False
+        net = self.extra_cost(items, from_model, to_model)
+        return net is not None and net <= self.max_usd
 
 
 def _merge_up(
@@ -278,7 +286,6 @@ def _merge_up(
     model, so reruns hit."""
     rank = {t: i for i, t in enumerate(tier_order)}
     removed: set[int] = set()
-    received: set[int] = set()
 
     def used(b: list[ReviewItem]) -> int:
         return sum(it.est_tokens for it in b)
@@ -304,14 +311,14 @@ def _merge_up(
         # Smallest lower-tier calls first: they are the ones most likely to fit somewhere.
         alive = [i for i in range(len(bins)) if i not in removed and bins[i][0] in rank]
         for i in sorted(alive, key=lambda i: (rank[bins[i][0]], used(bins[i][2]))):
-            tier, _, b = bins[i]
+            tier, model, b = bins[i]
             for up in range(rank[tier] + 1, len(tier_order)):
                 targets = [
                     j
                     for j in alive
                     if j != i
                     and rank[bins[j][0]] == up
-                    and rule.allows(b, used(b), up - rank[tier], i in received, bins[j][1])
+                    and rule.allows(b, used(b), model, bins[j][1])
                 ]
                 placed = place(b, targets) if targets else {}
                 if not placed:
@@ -321,7 +328,6 @@ def _merge_up(
                     bins[j][2].extend(
                         dataclasses.replace(it, tier=t_tier, model=t_model) for it in moved
                     )
-                    received.add(j)
                 removed.add(i)
                 return True
         return False
@@ -331,13 +337,26 @@ def _merge_up(
     return [b for i, b in enumerate(bins) if i not in removed]
 
 
-def input_price_gap(prices: Mapping[str, PriceConfig] | None = None) -> ExtraCost:
-    """ExtraCost from a price table: the items' input tokens at `to_model`'s input price minus
-    at their own model's (output is a few tokens a file with the compact answer: left out)."""
+def move_cost(
+    prices: Mapping[str, PriceConfig] | None,
+    overhead_tokens: int,
+    per_call_output: Callable[[str], int],
+    on: date | None = None,
+) -> ExtraCost:
+    """ExtraCost from a price table: the items' input and answer tokens at `to_model`'s prices
+    minus at `from_model`'s, less what the call no longer made would have cost at
+    `from_model` (its `overhead_tokens` of instructions and `per_call_output(from_model)`
+    tokens of answer and thinking). None when either price is unknown."""
 
-    def extra(items: Sequence[ReviewItem], to_model: str) -> float:
-        to = price_for(to_model, prices).input
-        return sum(it.est_tokens * (to - price_for(it.model, prices).input) for it in items) / 1e6
+    def extra(items: Sequence[ReviewItem], from_model: str, to_model: str) -> float | None:
+        a, b = price_for(from_model, prices, on), price_for(to_model, prices, on)
+        if a is None or b is None:
+            return None
+        tokens = sum(it.est_tokens for it in items)
+        answer = OUTPUT_TOKENS_PER_FILE * len(items)
+        added = tokens * (b.input - a.input) + answer * (b.output - a.output)
+        saved = overhead_tokens * a.input + per_call_output(from_model) * a.output
+        return (added - saved) / 1e6
 
     return extra
 
@@ -346,13 +365,18 @@ def plan(
     items: Sequence[ReviewItem], config: ReviewConfig, calibration: Calibration | None = None
 ) -> list[Batch]:
     """`pack` with the settings of `review:` (budget, files per call, tier merging)."""
+    overhead = prefix_tokens(config, calibration)
+
+    def per_call(model: str) -> int:
+        return OUTPUT_TOKENS_PER_CALL + estimated_thoughts(model, config.gemini)
+
     return pack(
         items,
         config.budget_tokens,
-        overhead_tokens=prefix_tokens(config, calibration),
+        overhead_tokens=overhead,
         max_items=config.max_files_per_call,
         merge_tiers=config.merge_tiers,
         merge_max_tokens=config.merge_max_tokens,
         merge_max_usd=config.merge_max_usd,
-        extra_cost=input_price_gap(config.prices),
+        extra_cost=move_cost(config.prices, overhead, per_call),
     )

@@ -45,6 +45,16 @@ class FileResult(_Model):
     findings: list[Finding] = Field(default_factory=list)
 
 
+class ModelFallbackRecord(_Model):
+    """Files moved off a model that was unavailable during the run (bot/review/types.py)."""
+
+    tier: str
+    from_model: str
+    to_model: str | None = Field(None, description="None: no model was left to review them")
+    reason: str
+    files: int = 0
+
+
 class Metrics(_Model):
     api_calls: int = 0
     batches: int = 0
@@ -59,9 +69,22 @@ class Metrics(_Model):
     cost_usd: float = 0.0
     baseline_api_calls: int = 0
     baseline_cost_usd: float = 0.0
-    cost_reduction_rate: float = 0.0
+    cost_reduction_rate: float = Field(
+        0.0, description="1 - cost/baseline; negative when the gate cost more than naive"
+    )
     files_per_call: float = 0.0
     duration_s: float = 0.0
+    thoughts_tokens: int = Field(0, description="thinking tokens (part of output_tokens)")
+    savings_usd: float = Field(
+        0.0, description="baseline_cost_usd - cost_usd; negative: the gate cost more"
+    )
+    cost_known: bool = Field(
+        True, description="False when a model used has no known price (cost_usd leaves it out)"
+    )
+    unpriced_models: list[str] = Field(default_factory=list)
+    models: dict[str, str] = Field(default_factory=dict, description="tier -> model used")
+    model_fallbacks: list[ModelFallbackRecord] = Field(default_factory=list)
+    calls_refused: int = Field(0, description="calls not made: review.max_calls / max_usd")
 
 
 class Verdict(_Model):

@@ -23,17 +23,32 @@ from bot.errors import InfrastructureError
 from bot.git import attributes, blobs
 from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, open_repo
 from bot.review import local, normalize, triage
+from bot.review.accounting import cost_updates, fallback_warnings, naive_baseline
 from bot.review.batch import make_items, plan
 from bot.review.cache import ReviewCache
-from bot.review.cost import baseline_file_tokens, baseline_of, cost_usd
+from bot.review.cost import Spend, baseline_file_tokens
 from bot.review.fanout import fork_map, usable_cores
-from bot.review.models import FileResult, FileStatus, Finding, Metrics, Verdict
+from bot.review.models import (
+    FileResult,
+    FileStatus,
+    Finding,
+    Metrics,
+    Verdict,
+)
 from bot.review.prompt import PROMPT_VERSION, rules_hash
 from bot.review.pysyntax import Parses
-from bot.review.route import route
+from bot.review.route import route, tiers_of
 from bot.review.summary import render_summary
 from bot.review.tokens import Calibration, load_calibration
-from bot.review.types import Batch, FileChange, Provider, ReviewItem, Usage
+from bot.review.types import (
+    Batch,
+    FileChange,
+    ModelFallback,
+    ModelPlan,
+    Provider,
+    ReviewItem,
+    Usage,
+)
 from bot.review.verdict import compute_metrics, decide
 
 log = logging.getLogger(__name__)
@@ -100,9 +115,11 @@ class ReviewRun:
 @dataclass
 class _ModelStats:
     usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
+    spend: Spend = field(default_factory=Spend)
     batches: int = 0
     files_answered: int = 0  # sent and fully answered (all parts)
+    plan: ModelPlan | None = None
+    fallbacks: list[ModelFallback] = field(default_factory=list)
 
 
 class _Warnings(list[str]):
@@ -210,20 +227,26 @@ def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None
             f.local_findings += local.check_large_file(f.change, None, review)
 
 
-def _assign_keys(files: list[_File], review: ReviewConfig) -> list[_File]:
+def _key(f: _File, model: str, review: ReviewConfig, rules: str) -> str:
+    return normalize.cache_key(
+        path=f.path,
+        old_hash=normalize.content_hash(f.old_text, f.change.old_oid),
+        new_hash=normalize.content_hash(f.new_text, f.change.new_oid),
+        model=model,
+        prompt_version=PROMPT_VERSION,
+        rules_hash=rules,
+        context_lines=review.context_lines,
+    )
+
+
+def _assign_keys(
+    files: list[_File], review: ReviewConfig, plan: ModelPlan | None = None
+) -> list[_File]:
     rules = rules_hash(review)
     todo = [f for f in files if f.status != "skipped"]
     for f in todo:
-        f.tier, f.model = route(f.change, f.new_text, review)
-        f.key = normalize.cache_key(
-            path=f.path,
-            old_hash=normalize.content_hash(f.old_text, f.change.old_oid),
-            new_hash=normalize.content_hash(f.new_text, f.change.new_oid),
-            model=f.model,
-            prompt_version=PROMPT_VERSION,
-            rules_hash=rules,
-            context_lines=review.context_lines,
-        )
+        f.tier, f.model = route(f.change, f.new_text, review, plan)
+        f.key = _key(f, f.model, review, rules)
     return todo
 
 
@@ -284,9 +307,13 @@ def _review_with_model(
     for outcome in outcomes:
         answered.update(outcome.findings)
         failed.update(outcome.failed)
+        stats.fallbacks += outcome.fallbacks
+        for key, model in outcome.answered_by.items():
+            if key in item_owner:
+                item_owner[key].model = model  # a fallback model reviewed (part of) it
         for model, usage in outcome.usage_by_model.items():
             stats.usage = stats.usage + usage
-            stats.cost_usd += cost_usd(model, usage, review.prices)
+            stats.spend.add(model, usage, review.prices)
 
     by_path = {f.path: f for f in misses}
     by_old_path = {f.change.old_path: f for f in misses if f.change.old_path}
@@ -303,9 +330,19 @@ def _review_with_model(
                 continue
             owner.model_findings.append(_model_finding(finding, owner))
 
+    fell_back = {
+        item_owner[k].path: m for o in outcomes for k, m in o.answered_by.items() if k in item_owner
+    }
+    rules = rules_hash(review)
     with cache.batch():
         for f in misses:
             _store_answer(f, items_of, answered, failed, cache, stats)
+            gone_to = fell_back.get(f.path)
+            if f.covered and gone_to is not None:
+                # Reviewed by a fallback model: also stored under that model's key, the one the
+                # next run routes to (the gone model is remembered in the models list).
+                own = [x for x in f.model_findings if x.path == f.path]
+                cache.put(_key(f, gone_to, review, rules), gone_to, own)
     return stats
 
 
@@ -333,9 +370,16 @@ def _store_answer(
     stats.files_answered += 1
 
 
-def _baseline(files: list[_File], review: ReviewConfig) -> tuple[int, float]:
-    tokens = [f.baseline_tokens for f in files if f.baseline_tokens is not None]
-    return baseline_of(tokens, review.models.standard, review.prices)
+def _plan_models(
+    provider: Provider, review: ReviewConfig, cache_dir: Path, warnings: _Warnings
+) -> ModelPlan | None:
+    """Tiers → live models, once per run (a rejected key leaves the plan out: every call is
+    then refused the same way, and the files are listed as not covered)."""
+    try:
+        return provider.plan_models(tiers_of(review), list(review.fallback), cache_dir)
+    except InfrastructureError as exc:
+        warnings.add(f"the model provider failed: {exc.message}")
+        return None
 
 
 def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str, str | None]:
@@ -385,17 +429,24 @@ def run_review(
     files = _free_stages(repo, git_repo, rng, review, workers, keep_content=provider is not None)
 
     stats = _ModelStats()
-    if provider is not None:
-        todo = _assign_keys(files, review)
-        if todo:
-            with ReviewCache.open(cache_dir, review.cache_max_mb * 1024 * 1024) as cache:
-                calibration = load_calibration(cache_dir)
-                stats = _review_with_model(todo, provider, cache, review, warnings, calibration)
-            warnings.extend(cache.warnings)  # already logged by the cache
+    plan: ModelPlan | None = None
+    if provider is not None and any(f.status != "skipped" for f in files):
+        plan = _plan_models(provider, review, cache_dir, warnings)
+        todo = _assign_keys(files, review, plan)
+        with ReviewCache.open(cache_dir, review.cache_max_mb * 1024 * 1024) as cache:
+            calibration = load_calibration(cache_dir)
+            stats = _review_with_model(todo, provider, cache, review, warnings, calibration)
+        warnings.extend(cache.warnings)  # already logged by the cache
+    for w in fallback_warnings(plan, stats.fallbacks):
+        warnings.add(w)
 
     results = [f.result() for f in files]
     decision = decide(results, review)
-    baseline_calls, baseline_cost = _baseline(files, review)
+    tokens = [f.baseline_tokens for f in files if f.baseline_tokens is not None]
+    naive = naive_baseline(tokens, stats.usage, review, plan)
+    updates, cost_warnings = cost_updates(stats.spend, naive, plan, stats.fallbacks)
+    for w in cost_warnings:
+        warnings.add(w)
     label, degraded_reason = _provider_label(provider, files)
     if provider is None and env is not None and _has_key(env):
         degraded_reason = "the configured model provider is not available"
@@ -404,11 +455,11 @@ def run_review(
         usage=stats.usage,
         batches=stats.batches,
         files_reviewed_by_model=stats.files_answered,
-        cost_usd=stats.cost_usd,
-        baseline_api_calls=baseline_calls,
-        baseline_cost_usd=baseline_cost,
+        cost_usd=stats.spend.usd,
+        baseline_api_calls=naive.calls,
+        baseline_cost_usd=naive.usd or 0.0,
         duration_s=time.perf_counter() - started,
-    )
+    ).model_copy(update=updates)
     verdict = Verdict(
         verdict=decision.verdict,
         base_sha=rng.base_sha,

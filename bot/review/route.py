@@ -3,7 +3,8 @@
 Risk wins over size: a change that touches auth, crypto, deploy, money, concurrency, SQL or
 code execution (by path or by the content of its added/removed lines) goes deep, however small.
 Small low-risk changes (documentation-like text, tests, a handful of lines) go lite. The rest is
-standard. Patterns come from `review.risk`; tier → model from `review.models`.
+standard. Patterns come from `review.risk`; tier → model from the run's ModelPlan (the
+families or ids of `review.models` resolved to live models).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pathspec
 
 from bot.config.review import ReviewConfig
 from bot.config.routing import RiskConfig
-from bot.review.types import FileChange
+from bot.review.types import FileChange, ModelPlan
 
 TIERS: tuple[str, ...] = ("lite", "standard", "deep")
 
@@ -112,14 +113,28 @@ def tier_for(change: FileChange, new_text: str | None, config: ReviewConfig) -> 
     return "standard"
 
 
-def model_for(tier: str, config: ReviewConfig) -> str:
+def model_for(tier: str, config: ReviewConfig, plan: ModelPlan | None = None) -> str:
+    """The model a tier's files go to: the plan's live model for it when there is a plan
+    (bot/review/providers/resolve.py), else the configured family or id as written. A tier
+    with no live model in the plan goes to the first model of its fallback order."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}")
+    if plan is not None:
+        chosen = plan.primary(tier) or next(iter(plan.fallback_order(tier)), None)
+        if chosen is not None:
+            return chosen
     model: str = getattr(config.models, tier)
     return model
 
 
-def route(change: FileChange, new_text: str | None, config: ReviewConfig) -> tuple[str, str]:
+def tiers_of(config: ReviewConfig) -> dict[str, str]:
+    """tier → the configured family or id (`review.models`)."""
+    return {t: getattr(config.models, t) for t in TIERS}
+
+
+def route(
+    change: FileChange, new_text: str | None, config: ReviewConfig, plan: ModelPlan | None = None
+) -> tuple[str, str]:
     """(tier, model) for one file that needs a model review."""
     tier = tier_for(change, new_text, config)
-    return tier, model_for(tier, config)
+    return tier, model_for(tier, config, plan)

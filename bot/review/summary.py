@@ -10,7 +10,7 @@ import re
 from importlib import resources
 from string import Template
 
-from bot.review.models import FileResult, Finding, Verdict
+from bot.review.models import FileResult, Finding, Metrics, Verdict
 from bot.review.verdict import severity_rank
 
 MAX_FILE_ROWS = 200
@@ -46,6 +46,30 @@ def code(text: str) -> str:
 
 def _money(x: float) -> str:
     return f"${x:.4f}"
+
+
+def savings_text(m: Metrics) -> str:
+    """What the gate saved against the naive review, told straight: a gate that cost more
+    reads as a cost increase, a cost nobody can price as unknown."""
+    if not m.cost_known:
+        return f"unknown (no price for {', '.join(m.unpriced_models) or 'a model used'})"
+    saved = m.baseline_cost_usd - m.cost_usd
+    if m.baseline_cost_usd <= 0:
+        return f"{_money(saved)} (nothing to compare)"
+    rate = saved / m.baseline_cost_usd
+    if saved >= 0:
+        return f"{_money(saved)} ({rate:.0%} lower)"
+    return f"none: a cost increase of {_money(-saved)} (+{-rate:.0%} over the naive review)"
+
+
+def _models_line(m: Metrics) -> str:
+    used = ", ".join(f"{escape_md(t)} {code(mod)}" for t, mod in m.models.items())
+    moved = "; ".join(
+        f"{code(f.from_model)} → {code(f.to_model) if f.to_model else 'none'} "
+        f"({f.files} file(s), {escape_md(f.tier)})"
+        for f in m.model_fallbacks
+    )
+    return f"Models: {used or 'none'}." + (f" Fallbacks: {moved}." if moved else "")
 
 
 def _file_detail(fr: FileResult) -> str:
@@ -120,12 +144,12 @@ def render_summary(
     count, findings = _findings_list(verdict.files)
     details = [
         f"Input tokens {m.input_tokens:,} (of which cached {m.cached_tokens:,}), "
-        f"output tokens {m.output_tokens:,}; {m.batches} batch(es), "
-        f"{m.files_per_call:g} files per call.",
+        f"output tokens {m.output_tokens:,} (of which thinking {m.thoughts_tokens:,}); "
+        f"{m.batches} batch(es), {m.files_per_call:g} files per call.",
+        _models_line(m),
         f"Files: {m.files_reviewed} reviewed, {m.files_cached} from cache, "
         f"{m.files_skipped} skipped; cache hit rate {m.cache_hit_rate:.0%}.",
-        f"Saved vs baseline: {_money(max(0.0, m.baseline_cost_usd - m.cost_usd))} "
-        f"({m.cost_reduction_rate:.0%}); took {m.duration_s:.2f} s.",
+        f"Saved vs baseline: {savings_text(m)}; took {m.duration_s:.2f} s.",
     ]
     if warnings:
         details.append("")
@@ -150,7 +174,7 @@ def render_summary(
         findings_list=findings,
         api_calls=m.api_calls,
         baseline_calls=m.baseline_api_calls,
-        cost=_money(m.cost_usd),
+        cost=_money(m.cost_usd) + ("" if m.cost_known else " + unknown"),
         baseline_cost=_money(m.baseline_cost_usd),
         cost_details="\n".join(details),
     )

@@ -16,6 +16,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.config.routing import GeminiConfig
+from bot.review.lineup import thinking_style
+
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4.0
@@ -37,6 +40,24 @@ def estimate_tokens(text: str, factor: float = 1.0) -> int:
 
 def estimate_output_tokens(files: int) -> int:
     return OUTPUT_TOKENS_PER_CALL + OUTPUT_TOKENS_PER_FILE * files
+
+
+# Thinking tokens a review call is expected to spend (billed as output), before any call of
+# the run says what it really spent: by thinking level (Gemini 3), or the budget (2.5; a
+# dynamic or default budget is taken as 1,024). Used for the dollar cap, the tier-merge price
+# rule and, when a run made no call, the naive baseline (the same figure per call for both).
+THOUGHTS_PER_CALL = {"minimal": 0, "low": 512, "medium": 2048, "high": 8192}
+DEFAULT_THOUGHTS = 1024
+
+
+def estimated_thoughts(model: str, settings: GeminiConfig) -> int:
+    if thinking_style(model) == "level":
+        level = settings.thinking_level
+        return THOUGHTS_PER_CALL.get(level, DEFAULT_THOUGHTS) if level else 8192
+    budget = settings.thinking_budget
+    if budget is None or budget < 0:
+        return DEFAULT_THOUGHTS
+    return budget
 
 
 @dataclass(frozen=True)

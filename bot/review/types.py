@@ -8,7 +8,9 @@ All of these are plain frozen dataclasses so stages stay pure functions over val
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.review.models import Finding
@@ -96,16 +98,44 @@ class Batch:
 class Usage:
     calls: int = 0
     input_tokens: int = 0  # promptTokenCount: includes cached tokens
-    output_tokens: int = 0
+    output_tokens: int = 0  # candidatesTokenCount + thoughtsTokenCount (both billed as output)
     cached_tokens: int = 0
+    thoughts_tokens: int = 0  # thoughtsTokenCount: part of output_tokens
+    # The part of the above from calls whose prompt was over the long-context threshold
+    # (billed at the long-context rates where a model has them).
+    input_tokens_long: int = 0
+    output_tokens_long: int = 0
+    cached_tokens_long: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.calls + other.calls,
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_tokens + other.cached_tokens,
+            *(getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self))
         )
+
+    def long_part(self) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens_long,
+            output_tokens=self.output_tokens_long,
+            cached_tokens=self.cached_tokens_long,
+        )
+
+    def short_part(self) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens - self.input_tokens_long,
+            output_tokens=self.output_tokens - self.output_tokens_long,
+            cached_tokens=self.cached_tokens - self.cached_tokens_long,
+        )
+
+
+@dataclass(frozen=True)
+class ModelFallback:
+    """A model that was unavailable during the run, and where its files went instead."""
+
+    tier: str
+    from_model: str
+    to_model: str | None  # None: nothing left to fall back to (the files are not reviewed)
+    reason: str
+    files: int
 
 
 @dataclass(frozen=True)
@@ -115,11 +145,48 @@ class BatchOutcome:
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # cache_key -> why it is uncovered
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
+    # the model that answered each item, where it differs from batch.model (a fallback)
+    answered_by: dict[str, str] = field(default_factory=dict)
+    fallbacks: list[ModelFallback] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """Which live model reviews each tier, and what to try when it is unavailable.
+
+    `chains[tier]` lists the tier's candidates, the first being the one routed to; a model
+    that turns out to be gone moves its files along `fallback_order(tier)`: the rest of the
+    tier's chain, then the next tiers' (bot/review/providers/resolve.py documents the order).
+    """
+
+    chains: dict[str, tuple[str, ...]]
+    order: dict[str, tuple[str, ...]]  # tier -> tiers to fall back through, own tier first
+    extra: tuple[str, ...] = ()  # review.fallback: tried after every tier chain
+    source: str = "configured"
+    notes: tuple[str, ...] = ()
+
+    def primary(self, tier: str) -> str | None:
+        chain = self.chains.get(tier, ())
+        return chain[0] if chain else None
+
+    def fallback_order(self, tier: str) -> list[str]:
+        out: list[str] = []
+        for t in self.order.get(tier, (tier,)):
+            out += [m for m in self.chains.get(t, ()) if m not in out]
+        return out + [m for m in self.extra if m not in out]
+
+    def next_model(self, tier: str, gone: set[str] | frozenset[str]) -> str | None:
+        return next((m for m in self.fallback_order(tier) if m not in gone), None)
 
 
 class Provider(Protocol):
-    """A model provider. Implementations handle retries, per-file retry and concurrency."""
+    """A model provider. Implementations handle retries, per-file retry, concurrency and
+    moving work off a model that turns out to be gone (a ModelPlan's fallback order)."""
 
     name: str
+
+    def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:
+        """Resolve each tier's configured family or id to live models (once per run)."""
+        ...
 
     def review(self, batches: list[Batch]) -> list[BatchOutcome]: ...

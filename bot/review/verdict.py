@@ -80,9 +80,12 @@ def compute_metrics(
         cost_usd=round(cost_usd, 6),
         baseline_api_calls=baseline_api_calls,
         baseline_cost_usd=round(baseline_cost_usd, 6),
+        # Never clamped: a gate dearer than the naive review reads as a negative reduction.
         cost_reduction_rate=(
             round(1.0 - cost_usd / baseline_cost_usd, 4) if baseline_cost_usd > 0 else 0.0
         ),
+        savings_usd=round(baseline_cost_usd - cost_usd, 6),
+        thoughts_tokens=usage.thoughts_tokens,
         # Files the model answered per call made (re-asks and failed calls lower it).
         files_per_call=(round(files_reviewed_by_model / usage.calls, 3) if usage.calls else 0.0),
         duration_s=round(duration_s, 3),

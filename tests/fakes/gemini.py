@@ -4,11 +4,18 @@ Reached by google-genai through GOOGLE_GEMINI_BASE_URL (the `gemini_server` fixt
 a fake GEMINI_API_KEY). It answers schema-conforming JSON derived from the request: it parses
 the numbered file blocks of the prompt, acknowledges each in `reviewed` and reports a finding
 (naming the block's number) on every added line that carries a marker (`FIXME-SECURITY`,
-`eval(`), none otherwise. It counts calls and tokens (prompt, output and
-implicitly cached prefix tokens, like Gemini's implicit caching), and fails on demand.
+`eval(`), none otherwise. It counts calls and tokens (prompt, output, thinking and implicitly
+cached prefix tokens, like Gemini's implicit caching), and fails on demand.
+
+The model lineup is today's (LINEUP, as Google's models page lists it on 2026-12-04):
+`models.list` (paged) and `models.get` serve it; a retired or unknown model is a 404 on every
+method, as on the real API. `retire(model)` takes one away mid-run. Request parameters are
+checked the way the API checks them: `thinkingLevel` only on Gemini 3 models and only a level
+the model offers, `thinkingBudget` refused from Gemini 3.5 on, both at once refused (400).
 
     server.fail("429", times=2, retry_delay="0.05s")
     server.fail("omit_file", path="src/b.py")
+    server.retire("gemini-3.8-flash")
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -28,8 +36,54 @@ from bot.review.prompt import Block, parse_blocks
 from tests.fakes.loopback_http import LoopbackHTTPServer
 
 FAKE_KEY = "fake-gemini-key-for-tests"
-KNOWN_MODELS = ("gemini-2.5-flash-lite", "gemini-2.5-flash", "gemini-2.5-pro")
+_TEXT = ("generateContent", "countTokens", "createCachedContent", "batchGenerateContent")
+_ALL = ("minimal", "low", "medium", "high")
+_LMH = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    name: str
+    methods: tuple[str, ...] = _TEXT
+    levels: tuple[str, ...] = _LMH  # thinking levels taken; () for budget-only (2.5) models
+    budget_ok: bool = False  # thinkingBudget accepted (2.5; 3.0/3.1 for compatibility)
+    default_level: str = "high"
+    cache_min: int = 4096  # implicit caching minimum (Google's caching page)
+
+
+# Google's Gemini API lineup on 2026-12-04 (models page, deprecations page): the text models,
+# the auto-updated aliases, and a few non-text models that a resolver must not pick.
+LINEUP: tuple[FakeModel, ...] = (
+    FakeModel("gemini-3.8-flash"),
+    FakeModel("gemini-3.7-flash"),
+    FakeModel("gemini-3.6-flash", levels=_ALL),
+    FakeModel("gemini-3.5-flash", levels=_ALL, default_level="medium"),
+    FakeModel("gemini-3.5-flash-lite", levels=_ALL, default_level="minimal"),
+    FakeModel("gemini-3.1-flash-lite", levels=_ALL, budget_ok=True, default_level="minimal"),
+    FakeModel("gemini-3.1-pro-preview", budget_ok=True),
+    FakeModel("gemini-3-flash-preview", levels=_ALL, budget_ok=True),
+    FakeModel("gemini-flash-latest"),
+    FakeModel("gemini-flash-lite-latest", levels=_ALL, default_level="minimal"),
+    FakeModel("gemini-pro-latest"),
+    FakeModel("gemini-2.5-flash-lite", levels=(), budget_ok=True, cache_min=2048),
+    FakeModel("gemini-3.8-flash-tts", methods=("generateContent", "countTokens")),
+    FakeModel("gemini-3.1-flash-image", methods=("generateContent", "countTokens")),
+    FakeModel("gemini-embedding-2", methods=("embedContent", "countTokens")),
+    FakeModel("imagen-4.0-generate-001", methods=("predict",)),
+)
+# Shut down: every method answers 404, as the real API does for a retired model.
+RETIRED = (
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-2.0-flash",
+    "gemini-2.0-flash-lite",
+    "gemini-3-pro-preview",
+)
+KNOWN_MODELS = tuple(m.name for m in LINEUP if "generateContent" in m.methods)
 _MODEL_GET_RE = re.compile(r"^/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)$")
+_MODEL_LIST_RE = re.compile(r"^/(v1|v1beta|v1alpha)/models$")
+# Thinking tokens a call spends (thoughtsTokenCount): per call, plus per file block.
+THOUGHTS = {"minimal": (0, 0), "low": (200, 10), "medium": (800, 40), "high": (3200, 160)}
 MARKERS = {"FIXME-SECURITY": ("high", "security"), "eval(": ("high", "security")}
 FAULT_KINDS = (
     "429",
@@ -69,6 +123,7 @@ class Call:
     prompt_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    thoughts_tokens: int = 0
     generation_config: dict[str, Any] = field(default_factory=dict)
     system: str = ""
 
@@ -78,6 +133,7 @@ class Stats:
     calls: list[Call] = field(default_factory=list)
     count_tokens_calls: int = 0
     auth_rejections: int = 0
+    list_calls: int = 0
 
     @property
     def generate_calls(self) -> int:
@@ -98,6 +154,10 @@ class Stats:
     @property
     def cached_tokens(self) -> int:
         return sum(c.cached_tokens for c in self.calls)
+
+    @property
+    def thoughts_tokens(self) -> int:
+        return sum(c.thoughts_tokens for c in self.calls)
 
     def paths_asked(self) -> list[str]:
         return [p for c in self.calls if c.status == 200 for p in c.paths]
@@ -184,13 +244,15 @@ class FakeGemini:
         self,
         *,
         api_key: str = FAKE_KEY,
-        min_cached_tokens: int = 1024,
+        min_cached_tokens: int | None = None,
         chars_per_token: float = 3.6,
+        lineup: tuple[FakeModel, ...] = LINEUP,
     ) -> None:
         self.api_key = api_key
-        # models.get answers 404 for any other name (doctor's "configured models known").
-        self.models: set[str] = set(KNOWN_MODELS)
-        self.min_cached_tokens = min_cached_tokens
+        self.lineup: dict[str, FakeModel] = {m.name: m for m in lineup}
+        # every method answers 404 for a name not in here (retired or never existed)
+        self.models: set[str] = set(self.lineup)
+        self.min_cached_tokens = min_cached_tokens  # None: each model's own minimum
         self.chars_per_token = chars_per_token
         self.stats = Stats()
         self._faults: list[Fault] = []
@@ -218,6 +280,14 @@ class FakeGemini:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
             self._faults.append(Fault(kind, **kwargs))
+
+    def retire(self, model: str) -> None:
+        """Shut a model down: from now on it is not listed and every call to it is a 404."""
+        with self._lock:
+            self.models.discard(model)
+
+    def spec(self, model: str) -> FakeModel:
+        return self.lineup.get(model) or FakeModel(model)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -253,7 +323,37 @@ class FakeGemini:
             seen.append(head)
             del seen[:-32]
         cached = count_tokens(prompt[:best], self.chars_per_token)
-        return cached if cached >= self.min_cached_tokens else 0
+        minimum = self.min_cached_tokens
+        if minimum is None:
+            minimum = self.spec(model).cache_min
+        return cached if cached >= minimum else 0
+
+    def check_parameters(self, model: str, config: dict[str, Any]) -> str | None:
+        """The 400 the real API gives for thinking settings this model does not take."""
+        thinking = _field(config, "thinkingConfig") or {}
+        level, budget = _field(thinking, "thinkingLevel"), _field(thinking, "thinkingBudget")
+        spec = self.spec(model)
+        if level is not None and budget is not None:
+            return "thinking_budget and thinking_level cannot both be set."
+        if level is not None:
+            if not spec.levels:
+                return f"Thinking level is not supported for {model}; use thinking_budget."
+            if str(level).lower() not in spec.levels:
+                return f"Thinking level {level} is not supported for {model}."
+        if budget is not None and not spec.budget_ok:
+            return f"thinking_budget is not supported for {model}; use thinking_level."
+        return None
+
+    def thoughts(self, model: str, config: dict[str, Any], blocks: int) -> int:
+        thinking = _field(config, "thinkingConfig") or {}
+        spec = self.spec(model)
+        if spec.levels:
+            level = str(_field(thinking, "thinkingLevel") or spec.default_level).lower()
+            base, per = THOUGHTS.get(level, THOUGHTS["high"])
+            return base + per * blocks
+        budget = _field(thinking, "thinkingBudget")
+        spent = 600 + 30 * blocks  # dynamic thinking
+        return spent if budget is None or budget < 0 else min(int(budget), spent)
 
     def generate(self, model: str, request: dict[str, Any]) -> tuple[int, Any, Fault | None]:
         system = text_of(request.get("systemInstruction"))
@@ -261,6 +361,15 @@ class FakeGemini:
         prompt = system + user
         blocks = parse_blocks(user)
         paths = [b.path for b in blocks]
+        if model not in self.models:
+            with self._lock:
+                self.stats.calls.append(Call(model, paths, 404, "retired"))
+            return 404, _not_found(model, "generateContent"), None
+        bad = self.check_parameters(model, request.get("generationConfig") or {})
+        if bad is not None:
+            with self._lock:
+                self.stats.calls.append(Call(model, paths, 400, "bad_parameter"))
+            return 400, _status(400, bad, None), None
         fault = self._take_fault(model, prompt)
         call = Call(
             model=model,
@@ -328,12 +437,16 @@ class FakeGemini:
 
         call.prompt_tokens = count_tokens(prompt, self.chars_per_token)
         call.cached_tokens = self._cached_tokens(model, prompt)
-        call.output_tokens = count_tokens(text, self.chars_per_token)
+        candidates = count_tokens(text, self.chars_per_token)
+        call.thoughts_tokens = self.thoughts(model, call.generation_config, len(blocks))
+        call.output_tokens = candidates + call.thoughts_tokens
         usage: dict[str, int] = {
             "promptTokenCount": call.prompt_tokens,
-            "candidatesTokenCount": call.output_tokens,
+            "candidatesTokenCount": candidates,
             "totalTokenCount": call.prompt_tokens + call.output_tokens,
         }
+        if call.thoughts_tokens:
+            usage["thoughtsTokenCount"] = call.thoughts_tokens
         if call.cached_tokens:
             usage["cachedContentTokenCount"] = call.cached_tokens
         answer = {
@@ -349,12 +462,61 @@ class FakeGemini:
         }
         return 200, answer, fault
 
+    def list_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """One page of models.list (pageSize default 50, at most 1000; pageToken an offset)."""
+        try:
+            size = min(max(int((query.get("pageSize") or ["50"])[0]), 1), 1000)
+            start = int((query.get("pageToken") or ["0"])[0] or 0)
+        except ValueError:
+            size, start = 50, 0
+        with self._lock:
+            self.stats.list_calls += 1
+            names = [n for n in self.lineup if n in self.models]
+        page = names[start : start + size]
+        out: dict[str, Any] = {"models": [_model_record(self.spec(n)) for n in page]}
+        if start + size < len(names):
+            out["nextPageToken"] = str(start + size)
+        return out
+
     def count(self, request: dict[str, Any]) -> dict[str, Any]:
         inner = request.get("generateContentRequest") or request
         text = text_of(inner.get("contents")) + text_of(inner.get("systemInstruction"))
         with self._lock:
             self.stats.count_tokens_calls += 1
         return {"totalTokens": count_tokens(text, self.chars_per_token)}
+
+
+def _field(obj: dict[str, Any], camel: str) -> Any:
+    """A request field by its JSON name or its proto name (the API accepts both spellings;
+    google-genai sends `thinking_level` inside `thinkingConfig`)."""
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return obj.get(camel, obj.get(snake)) if isinstance(obj, dict) else None
+
+
+def _not_found(model: str, method: str) -> dict[str, Any]:
+    msg = (
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        f"{method}. Call ListModels to see the list of available models and their supported "
+        "methods."
+    )
+    return _status(404, msg, None, "NOT_FOUND")
+
+
+def _model_record(m: FakeModel) -> dict[str, Any]:
+    return {
+        "name": f"models/{m.name}",
+        "version": "001",
+        "displayName": m.name,
+        "description": f"{m.name} (loopback fake)",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": list(m.methods),
+        "temperature": 1.0,
+        "maxTemperature": 2.0,
+        "topP": 0.95,
+        "topK": 64,
+        "thinking": True,
+    }
 
 
 def _error(kind: str, fault: Fault | None) -> tuple[int, dict[str, Any]]:
@@ -415,37 +577,35 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 # The client gave up (its timeout) before a slow answer came: that is the point.
                 self.close_connection = True
 
+        def _authorised(self) -> bool:
+            if self.headers.get("x-goog-api-key") == fake.api_key:
+                return True
+            with fake._lock:
+                fake.stats.auth_rejections += 1
+            self._send(
+                400,
+                _status(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"),
+            )
+            return False
+
         def do_GET(self) -> None:
-            # models.get, as google-genai's `client.models.get(model=...)` calls it.
-            m = _MODEL_GET_RE.match(self.path.split("?")[0])
+            # models.list (paged) and models.get, as google-genai calls them.
+            path, _, query = self.path.partition("?")
+            if _MODEL_LIST_RE.match(path):
+                if self._authorised():
+                    self._send(200, fake.list_page(parse_qs(query)))
+                return
+            m = _MODEL_GET_RE.match(path)
             if not m:
                 self._send(404, _status(404, f"no such method {self.path}", None, "NOT_FOUND"))
                 return
-            if self.headers.get("x-goog-api-key") != fake.api_key:
-                with fake._lock:
-                    fake.stats.auth_rejections += 1
-                self._send(
-                    400,
-                    _status(
-                        400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
-                    ),
-                )
+            if not self._authorised():
                 return
             model = m.group("model")
             if model not in fake.models:
-                msg = f"models/{model} is not found for API version {m.group(1)}"
-                self._send(404, _status(404, msg, None, "NOT_FOUND"))
+                self._send(404, _not_found(model, "get"))
                 return
-            self._send(
-                200,
-                {
-                    "name": f"models/{model}",
-                    "displayName": model,
-                    "inputTokenLimit": 1048576,
-                    "outputTokenLimit": 65536,
-                    "supportedGenerationMethods": ["generateContent", "countTokens"],
-                },
-            )
+            self._send(200, _model_record(fake.spec(model)))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -454,22 +614,16 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             if not m:
                 self._send(404, _status(404, f"no such method {self.path}", None, "NOT_FOUND"))
                 return
-            if self.headers.get("x-goog-api-key") != fake.api_key:
-                with fake._lock:
-                    fake.stats.auth_rejections += 1
-                self._send(
-                    400,
-                    _status(
-                        400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
-                    ),
-                )
+            if not self._authorised():
                 return
             try:
                 request = json.loads(raw or b"{}")
             except ValueError:
                 self._send(400, _status(400, "Invalid JSON payload received.", None))
                 return
-            if m.group("method") == "countTokens":
+            if m.group("model") not in fake.models:
+                self._send(404, _not_found(m.group("model"), m.group("method")))
+            elif m.group("method") == "countTokens":
                 self._send(200, fake.count(request))
             elif m.group("method") == "generateContent":
                 status, body, _ = fake.generate(m.group("model"), request)

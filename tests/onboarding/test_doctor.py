@@ -201,6 +201,7 @@ def test_unknown_model(capsys: pytest.CaptureFixture[str], setup: Setup) -> None
     check = _check(report, "gemini.models")
     assert check["status"] == "fail"
     assert "review.models.deep = gemini-0.1-imaginary" in check["detail"]
+    assert "family" in check["fix"]
     assert _check(report, "gemini.api")["status"] == "pass"
 
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from bot.config.review import ReviewConfig
 from bot.config.routing import PriceConfig
 from bot.review.batch import (
-    input_price_gap,
     item_budget,
     make_items,
+    move_cost,
     pack,
     plan,
     prefix_tokens,
@@ -107,12 +107,21 @@ def test_pack_respects_max_items_and_keeps_models_apart() -> None:
     assert {b.model for b in batches} == {"flash", "pro"}
 
 
+PRICES = {
+    "flash-lite": PriceConfig(input=0.30, output=2.50, cached_input=0.03),
+    "flash": PriceConfig(input=0.75, output=3.75, cached_input=0.075),
+    "pro": PriceConfig(input=2.00, output=12.0, cached_input=0.20),
+}
+
+
 def test_a_small_lower_tier_call_rides_along_one_tier_up() -> None:
     lite = [item(f"docs/{i}.md", 100, "lite", "flash-lite") for i in range(4)]
     std = [item(f"src/{i}.py", 500, "standard", "flash") for i in range(10)]
     deep = [item("src/auth.py", 500, "deep", "pro")]
-    merged = pack([*lite, *std, *deep], 60_000, overhead_tokens=800)
-    # lite rode along with standard; standard, having received files, stays where it is
+    extra = move_cost(PRICES, 800, lambda model: 522)
+    merged = pack([*lite, *std, *deep], 60_000, overhead_tokens=800, extra_cost=extra)
+    # lite rode along with standard (the saved call pays for it); 5,000 flash tokens would
+    # cost more at the pro price than the call they save: standard stays where it is
     assert [(b.tier, b.model, len(b.items)) for b in merged] == [
         ("standard", "flash", 14),
         ("deep", "pro", 1),
@@ -120,43 +129,51 @@ def test_a_small_lower_tier_call_rides_along_one_tier_up() -> None:
     # the moved items are labelled with the model that will review them; keys are unchanged
     assert {it.model for it in merged[0].items} == {"flash"}
     assert {it.cache_key for it in merged[0].items} == {it.cache_key for it in [*lite, *std]}
-    separate = pack([*lite, *std, *deep], 60_000, overhead_tokens=800, merge_tiers=False)
+    separate = pack(
+        [*lite, *std, *deep], 60_000, overhead_tokens=800, merge_tiers=False, extra_cost=extra
+    )
     assert len(separate) == 3
     # a lower-tier call above merge_max_tokens stays on its own, cheaper model
-    bounded = pack([*lite, *std, *deep], 60_000, overhead_tokens=800, merge_max_tokens=300)
+    bounded = pack(
+        [*lite, *std, *deep], 60_000, overhead_tokens=800, merge_max_tokens=300, extra_cost=extra
+    )
     assert [b.tier for b in bounded] == ["lite", "standard", "deep"]
 
 
-def test_lite_never_jumps_to_deep_but_standard_may_move_up() -> None:
-    lite = [item(f"docs/{i}.md", 100, "lite", "flash-lite") for i in range(4)]
-    deep = [item("src/auth.py", 500, "deep", "pro")]
-    assert [b.tier for b in pack([*lite, *deep], 60_000)] == ["lite", "deep"]
-    std = [item(f"src/{i}.py", 100, "standard", "flash") for i in range(3)]
-    assert [(b.tier, len(b.items)) for b in pack([*std, *deep], 60_000)] == [("deep", 4)]
-
-
-def test_a_cheap_move_may_jump_tiers_and_chain_into_one_call() -> None:
-    """The price rule: a small push across three tiers becomes one call on the deep model when
-    moving its lower tiers there costs little; a big lower tier stays on its cheaper model."""
-    prices = {
-        "flash-lite": PriceConfig(input=0.10, output=0.40, cached_input=0.01),
-        "flash": PriceConfig(input=0.30, output=2.50, cached_input=0.03),
-        "pro": PriceConfig(input=1.25, output=10.0, cached_input=0.125),
-    }
-    extra = input_price_gap(prices)
-    lite = [item("tests/test_a.py", 400, "lite", "flash-lite")]
+def test_a_move_is_made_only_when_the_saved_call_pays_for_it() -> None:
+    """The merge rule: a lower tier's call rides in a dearer model's call only when the call
+    saved (instructions, per-call answer and thinking at the cheaper model) pays for its files'
+    tokens at the dearer price; a batch is never promoted to a dearer tier for nothing."""
+    extra = move_cost(PRICES, 400, lambda model: 522)
+    small = [item("tests/test_a.py", 300, "lite", "flash-lite")]
     std = [item("src/util.py", 900, "standard", "flash")]
-    deep = [item("src/auth.py", 1500, "deep", "pro")]
-    one = pack([*lite, *std, *deep], 60_000, merge_max_usd=0.005, extra_cost=extra)
-    assert [(b.model, len(b.items)) for b in one] == [("pro", 3)]
-    # $0.005 buys ~5,000 flash tokens moved to pro: a 12,000-token standard call stays
-    big = [item(f"src/m{i}.py", 3000, "standard", "flash") for i in range(4)]
-    kept = pack([*lite, *big, *deep], 60_000, merge_max_usd=0.005, extra_cost=extra)
-    assert sorted((b.model, len(b.items)) for b in kept) == [("flash", 5), ("pro", 1)]
-    # without the price rule (max_usd 0) lite still never reaches deep
-    assert len(pack([*lite, *deep], 60_000, merge_max_usd=0, extra_cost=extra)) == 2
-    # the cost of a move is the input tokens at the price difference
-    assert extra(std, "pro") == pytest.approx(900 * (1.25 - 0.30) / 1e6)
+    one = pack([*small, *std], 60_000, extra_cost=extra)
+    assert [(b.model, len(b.items)) for b in one] == [("flash", 2)]
+    assert extra(small, "flash-lite", "flash") < 0  # cheaper merged than apart
+    # a big lite call would cost more at the flash price: it stays on its own, cheaper model
+    big = [item(f"docs/{i}.md", 3000, "lite", "flash-lite") for i in range(3)]
+    kept = pack([*big, *std], 60_000, extra_cost=extra)
+    assert sorted((b.model, len(b.items)) for b in kept) == [("flash", 1), ("flash-lite", 3)]
+    assert extra(big, "flash-lite", "flash") > 0
+    # a tolerance lets a slightly dearer move happen (review.merge_max_usd)
+    loose = pack([*big, *std], 60_000, extra_cost=extra, merge_max_usd=0.01)
+    assert [(b.model, len(b.items)) for b in loose] == [("flash", 4)]
+    # the cost of a move: the tokens at the price difference, less the call saved
+    saved = (400 * 0.30 + 522 * 2.50) / 1e6
+    assert extra(std, "flash", "pro") == pytest.approx(
+        (900 * (2.00 - 0.75) + 40 * (12.0 - 3.75)) / 1e6 - (400 * 0.75 + 522 * 3.75) / 1e6
+    )
+    assert extra(small, "flash-lite", "flash") == pytest.approx(
+        (300 * 0.45 + 40 * 1.25) / 1e6 - saved
+    )
+
+
+def test_no_price_no_move() -> None:
+    extra = move_cost({}, 400, lambda model: 522)
+    lite = [item("tests/test_a.py", 300, "lite", "no-such-model")]
+    std = [item("src/util.py", 900, "standard", "also-unknown")]
+    assert len(pack([*lite, *std], 60_000, extra_cost=extra)) == 2
+    assert len(pack([*lite, *std], 60_000)) == 2  # no prices at all: nothing moves
 
 
 def test_risky_files_are_never_moved_down() -> None:

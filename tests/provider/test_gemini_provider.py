@@ -14,13 +14,19 @@ from bot.errors import ProviderError
 from bot.review.batch import make_items, plan
 from bot.review.providers import GeminiProvider, select_provider
 from bot.review.providers.gemini import parse_answer
-from bot.review.route import route
-from bot.review.types import Batch, BatchOutcome, FileChange, ReviewItem
-from tests.fakes.gemini import FakeGemini
+from bot.review.cost import today_utc
+from bot.review.providers.resolve import plan as resolve_plan
+from bot.review.route import route, tiers_of
+from bot.review.types import Batch, BatchOutcome, FileChange, ModelPlan, ReviewItem
+from tests.fakes.gemini import KNOWN_MODELS, FakeGemini
 from tests.provider.helpers import added_file, edited_file
 
 
-def fast_config(**gemini: Any) -> ReviewConfig:
+ONE_MODEL = {"lite": "flash", "standard": "flash", "deep": "flash"}
+
+
+def fast_config(models: dict[str, str] | None = None, **gemini: Any) -> ReviewConfig:
+    """Quick retries; one family for every tier (one call for `changes()`) unless given."""
     settings = {
         "timeout_s": 2,
         "attempts": 3,
@@ -30,7 +36,7 @@ def fast_config(**gemini: Any) -> ReviewConfig:
         "max_retry_delay_s": 2,
         **gemini,
     }
-    return ReviewConfig.model_validate({"gemini": settings})
+    return ReviewConfig.model_validate({"gemini": settings, "models": models or ONE_MODEL})
 
 
 def changes(n: int = 6) -> list[FileChange]:
@@ -42,10 +48,15 @@ def changes(n: int = 6) -> list[FileChange]:
     return out
 
 
+def live_plan(cfg: ReviewConfig) -> ModelPlan:
+    """The tiers resolved against the fake's lineup, as a run's first step does."""
+    return resolve_plan(tiers_of(cfg), cfg.fallback, KNOWN_MODELS, today=today_utc())
+
+
 def batches_for(cfg: ReviewConfig, chs: list[FileChange] | None = None) -> list[Batch]:
     items = []
     for ch in chs or changes():
-        tier, model = route(ch, None, cfg)
+        tier, model = route(ch, None, cfg, live_plan(cfg))
         items += make_items(ch, tier, model, f"key:{ch.path}", cfg)
     return plan(items, cfg)
 
@@ -100,12 +111,21 @@ def test_a_review_maps_findings_and_accounts_usage(gemini_server: FakeGemini) ->
     assert 1.0 < p.calibration.value.factor < 1.3
 
 
-def test_the_request_asks_for_structured_deterministic_output(gemini_server: FakeGemini) -> None:
+def test_the_request_asks_for_structured_output_with_gemini_3_parameters(
+    gemini_server: FakeGemini,
+) -> None:
+    # a thinking budget is configured too: a Gemini 3.5+ model must never get it (the API
+    # refuses it there, and refuses a budget next to a level everywhere)
     cfg = fast_config(thinking_budget=0)
-    provider(gemini_server, cfg).review(batches_for(cfg))
+    outcomes = provider(gemini_server, cfg).review(batches_for(cfg))
+    assert failed(outcomes) == {}
     call = gemini_server.stats.calls[0]
+    assert call.model == "gemini-3.8-flash" and call.status == 200
     gen = call.generation_config
-    assert gen["temperature"] == 0
+    # Google advises leaving temperature at its default on Gemini 3: none is sent
+    assert "temperature" not in gen
+    # google-genai sends the proto field-name form; the API accepts both spellings
+    assert gen["thinkingConfig"] in ({"thinkingLevel": "LOW"}, {"thinking_level": "LOW"})
     assert gen["responseMimeType"] == "application/json"
     schema = gen["responseSchema"]
     # the compact answer: block numbers, no per-file entries; the SDK sends the field order
@@ -122,9 +142,20 @@ def test_the_request_asks_for_structured_deterministic_output(gemini_server: Fak
         "high",
         "critical",
     }
-    # google-genai 3.6 sends this one in proto field-name form; the API accepts both spellings
-    assert gen["thinkingConfig"] in ({"thinkingBudget": 0}, {"thinking_budget": 0})
     assert call.system.startswith("You are a strict code reviewer")
+
+
+def test_a_2_5_model_gets_its_budget_and_temperature_0(gemini_server: FakeGemini) -> None:
+    lite = {"lite": "gemini-2.5-flash-lite"} | {"standard": "flash-lite", "deep": "flash-lite"}
+    cfg = fast_config(models=lite, thinking_budget=0)
+    chs = [added_file("docs/a.md", ["one line"])]
+    outcomes = provider(gemini_server, cfg).review(batches_for(cfg, chs))
+    assert failed(outcomes) == {}
+    (call,) = gemini_server.stats.calls
+    assert call.model == "gemini-2.5-flash-lite"
+    gen = call.generation_config
+    assert gen["temperature"] == 0
+    assert gen["thinkingConfig"] in ({"thinkingBudget": 0}, {"thinking_budget": 0})
 
 
 def test_implicit_prefix_caching_is_accounted(gemini_server: FakeGemini) -> None:
@@ -268,15 +299,19 @@ def test_a_finding_outside_the_diff_is_kept_but_not_annotatable(
 def test_an_unknown_model_fails_its_files_without_taking_the_provider_down(
     gemini_server: FakeGemini,
 ) -> None:
-    gemini_server.fail("404", times=-1, model="gemini-2.5-pro")
-    cfg = fast_config().model_copy(update={"merge_tiers": False})
+    gemini_server.fail("404", times=-1, model="gemini-3.1-pro-preview")
+    gemini_server.fail("404", times=-1, model="gemini-pro-latest")
+    cfg = fast_config(models={"lite": "flash", "standard": "flash", "deep": "pro"})
+    cfg = cfg.model_copy(update={"merge_tiers": False})
     chs = [*changes(), added_file("src/auth/login.py", ["ok = 1"])]
     batches = batches_for(cfg, chs)
-    p = provider(gemini_server, cfg)
+    p = provider(gemini_server, cfg)  # no plan: nothing to fall back to
     outcomes = p.review(batches)
     deep = {"key:src/auth/login.py", "key:src/mod1.py"}  # mod1 adds an eval(): deep too
     assert set(failed(outcomes)) == deep
     assert "404" in failed(outcomes)["key:src/auth/login.py"]
+    (moved,) = [f for o in outcomes for f in o.fallbacks]
+    assert (moved.from_model, moved.to_model) == ("gemini-3.1-pro-preview", None)
     assert p.down_reason is None
     assert answered(outcomes) == all_keys(batches) - deep
 
@@ -313,7 +348,7 @@ def test_calls_run_concurrently_within_the_bound(gemini_server: FakeGemini) -> N
 
 def test_count_tokens_speaks_the_wire(gemini_server: FakeGemini) -> None:
     p = provider(gemini_server, fast_config())
-    assert p.count_tokens("gemini-2.5-flash", "x" * 360) == 100
+    assert p.count_tokens("gemini-3.8-flash", "x" * 360) == 100
     assert gemini_server.stats.count_tokens_calls == 1
 
 
@@ -460,6 +495,11 @@ def test_a_clean_file_costs_about_a_token_of_output(gemini_server: FakeGemini) -
     outcomes = provider(gemini_server, cfg).review(batches_for(cfg, chs))
     assert failed(outcomes) == {} and len(answered(outcomes)) == 40
     assert gemini_server.stats.generate_calls == 1
-    out = gemini_server.stats.output_tokens
-    # the old schema echoed path, part and an empty list: ~14 tokens per clean file
+    # the answer itself (thinking apart): the old schema echoed path, part and an empty list,
+    # ~14 tokens per clean file
+    out = gemini_server.stats.output_tokens - gemini_server.stats.thoughts_tokens
     assert out <= 10 + 1.5 * 40, out
+    # thinking is reported apart and billed as output, at the configured low level
+    outcome_usage = [u for o in outcomes for u in o.usage_by_model.values()]
+    assert sum(u.thoughts_tokens for u in outcome_usage) == gemini_server.stats.thoughts_tokens > 0
+    assert sum(u.output_tokens for u in outcome_usage) == gemini_server.stats.output_tokens

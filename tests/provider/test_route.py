@@ -18,7 +18,7 @@ CODE = [f"value_{i} = compute({i})" for i in range(40)]
 def test_plain_code_change_is_standard() -> None:
     assert route(added_file("src/report.py", CODE), None, ReviewConfig()) == (
         "standard",
-        "gemini-2.5-flash",
+        "flash",
     )
 
 
@@ -45,7 +45,7 @@ def test_risky_paths_go_deep_however_small(path: str) -> None:
 def test_risky_content_goes_deep(line: str) -> None:
     change = edited_file("src/report.py", ["pass"], ["def f():", f"    {line}"])
     tier, model = route(change, None, ReviewConfig())
-    assert (tier, model) == ("deep", "gemini-2.5-pro")
+    assert (tier, model) == ("deep", "pro")
     assert risk_reason(change, None, ReviewConfig()) is not None
 
 
@@ -58,7 +58,7 @@ def test_tiny_low_risk_changes_go_lite() -> None:
     cfg = ReviewConfig()
     assert route(edited_file("src/report.py", ["x = 1"], ["x = 2"]), None, cfg)[0] == "lite"
     docs = added_file("docs/guide.md", [f"Paragraph {i} about the tool." for i in range(300)])
-    assert route(docs, None, cfg) == ("lite", "gemini-2.5-flash-lite")
+    assert route(docs, None, cfg) == ("lite", "flash-lite")
     tests = added_file("tests/test_report.py", [f"assert f({i}) == {i}" for i in range(80)])
     assert route(tests, None, cfg)[0] == "lite"
 

@@ -1,8 +1,11 @@
-"""Doctor checks for Gemini: a key is present, the API answers, every configured model exists.
+"""Doctor checks for Gemini: a key is present, the API answers, every tier has a live model.
 
-The probe is `countTokens` (free of charge) through the same client the review uses
-(`GeminiProvider`), with one attempt and the doctor's short timeout instead of the review's
-patient retries; then `models.get` for each configured model name (404: unknown).
+The probes are `models.list` and `countTokens` (both free of charge) through the same client
+the review uses (`GeminiProvider`), with one attempt and the doctor's short timeout instead of
+the review's patient retries. Each tier of `review.models` is then resolved against the list
+as a review would (bot/review/providers/resolve.py): a tier with no live model fails, a
+configured id that is not listed or has an announced shutdown date is reported with the fix
+(name the family instead, e.g. `standard: flash`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 
 import httpx2
 from google.genai import errors as genai_errors
@@ -19,7 +21,11 @@ from google.genai import errors as genai_errors
 from bot.config import GatebotConfig
 from bot.onboarding.doctor.context import DoctorContext
 from bot.onboarding.doctor.model import CheckResult, failed, passed, skipped, warned
+from bot.review.cost import today_utc
 from bot.review.providers import GeminiProvider
+from bot.review.providers.resolve import deprecation_note
+from bot.review.providers.resolve import plan as resolve_plan
+from bot.review.route import tiers_of
 
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 _AUTH_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
@@ -98,6 +104,34 @@ def _timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
     return None, (time.monotonic() - start) * 1000
 
 
+def _models_result(config: GatebotConfig, listed: list[str], ms: float) -> CheckResult:
+    review = config.review
+    today = today_utc()
+    tiers = tiers_of(review)
+    plan = resolve_plan(tiers, list(review.fallback), listed, today=today)
+    missing = [f"review.models.{t} = {spec}" for t, spec in tiers.items() if not plan.primary(t)]
+    notes = list(plan.notes)
+    for t, spec in tiers.items():
+        note = deprecation_note(spec, today)
+        if note is not None and plan.primary(t) == spec:
+            notes.append(f"review.models.{t}: {note}")
+    used = ", ".join(f"{t} → {plan.primary(t)}" for t in tiers if plan.primary(t))
+    fix = "name a family instead of an id (lite: flash-lite, standard: flash, deep: pro)"
+    if missing:
+        return failed(
+            "gemini.models",
+            "Gemini models",
+            f"no live model for {', '.join(missing)}" + (f" ({'; '.join(notes)})" if notes else ""),
+            fix,
+            ms,
+        )
+    if notes:
+        return warned(
+            "gemini.models", "Gemini models", f"{'; '.join(notes)}; using {used}", fix, ms
+        )
+    return passed("gemini.models", "Gemini models", f"live: {used}", ms)
+
+
 def check_gemini(ctx: DoctorContext, config: GatebotConfig) -> list[CheckResult]:
     found = _api_key(ctx)
     if found is None:
@@ -115,42 +149,18 @@ def check_gemini(ctx: DoctorContext, config: GatebotConfig) -> list[CheckResult]
     name, key = found
     results = [passed("gemini.key", "Gemini API key", f"{name} is set (value not shown)")]
     provider = _provider(ctx, config, key)
-    models = config.review.models
-    exc, ms = _timed(lambda: provider.count_tokens(models.lite, _PROBE_TEXT))
-    if isinstance(exc, genai_errors.APIError) and exc.code == 404:
-        # The API answered; only the model name is wrong, which the models check reports.
-        exc = None
-    api = replace(_api_result(ctx, exc, ms), duration_ms=ms)
+    listed: list[str] = []
+    exc, list_ms = _timed(lambda: listed.extend(provider.list_models()))
+    if exc is None:
+        probe = resolve_plan(tiers_of(config.review), [], listed, today=today_utc())
+        model = probe.primary("standard") or next(iter(listed), None)
+        if model is not None:
+            exc, ms = _timed(lambda: provider.count_tokens(model, _PROBE_TEXT))
+            list_ms += ms
+    api = replace(_api_result(ctx, exc, list_ms), duration_ms=list_ms)
     results.append(api)
     if api.status != "pass":
         results.append(skipped("gemini.models", "Gemini models", "the API did not answer"))
         return results
-    models_start = time.monotonic()
-    unknown: list[str] = []
-    answers: dict[str, BaseException | None] = {}
-    for tier in ("lite", "standard", "deep"):
-        model = getattr(models, tier)
-        if model not in answers:
-            answers[model], took = _timed(partial(provider.get_model, model))
-            err = answers[model]
-            if err is not None and not (isinstance(err, genai_errors.APIError) and err.code == 404):
-                probe = _api_result(ctx, err, took)
-                results.append(replace(probe, id="gemini.models", title="Gemini models"))
-                return results
-        if answers[model] is not None:
-            unknown.append(f"review.models.{tier} = {model}")
-    models_ms = (time.monotonic() - models_start) * 1000
-    if unknown:
-        results.append(
-            failed(
-                "gemini.models",
-                "Gemini models",
-                f"unknown to the API: {', '.join(unknown)}",
-                "set these keys to model names the API lists (e.g. gemini-2.5-flash)",
-                models_ms,
-            )
-        )
-    else:
-        names = ", ".join(sorted(answers))
-        results.append(passed("gemini.models", "Gemini models", f"known: {names}", models_ms))
+    results.append(_models_result(config, listed, list_ms))
     return results

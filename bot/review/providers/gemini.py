@@ -9,6 +9,10 @@ Retries are layered on what the SDK does:
 - an answer that is unparseable, or leaves a file's block number out of `reviewed`, or has a
   malformed finding for a file: that file is asked again on its own (a whole unparseable
   answer is first halved).
+A model the API says is gone (404, or a 400 naming the model as not found / not supported)
+is not an outage: its files move to the next model of the run's ModelPlan (same tier, then
+the next tier; bot/review/providers/resolve.py), recorded in `BatchOutcome.fallbacks`.
+Every call first takes a slot from the run's CallBudget (bot/review/budget.py).
 When the provider stays down, what is left comes back in `BatchOutcome.failed`; only a rejected
 API key raises (ProviderError). The key is never logged.
 """
@@ -24,20 +28,44 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 
 import tenacity
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as gtypes
-from pydantic import ValidationError
 
 from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
+from bot.review.budget import CallBudget
+from bot.review.cost import LONG_CONTEXT_TOKENS, cost_usd, price_for, today_utc
 from bot.review.models import Finding
-from bot.review.prompt import Answer, AnswerFinding, batch_text, system_instruction
-from bot.review.tokens import CalibrationTracker, estimate_tokens
-from bot.review.types import Batch, BatchOutcome, ReviewItem, Usage
+from bot.review.prompt import batch_text, system_instruction
+from bot.review.providers.answer import CallResult, parse_answer
+from bot.review.providers.params import generation_config
+from bot.review.providers.resolve import (
+    ModelsListFile,
+    endpoint_id,
+    generate_models,
+    plan,
+)
+from bot.review.tokens import (
+    CalibrationTracker,
+    estimate_output_tokens,
+    estimate_tokens,
+    estimated_thoughts,
+)
+from bot.review.types import (
+    Batch,
+    BatchOutcome,
+    ModelFallback,
+    ModelPlan,
+    ReviewItem,
+    Usage,
+)
+
+__all__ = ["GeminiProvider", "gemini_from_env", "parse_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +93,33 @@ class _Unavailable(Exception):
 
 
 class _Rejected(Exception):
-    """The provider refused this request (bad model name, request too large): not an outage."""
+    """The provider refused this request (request too large, bad argument): not an outage."""
 
 
-@dataclass
-class _CallResult:
-    usage: Usage
-    ok: dict[str, list[Finding]] = field(default_factory=dict)
-    bad: dict[str, str] = field(default_factory=dict)
-    unparseable: bool = False
+class _ModelGone(Exception):
+    """The API does not serve this model (retired, unknown, not for generateContent)."""
+
+
+class _OverBudget(Exception):
+    """The run's call or dollar cap refused this call (bot/review/budget.py)."""
+
+
+_GONE_RE = re.compile(
+    r"(?i)\b(not found|not supported for generatecontent|no longer (available|supported)"
+    r"|has been (retired|shut down|discontinued)|is not available)\b"
+)
+
+
+def _is_model_gone(exc: genai_errors.APIError) -> bool:
+    if exc.code == 404:
+        return True
+    text = f"{exc.status or ''} {exc.message or ''}"
+    return (
+        exc.code in (400, 403)
+        and "api key" not in text.lower()
+        and "model" in text.lower()
+        and bool(_GONE_RE.search(text))
+    )
 
 
 def _retry_delay(exc: BaseException) -> float | None:
@@ -94,97 +140,8 @@ def _retry_delay(exc: BaseException) -> float | None:
 
 def _is_auth_error(exc: genai_errors.APIError) -> bool:
     if exc.code in (401, 403):
-        return True
+        return not _is_model_gone(exc)
     return exc.code == 400 and any(r in json.dumps(exc.details) for r in _AUTH_REASONS)
-
-
-def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
-    line = raw.line if raw.line is not None and raw.line >= 1 else None
-    end = raw.end_line if line is not None and raw.end_line and raw.end_line >= line else None
-    last = end or line or 0
-    category = re.sub(r"\s+", "-", raw.category.strip().lower())[:40] or "general"
-    return Finding(
-        path=item.path,
-        line=line,
-        end_line=end,
-        severity=raw.severity,
-        category=category,
-        message=raw.message.strip()[:_MAX_MESSAGE] or "(no message)",
-        source="model",
-        # Only a finding on a changed line can be a line annotation; others go to the summary.
-        # (checked against the changed lines, not by walking a span a model could make huge)
-        in_diff=line is not None and any(line <= n <= last for n in item.changed_lines),
-    )
-
-
-def _block_number(value: object, count: int) -> int | None:
-    """A block number of this batch (1..count), or None. JSON `true` is not the number 1."""
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= count:
-        return value
-    return None
-
-
-def _shown(value: object) -> str:
-    """What a log line may show of a model's block number: a number, else only its type."""
-    return str(value) if isinstance(value, int | float) else type(value).__name__
-
-
-def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> _CallResult:
-    """Map an answer back to the items asked (block n is items[n - 1], as batch_text numbers
-    them). A block is answered when `reviewed` names it or a finding does; a finding naming no
-    block of the batch is ignored; a block with a malformed finding is bad (asked again)."""
-    result = _CallResult(usage=Usage())
-    try:
-        data = json.loads(text or "")
-        reviewed, raw_findings = data["reviewed"], data["findings"]
-        if not isinstance(reviewed, list) or not isinstance(raw_findings, list):
-            raise TypeError("reviewed and findings must be lists")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        # RecursionError: JSON nested deeper than the interpreter's recursion limit.
-        result.unparseable = True
-        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        reason = "empty answer" if not (text or "").strip() else f"unparseable answer ({why})"
-        result.bad = {it.cache_key: reason for it in items}
-        return result
-
-    count = len(items)
-    answered: set[int] = set()
-    for value in reviewed:
-        number = _block_number(value, count)
-        if number is None:
-            log.info("ignoring reviewed %s: no such block among %d", _shown(value), count)
-            continue
-        answered.add(number)
-
-    found: dict[int, list[Finding]] = {}
-    errors: dict[int, int] = {}
-    for entry in raw_findings:
-        named = entry.get("file") if isinstance(entry, dict) else None
-        number = _block_number(named, count)
-        if number is None or not isinstance(entry, dict):
-            # Like a finding about a file that was not asked: never attached to any file.
-            # (only the number is logged: the rest is model text)
-            log.info("ignoring a finding on file %s: no such block among %d", _shown(named), count)
-            continue
-        # The answer model checks the shape; only the severity's spelling is forgiven first.
-        if isinstance(entry.get("severity"), str):
-            entry["severity"] = entry["severity"].strip().lower()
-        try:
-            raw = AnswerFinding.model_validate(entry)
-        except ValidationError as exc:
-            errors[number] = errors.get(number, 0) + exc.error_count()
-            continue
-        answered.add(number)  # a finding on a block says it was reviewed
-        found.setdefault(number, []).append(_clean_finding(items[number - 1], raw))
-
-    for number, item in enumerate(items, start=1):
-        if number in errors:
-            result.bad[item.cache_key] = f"malformed answer for the file ({errors[number]} errors)"
-        elif number in answered:
-            result.ok[item.cache_key] = found.get(number, [])
-        else:
-            result.bad[item.cache_key] = "missing from the answer"
-    return result
 
 
 class GeminiProvider:
@@ -198,6 +155,8 @@ class GeminiProvider:
         base_url: str | None = None,
         calibration: CalibrationTracker | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: CallBudget | None = None,
+        today: date | None = None,
     ) -> None:
         # No I/O here: the client (and its connection pool) is made on first use.
         self._api_key = api_key
@@ -206,11 +165,16 @@ class GeminiProvider:
         self._base_url = base_url
         self._sleep = sleep
         self.calibration = calibration or CalibrationTracker()
+        self.budget = budget or CallBudget(config.max_calls, config.max_usd)
+        self.today = today or today_utc()
         self._client: genai.Client | None = None
         self._client_lock = threading.Lock()
         self._down: str | None = None
         self._down_lock = threading.Lock()
         self._system = system_instruction(config)
+        self.plan: ModelPlan | None = None
+        self._gone: set[str] = set()
+        self._list_file: ModelsListFile | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiProvider(base_url={self._base_url!r})"
@@ -250,6 +214,17 @@ class GeminiProvider:
         with self._down_lock:
             return self._down
 
+    def _mark_gone(self, model: str) -> bool:
+        """Remember `model` as gone (here and in the list file); False if it already was."""
+        with self._down_lock:
+            if model in self._gone:
+                return False
+            self._gone.add(model)
+        log.warning("model %s is unavailable; its files move to the fallback", model)
+        if self._list_file is not None:
+            self._list_file.mark_gone(model)
+        return True
+
     def _wait_429(self, state: tenacity.RetryCallState) -> float:
         s = self._settings
         exc = state.outcome.exception() if state.outcome else None
@@ -268,19 +243,52 @@ class GeminiProvider:
         # A quota that resets in an hour is not worth waiting for inside a CI job.
         return delay is None or delay <= self._settings.max_retry_delay_s
 
+    # -- models ---------------------------------------------------------------------------
+
+    def list_models(self) -> list[str]:
+        """Ids of the models the API lists for `generateContent` (models.list, all pages)."""
+        pager = self._get_client().models.list(config={"page_size": 1000})
+        return generate_models(pager)
+
+    def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:
+        """Resolve the tiers once per run: a fresh cached list, else the API's, else (the API
+        did not answer) a stale cached list or the built-in lineup. Never raises for the list."""
+        lf = ModelsListFile(cache_dir, endpoint_id(self._base_url), self._config.models_list_ttl_s)
+        self._list_file = lf
+        cached = lf.fresh()
+        listed: list[str] | None
+        if cached is not None:
+            listed, gone, age = cached
+            source = f"the API's models list (cached {age / 60:.0f} min ago)"
+        else:
+            gone = lf.gone()
+            try:
+                listed = self.list_models()
+                source = "the API's models list"
+                lf.save(listed, gone & set(listed))
+                gone &= set(listed)
+            except genai_errors.APIError as exc:
+                if _is_auth_error(exc):
+                    self._mark_down(f"API key rejected (HTTP {exc.code})")
+                    raise ProviderError(
+                        f"Gemini rejected the API key (HTTP {exc.code})",
+                        hint="check GEMINI_API_KEY / GOOGLE_API_KEY",
+                    ) from None
+                listed, source = None, f"models.list answered HTTP {exc.code}"
+            except _TRANSPORT_ERRORS as exc:
+                listed, source = None, f"models.list failed ({type(exc).__name__})"
+        with self._down_lock:
+            self._gone |= gone
+        self.plan = plan(
+            tiers, fallback, listed, today=self.today, gone=set(self._gone), source=source
+        )
+        return self.plan
+
+    # -- calls ----------------------------------------------------------------------------
+
     def _generate(self, model: str, text: str) -> gtypes.GenerateContentResponse:
         s = self._settings
-        config = gtypes.GenerateContentConfig(
-            system_instruction=self._system,
-            temperature=0.0,
-            response_mime_type="application/json",
-            response_schema=Answer,
-            thinking_config=(
-                gtypes.ThinkingConfig(thinking_budget=s.thinking_budget)
-                if s.thinking_budget is not None
-                else None
-            ),
-        )
+        config = generation_config(model, s, self._system)
         client = self._get_client()
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(s.attempts),
@@ -294,6 +302,8 @@ class GeminiProvider:
                 client.models.generate_content, model=model, contents=text, config=config
             )
         except genai_errors.APIError as exc:
+            if _is_model_gone(exc):
+                raise _ModelGone(f"HTTP {exc.code} {exc.status or ''}".strip()) from None
             if _is_auth_error(exc):
                 # Every other call would be refused too: stop the in-flight batches' next calls.
                 self._mark_down(f"API key rejected (HTTP {exc.code})")
@@ -314,49 +324,102 @@ class GeminiProvider:
             kind = "timed out" if "timeout" in type(exc).__name__.lower() else "connection failed"
             raise _Unavailable(f"{kind} after retries ({type(exc).__name__})") from None
 
-    def _call(self, model: str, items: Sequence[ReviewItem]) -> _CallResult:
+    def _usage(self, meta: gtypes.GenerateContentResponseUsageMetadata | None) -> Usage:
+        if meta is None:
+            return Usage(calls=1)
+        prompt = meta.prompt_token_count or 0
+        thoughts = meta.thoughts_token_count or 0
+        output = (meta.candidates_token_count or 0) + thoughts
+        cached = meta.cached_content_token_count or 0
+        long = prompt > LONG_CONTEXT_TOKENS  # Gemini's long-context price tier
+        return Usage(
+            calls=1,
+            input_tokens=prompt,
+            output_tokens=output,
+            cached_tokens=cached,
+            thoughts_tokens=thoughts,
+            input_tokens_long=prompt if long else 0,
+            output_tokens_long=output if long else 0,
+            cached_tokens_long=cached if long else 0,
+        )
+
+    def estimate_usd(self, model: str, text: str, files: int) -> float | None:
+        """What one call is expected to cost (for the dollar cap), or None when unpriced."""
+        p = price_for(model, self._config.prices, self.today)
+        if p is None:
+            return None
+        est_in = self.calibration.value.estimate(self._system + text)
+        est_out = estimate_output_tokens(files) + estimated_thoughts(model, self._settings)
+        return (est_in * p.input + est_out * p.output) / 1e6
+
+    def _call(self, model: str, items: Sequence[ReviewItem]) -> CallResult:
         text = batch_text(items)
+        est = self.estimate_usd(model, text, len(items))
+        refused = self.budget.take(est)
+        if refused is not None:
+            raise _OverBudget(refused)
         try:
             response = self._generate(model, text)
+        except (_ModelGone, _Rejected, _Unavailable, ProviderError):
+            self.budget.release(est)  # an error answer is not billed
+            raise
         except (ValueError, json.JSONDecodeError) as exc:
             # A 200 whose body is not a GenerateContentResponse at all.
-            result = _CallResult(usage=Usage(calls=1), unparseable=True)
+            self.budget.settle(est, None)
+            result = CallResult(usage=Usage(calls=1), unparseable=True)
             result.bad = {it.cache_key: f"invalid response ({type(exc).__name__})" for it in items}
             return result
-        meta = response.usage_metadata
-        prompt = (meta.prompt_token_count or 0) if meta else 0
-        output = (
-            ((meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)) if meta else 0
-        )
-        cached = (meta.cached_content_token_count or 0) if meta else 0
-        if prompt:
-            self.calibration.observe(estimate_tokens(self._system + text), prompt)
+        usage = self._usage(response.usage_metadata)
+        self.budget.settle(est, cost_usd(model, usage, self._config.prices, self.today))
+        if usage.input_tokens:
+            self.calibration.observe(estimate_tokens(self._system + text), usage.input_tokens)
         answer_text = None
         if response.candidates and response.candidates[0].content:
             parts = response.candidates[0].content.parts or []
             answer_text = "".join(p.text for p in parts if p.text and not p.thought)
         result = parse_answer(answer_text, items)
-        result.usage = Usage(
-            calls=1, input_tokens=prompt, output_tokens=output, cached_tokens=cached
-        )
+        result.usage = usage
         return result
 
     # -- the Provider protocol --------------------------------------------------------------
 
+    def _next_model(self, tier: str, gone_model: str) -> str | None:
+        if self.plan is None:
+            return None
+        with self._down_lock:
+            gone = set(self._gone) | {gone_model}
+        return self.plan.next_model(tier, gone)
+
     def review_batch(self, batch: Batch) -> BatchOutcome:
         findings: dict[str, list[Finding]] = {}
         failed: dict[str, str] = {}
-        usage = Usage()
+        usage_by_model: dict[str, Usage] = {}
+        answered_by: dict[str, str] = {}
+        fallbacks: list[ModelFallback] = []
         retries = self._settings.item_retries
-        pending: list[tuple[list[ReviewItem], int]] = [(list(batch.items), 0)]
+        pending: list[tuple[list[ReviewItem], int, str]] = [(list(batch.items), 0, batch.model)]
         while pending:
-            items, tries = pending.pop(0)
+            items, tries, model = pending.pop(0)
             down = self.down_reason
             if down is not None:
                 failed.update({it.cache_key: f"provider unavailable: {down}" for it in items})
                 continue
             try:
-                result = self._call(batch.model, items)
+                result = self._call(model, items)
+            except _ModelGone as exc:
+                self._mark_gone(model)
+                nxt = self._next_model(batch.tier, model)
+                why = f"{model} unavailable ({exc})"
+                fallbacks.append(ModelFallback(batch.tier, model, nxt, why, len(items)))
+                if nxt is None:
+                    reason = f"no model left to review it: {why}"
+                    failed.update({it.cache_key: reason for it in items})
+                else:
+                    pending.append((items, tries, nxt))
+                continue
+            except _OverBudget as exc:
+                failed.update({it.cache_key: str(exc) for it in items})
+                continue
             except _Unavailable as exc:
                 self._mark_down(str(exc))
                 failed.update({it.cache_key: f"provider unavailable: {exc}" for it in items})
@@ -364,21 +427,27 @@ class GeminiProvider:
             except _Rejected as exc:
                 failed.update({it.cache_key: str(exc) for it in items})
                 continue
-            usage = usage + result.usage
+            usage_by_model[model] = usage_by_model.get(model, Usage()) + result.usage
             findings.update(result.ok)
+            if model != batch.model:
+                answered_by.update({k: model for k in result.ok})
             bad = [it for it in items if it.cache_key in result.bad]
             if result.unparseable and len(bad) > 1:
                 half = len(bad) // 2
-                pending.extend([(bad[:half], tries), (bad[half:], tries)])
+                pending.extend([(bad[:half], tries, model), (bad[half:], tries, model)])
                 continue
             for it in bad:
                 if tries < retries:
-                    pending.append(([it], tries + 1))
+                    pending.append(([it], tries + 1, model))
                 else:
                     failed[it.cache_key] = result.bad[it.cache_key]
-        usage_by_model = {batch.model: usage} if usage.calls else {}
         return BatchOutcome(
-            batch=batch, findings=findings, failed=failed, usage_by_model=usage_by_model
+            batch=batch,
+            findings=findings,
+            failed=failed,
+            usage_by_model=usage_by_model,
+            answered_by=answered_by,
+            fallbacks=fallbacks,
         )
 
     def review(self, batches: list[Batch]) -> list[BatchOutcome]:
@@ -410,10 +479,15 @@ def gemini_from_env(
     config: ReviewConfig,
     *,
     calibration: CalibrationTracker | None = None,
+    budget: CallBudget | None = None,
 ) -> GeminiProvider | None:
     key = env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY")
     if not key:
         return None
     return GeminiProvider(
-        key, config, base_url=env.get("GOOGLE_GEMINI_BASE_URL") or None, calibration=calibration
+        key,
+        config,
+        base_url=env.get("GOOGLE_GEMINI_BASE_URL") or None,
+        calibration=calibration,
+        budget=budget,
     )

@@ -1,0 +1,120 @@
+"""Reading a model's answer: block numbers back to the items asked, findings cleaned.
+
+The answer names file blocks by their number in the batch (bot/review/prompt.py); anything
+that names no block of the batch is ignored, a block with a malformed finding is asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from bot.review.models import Finding
+from bot.review.prompt import AnswerFinding
+from bot.review.types import ReviewItem, Usage
+
+log = logging.getLogger(__name__)
+
+_MAX_MESSAGE = 2000
+
+
+@dataclass
+class CallResult:
+    usage: Usage
+    ok: dict[str, list[Finding]] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    unparseable: bool = False
+
+
+def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
+    line = raw.line if raw.line is not None and raw.line >= 1 else None
+    end = raw.end_line if line is not None and raw.end_line and raw.end_line >= line else None
+    last = end or line or 0
+    category = re.sub(r"\s+", "-", raw.category.strip().lower())[:40] or "general"
+    return Finding(
+        path=item.path,
+        line=line,
+        end_line=end,
+        severity=raw.severity,
+        category=category,
+        message=raw.message.strip()[:_MAX_MESSAGE] or "(no message)",
+        source="model",
+        # Only a finding on a changed line can be a line annotation; others go to the summary.
+        # (checked against the changed lines, not by walking a span a model could make huge)
+        in_diff=line is not None and any(line <= n <= last for n in item.changed_lines),
+    )
+
+
+def _block_number(value: object, count: int) -> int | None:
+    """A block number of this batch (1..count), or None. JSON `true` is not the number 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= count:
+        return value
+    return None
+
+
+def _shown(value: object) -> str:
+    """What a log line may show of a model's block number: a number, else only its type."""
+    return str(value) if isinstance(value, int | float) else type(value).__name__
+
+
+def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> CallResult:
+    """Map an answer back to the items asked (block n is items[n - 1], as batch_text numbers
+    them). A block is answered when `reviewed` names it or a finding does; a finding naming no
+    block of the batch is ignored; a block with a malformed finding is bad (asked again)."""
+    result = CallResult(usage=Usage())
+    try:
+        data = json.loads(text or "")
+        reviewed, raw_findings = data["reviewed"], data["findings"]
+        if not isinstance(reviewed, list) or not isinstance(raw_findings, list):
+            raise TypeError("reviewed and findings must be lists")
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's recursion limit.
+        result.unparseable = True
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        reason = "empty answer" if not (text or "").strip() else f"unparseable answer ({why})"
+        result.bad = {it.cache_key: reason for it in items}
+        return result
+
+    count = len(items)
+    answered: set[int] = set()
+    for value in reviewed:
+        number = _block_number(value, count)
+        if number is None:
+            log.info("ignoring reviewed %s: no such block among %d", _shown(value), count)
+            continue
+        answered.add(number)
+
+    found: dict[int, list[Finding]] = {}
+    errors: dict[int, int] = {}
+    for entry in raw_findings:
+        named = entry.get("file") if isinstance(entry, dict) else None
+        number = _block_number(named, count)
+        if number is None or not isinstance(entry, dict):
+            # Like a finding about a file that was not asked: never attached to any file.
+            # (only the number is logged: the rest is model text)
+            log.info("ignoring a finding on file %s: no such block among %d", _shown(named), count)
+            continue
+        # The answer model checks the shape; only the severity's spelling is forgiven first.
+        if isinstance(entry.get("severity"), str):
+            entry["severity"] = entry["severity"].strip().lower()
+        try:
+            raw = AnswerFinding.model_validate(entry)
+        except ValidationError as exc:
+            errors[number] = errors.get(number, 0) + exc.error_count()
+            continue
+        answered.add(number)  # a finding on a block says it was reviewed
+        found.setdefault(number, []).append(_clean_finding(items[number - 1], raw))
+
+    for number, item in enumerate(items, start=1):
+        if number in errors:
+            result.bad[item.cache_key] = f"malformed answer for the file ({errors[number]} errors)"
+        elif number in answered:
+            result.ok[item.cache_key] = found.get(number, [])
+        else:
+            result.bad[item.cache_key] = "missing from the answer"
+    return result
