@@ -62,9 +62,7 @@ class TimedProvider:
         self.name = inner.name
         self.seconds = 0.0
 
-    def plan_models(
-        self, tiers: dict[str, str], fallback: list[str], cache_dir: Path
-    ) -> ModelPlan:
+    def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:
         return self.inner.plan_models(tiers, fallback, cache_dir)
 
     def review(self, batches: list[Batch]) -> list[BatchOutcome]:

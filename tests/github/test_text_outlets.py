@@ -126,7 +126,9 @@ def test_summary_lists_files_status_and_costs() -> None:
     assert "\n> a note\n" in md
     assert "<img" not in md and "@admin" not in md and "[link](http" not in md
     assert "``we`ird.py:1``" in md
-    assert "| 1 | 1 | 1.0 | 1,200 | 300 | 0 | 0.0021 | 3 | 0.0150 | $0.0129 (86% lower) | 50% |" in md
+    assert (
+        "| 1 | 1 | 1.0 | 1,200 | 300 | 0 | 0.0021 | 3 | 0.0150 | $0.0129 (86% lower) | 50% |" in md
+    )
 
 
 def test_sarif_shape() -> None:

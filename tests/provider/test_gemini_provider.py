@@ -12,15 +12,14 @@ import pytest
 from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.review.batch import make_items, plan
+from bot.review.cost import today_utc
 from bot.review.providers import GeminiProvider, select_provider
 from bot.review.providers.gemini import parse_answer
-from bot.review.cost import today_utc
 from bot.review.providers.resolve import plan as resolve_plan
 from bot.review.route import route, tiers_of
 from bot.review.types import Batch, BatchOutcome, FileChange, ModelPlan, ReviewItem
 from tests.fakes.gemini import KNOWN_MODELS, FakeGemini
 from tests.provider.helpers import added_file, edited_file
-
 
 ONE_MODEL = {"lite": "flash", "standard": "flash", "deep": "flash"}
 
