@@ -84,7 +84,9 @@ class Metrics(_Model):
     unpriced_models: list[str] = Field(default_factory=list)
     models: dict[str, str] = Field(default_factory=dict, description="tier -> model used")
     model_fallbacks: list[ModelFallbackRecord] = Field(default_factory=list)
-    calls_refused: int = Field(0, description="calls not made: review.max_calls / max_usd")
+    files_over_budget: int = Field(
+        0, description="files not reviewed because review.max_calls / max_usd was reached"
+    )
 
 
 class Verdict(_Model):

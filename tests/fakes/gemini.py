@@ -621,7 +621,10 @@ def _make_handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, _status(400, "Invalid JSON payload received.", None))
                 return
-            if m.group("model") not in fake.models:
+            if m.group("method") == "generateContent":  # records even a 404 as a call
+                status, body, _ = fake.generate(m.group("model"), request)
+                self._send(status, body)
+            elif m.group("model") not in fake.models:
                 self._send(404, _not_found(m.group("model"), m.group("method")))
             elif m.group("method") == "countTokens":
                 self._send(200, fake.count(request))

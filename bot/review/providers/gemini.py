@@ -19,6 +19,7 @@ API key raises (ProviderError). The key is never logged.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -279,9 +280,10 @@ class GeminiProvider:
                 listed, source = None, f"models.list failed ({type(exc).__name__})"
         with self._down_lock:
             self._gone |= gone
-        self.plan = plan(
+        resolved = plan(
             tiers, fallback, listed, today=self.today, gone=set(self._gone), source=source
         )
+        self.plan = dataclasses.replace(resolved, notes=(*lf.warnings, *resolved.notes))
         return self.plan
 
     # -- calls ----------------------------------------------------------------------------
