@@ -69,11 +69,20 @@ class Answer(BaseModel):
     findings: list[AnswerFinding]
 
 
+def stable_prefix(sections: Sequence[tuple[str, str]]) -> str:
+    """The part of every call that never changes within a run, built first so Gemini's
+    implicit caching can bill it at the cached rate: the instructions, then each
+    (title, text) section in order (project guidance; repository rules and per-path
+    instructions slot in here). Empty sections are left out."""
+    parts = [SYSTEM_PROMPT]
+    parts += [f"{title}:\n{text.strip()}" for title, text in sections if text.strip()]
+    return "\n\n".join(parts)
+
+
 def system_instruction(config: ReviewConfig) -> str:
-    extra = config.instructions.strip()
-    if not extra:
-        return SYSTEM_PROMPT
-    return f"{SYSTEM_PROMPT}\n\nProject guidance from the repository's configuration:\n{extra}"
+    return stable_prefix(
+        [("Project guidance from the repository's configuration", config.instructions)]
+    )
 
 
 def rules_hash(config: ReviewConfig) -> str:
