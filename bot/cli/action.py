@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
 import yaml
@@ -14,6 +15,9 @@ from bot.github.cachekey import cache_key
 from bot.github.event import PR_EVENTS, load_pull_request, refuse_untrusted_checkout
 from bot.github.outputs import write_outputs
 from bot.github.overlay import apply_overrides
+
+if TYPE_CHECKING:
+    from bot.github.checks import Conclusion
 
 
 def _read_raw_config(path: Path, repo: Path) -> tuple[object, str]:
@@ -172,8 +176,19 @@ def cache_key_command(
 )
 @click.option("--head", help="head revision outside pull_request events")
 @click.option("--reason", required=True, help="why the review did not finish (shown on the check)")
-def check_abandon_command(repo: Path, head: str | None, reason: str) -> None:
-    """Close the check run an unfinished review left in progress, as neutral (Actions only)."""
+@click.option(
+    "--conclusion",
+    type=click.Choice(["failure", "timed_out", "cancelled"]),
+    default="failure",
+    show_default=True,
+    help="the conclusion to close with; none of them passes a required check",
+)
+def check_abandon_command(repo: Path, head: str | None, reason: str, conclusion: str) -> None:
+    """Close the check run an unfinished review left in progress (Actions only).
+
+    Fail closed: the check ends `failure` (or `timed_out` / `cancelled`), never neutral, which
+    GitHub counts as passing. The title says why; the summary links the run's log.
+    """
     from bot.git.diff import open_repo, resolve_commit
     from bot.github.integration import ActionsContext
 
@@ -185,8 +200,8 @@ def check_abandon_command(repo: Path, head: str | None, reason: str) -> None:
     head_sha = (
         ctx.pr.head_sha if ctx.pr is not None else str(resolve_commit(open_repo(repo), head_ref).id)
     )
-    closed = ctx.abandon(head_sha, reason)
-    click.echo("check run closed as neutral" if closed else "no check run left open")
+    closed = ctx.abandon(head_sha, reason, cast("Conclusion", conclusion))
+    click.echo(f"check run closed as {conclusion}" if closed else "no check run left open")
 
 
 COMMANDS: list[click.Command] = [cache_key_command, check_abandon_command]

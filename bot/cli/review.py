@@ -44,7 +44,7 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
         ("outputs", str(out_dir)),
     ]
     if verdict.uncovered:
-        rows.append(("not covered", str(len(verdict.uncovered))))
+        rows.append(("not reviewed", str(len(verdict.uncovered))))
     if verdict.needs_human:
         rows.append(("needs a human", ", ".join(verdict.needs_human)))
     for k, v in rows:
@@ -98,7 +98,12 @@ def review_command(
 ) -> None:
     """Review the change base...head (like a pull request) and decide pass / fail / neutral.
 
-    Exit codes: 0 pass or neutral, 1 fail, 2 usage or configuration error, 3 infrastructure.
+    Fail closed: a changed file no reviewer covered fails the gate unless the base config opts
+    into fail-open (`review.unreviewed: neutral`, for outages only). Inside GitHub Actions a
+    run without a model key is "not reviewed by a model"; outside, the local checks decide.
+
+    Exit codes: 0 pass (or neutral where the config opted in), 1 the gate failed the change or
+    could not review all of it, 2 usage or configuration error, 3 infrastructure.
     """
     # Imported here, not at the top: `gatebot` registers every command at start-up, and the
     # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
@@ -140,7 +145,18 @@ def review_command(
     provider = select_provider(env, config.review, calibration=tracker)
     if ctx is not None:
         ctx.start(rng.head_sha)
-    run = run_review(repo, base, head, config, cache, provider, env=env, config_label=source.label)
+    run = run_review(
+        repo,
+        base,
+        head,
+        config,
+        cache,
+        provider,
+        env=env,
+        config_label=source.label,
+        # Inside Actions a missing key is a fork PR or a missing secret: fail closed.
+        require_model=ctx is not None,
+    )
     if tracker.value.samples > learned.samples:
         try:
             save_calibration(cache, tracker.value)
@@ -153,7 +169,7 @@ def review_command(
     if ctx is not None:
         code = ctx.finish(verdict, run.summary_md, out_dir, cache_dir=cache, metrics=config.metrics)
     else:
-        code = 1 if verdict.verdict == "fail" else 0
+        code = 0 if verdict.conclusion in ("success", "neutral") else 1
     if code == 1:
         raise GateFailed("the review gate failed the change: " + "; ".join(run.reasons))
     if code != 0:

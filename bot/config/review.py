@@ -23,7 +23,9 @@ class ProtectedConfig(Section):
         description="gitignore-style globs a human must review (.github/gatebot.yml always is)",
     )
     conclusion: Literal["neutral", "failure"] = Field(
-        "neutral", description="the verdict when a protected path changed and nothing blocks"
+        "failure",
+        description="the conclusion when a protected path changed and nothing else blocks, until"
+        " a maintainer approves the head SHA (neutral passes a required check: fail-open)",
     )
 
 
@@ -52,6 +54,12 @@ class ReviewConfig(Section):
     )
     ignore: list[str] = Field(default_factory=list, description="gitignore-style globs: skipped")
     protected: ProtectedConfig = Field(default_factory=ProtectedConfig)
+    unreviewed: Literal["failure", "neutral"] = Field(
+        "failure",
+        description="the conclusion when files were not reviewed because no model was available"
+        " (provider outage, no key in Actions). neutral passes a required check: fail-open."
+        " Files the PR's own content or a cap kept from review always fail",
+    )
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     fallback: list[str] = Field(
         default_factory=list,

@@ -23,8 +23,9 @@ from urllib3 import Retry
 from bot.github.annotations import Annotation
 from bot.github.limits import ANNOTATIONS_PER_REQUEST, CHECK_TEXT_LIMIT, truncate
 
-Conclusion = Literal["success", "failure", "neutral"]
-CONCLUSIONS: dict[str, Conclusion] = {"pass": "success", "fail": "failure", "neutral": "neutral"}
+# The conclusions gatebot sends (GitHub's REST API accepts these among others). A required
+# status check is satisfied by success, neutral and skipped only: everything else blocks.
+Conclusion = Literal["success", "failure", "neutral", "timed_out", "cancelled"]
 
 DEFAULT_API_URL = "https://api.github.com"
 

@@ -34,11 +34,11 @@ from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
 from bot.github.annotations import annotations_for
 from bot.github.checks import (
-    CONCLUSIONS,
     DEFAULT_API_URL,
     ApiSettings,
     CheckOutput,
     CheckRunPublisher,
+    Conclusion,
     client,
 )
 from bot.github.commands import add_mask, annotation_commands
@@ -129,7 +129,8 @@ def _describe(exc: Exception) -> str:
 
 
 def exit_code_for(verdict: Verdict) -> int:
-    return 1 if verdict.verdict == "fail" else 0
+    """0 when the check passes (success, or neutral where the config opted in), else 1."""
+    return 0 if verdict.conclusion in ("success", "neutral") else 1
 
 
 class ActionsContext:
@@ -231,7 +232,7 @@ class ActionsContext:
         try:
             run = self._publisher.complete(
                 verdict.head_sha,
-                CONCLUSIONS[verdict.verdict],
+                verdict.conclusion,
                 output,
                 annotations[:MAX_CHECK_ANNOTATIONS],
             )
@@ -260,28 +261,35 @@ class ActionsContext:
             )
         return True
 
-    def abandon(self, head_sha: str, reason: str) -> bool:
+    def abandon(self, head_sha: str, reason: str, conclusion: Conclusion = "failure") -> bool:
         """Close a check run the review left `in_progress` (killed, timed out, crashed).
 
-        Neutral, never red or green (an infrastructure failure decides nothing), with the
-        reason; a required status then stops waiting. True when a check run was closed.
+        Fail closed: `failure` (or `timed_out`), never neutral or green, since nothing was
+        decided and GitHub counts neutral as passing. The title says why and the summary links
+        the run's log; a required status then stops waiting. True when a check run was closed.
         """
         s = self.settings
         closed = False
+        why = " ".join(reason.split())[:200]
+        log_link = s.details_url()
         if s.post_check and self._api is not None and s.repository is not None:
             repo = client(self._api).get_repo(s.repository)
-            publisher = CheckRunPublisher(repo, s.check_name, s.details_url())
+            publisher = CheckRunPublisher(repo, s.check_name, log_link)
             try:
                 run = publisher.find_existing(head_sha)
                 if run is not None and run.status != "completed":
+                    summary = (
+                        f"The review did not complete: {escape_md(why)}. Nothing was reviewed "
+                        "to completion, so the check fails closed; re-run the job."
+                    )
+                    if log_link:
+                        summary += f" The log: [{escape_md(log_link)}]({log_link})."
                     run.edit(
                         status="completed",
-                        conclusion="neutral",
+                        conclusion=conclusion,
                         completed_at=datetime.now(timezone.utc),
                         output=CheckOutput(
-                            title="gatebot did not finish",
-                            summary=f"The review did not complete: {reason}. "
-                            "Nothing was decided; re-run the job.",
+                            title=f"gatebot did not finish: {why}", summary=summary
                         ).body(),
                     )
                     closed = True
@@ -290,8 +298,8 @@ class ActionsContext:
         if s.step_summary is not None:
             append_file(
                 s.step_summary,
-                f"## ⚪ gatebot review did not finish\n\n> {reason}\n"
-                + ("\nThe check run was closed as neutral.\n" if closed else ""),
+                f"## ❌ gatebot review did not finish\n\n> {escape_md(why)}\n"
+                + (f"\nThe check run was closed as {conclusion}.\n" if closed else ""),
             )
         return closed
 

@@ -12,7 +12,8 @@ from string import Template
 
 from bot.github.annotations import all_findings, severity_rank
 from bot.review.models import FileResult, Finding, Verdict
-from bot.review.summary import code, escape_md, savings_text
+from bot.review.summary import code, escape_md, not_reviewed_section, savings_text
+from bot.review.verdict import not_reviewed_headline
 
 MAX_FINDING_ROWS = 200
 _ICONS = {"pass": "✅", "fail": "❌", "neutral": "⚪"}
@@ -30,20 +31,24 @@ def blocking(verdict: Verdict) -> list[Finding]:
 
 
 def headline(verdict: Verdict, markdown: bool = True) -> str:
+    """What decided the verdict, most pressing first: blocking findings, files nobody
+    reviewed (with the cause: the PR's content or the provider), protected paths."""
     n_block = len(blocking(verdict))
     n_all = len(all_findings(verdict))
-    if verdict.verdict == "fail":
-        return f"{n_block} blocking finding{'s' if n_block != 1 else ''} ({n_all} in total)"
-    if verdict.verdict == "neutral":
-        reasons = []
-        if verdict.degraded:
-            why = verdict.degraded_reason or "provider unavailable"
-            reasons.append(f"degraded review ({escape_md(why) if markdown else why})")
-        if verdict.uncovered:
-            reasons.append(f"{len(verdict.uncovered)} file(s) not covered")
-        if verdict.needs_human:
-            reasons.append(f"{len(verdict.needs_human)} protected file(s) need a human review")
-        return "needs attention: " + ("; ".join(reasons) or "see the notes below")
+    parts: list[str] = []
+    if n_block:
+        parts.append(f"{n_block} blocking finding{'s' if n_block != 1 else ''} ({n_all} in total)")
+    not_reviewed = not_reviewed_headline(verdict.files)
+    if not_reviewed:
+        parts.append(not_reviewed)
+    if verdict.needs_human:
+        n = len(verdict.needs_human)
+        parts.append(f"{n} protected file{'s' if n != 1 else ''} need a maintainer's approval")
+    if parts:
+        return "; ".join(parts)
+    if verdict.verdict != "pass":
+        why = verdict.degraded_reason or "see the notes below"
+        return escape_md(why) if markdown else why
     return f"no blocking findings ({n_all} finding{'s' if n_all != 1 else ''} below the threshold)"
 
 
@@ -78,8 +83,8 @@ def _file_note(fr: FileResult) -> str:
         notes.append(escape_md(fr.reason))
     if fr.needs_human:
         notes.append("protected: needs a human review")
-    if not fr.covered:
-        notes.append("not covered")
+    if fr.not_reviewed is not None:
+        notes.append(f"not reviewed ({fr.not_reviewed.cause}): {escape_md(fr.not_reviewed.reason)}")
     if fr.model:
         notes.append(f"model {escape_md(fr.model)}")
     return "; ".join(notes)
@@ -109,8 +114,7 @@ def render_summary(verdict: Verdict, notes: Sequence[str] = ()) -> str:
     notes_md = "".join(f"\n> {n}\n" for n in all_notes)
     uncovered = ""
     if verdict.uncovered:
-        items = "\n".join(f"- {code(p)}" for p in verdict.uncovered)
-        uncovered = f"\n### Not covered\n\n{items}\n"
+        uncovered = "\n" + not_reviewed_section(verdict.files)
     return _template().substitute(
         icon=_ICONS[verdict.verdict],
         verdict=verdict.verdict,

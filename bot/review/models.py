@@ -2,20 +2,37 @@
 
 Everything downstream (the check run, the Action outputs, monitoring) reads these models.
 Additive changes only; bump SCHEMA_VERSION on anything else.
+
+Schema history (docs/review.md, "verdict.json"):
+- 1: the first contract;
+- 2: fail closed. A file no reviewer covered carries `not_reviewed` (cause and reason) and makes
+  the verdict `fail` unless the base config opts into fail-open for its cause; the verdict
+  carries the check-run `conclusion` and the `reasons` behind it; metrics gained the call cap.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.config.review import Severity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 FileStatus = Literal["reviewed", "cached", "skipped"]
 VerdictValue = Literal["pass", "fail", "neutral"]
+# What GitHub receives as the check run's conclusion (bot/github/checks.py sends it as is).
+Conclusion = Literal["success", "failure", "neutral"]
+CONCLUSION_OF: dict[str, Conclusion] = {"pass": "success", "fail": "failure", "neutral": "neutral"}
+# Why a changed file was not reviewed (docs/review.md, "Not reviewed"):
+# - content: the file itself (too large, binary, unreadable, a type the gate cannot read, a
+#   model safety block): the PR's author can provoke it, so it never passes on its own;
+# - provider: the model provider failed after retries (outage, quota, a refused request);
+# - budget: a call or spend cap stopped the run before the file was answered;
+# - no_model: no model ran at all (no key inside GitHub Actions, e.g. a fork PR).
+NotReviewedCause = Literal["content", "provider", "budget", "no_model"]
+NOT_REVIEWED_CAUSES: tuple[NotReviewedCause, ...] = ("content", "provider", "budget", "no_model")
 
 
 class _Model(BaseModel):
@@ -33,6 +50,11 @@ class Finding(_Model):
     in_diff: bool = Field(True, description="the line is a changed line of the diff (annotatable)")
 
 
+class NotReviewed(_Model):
+    cause: NotReviewedCause
+    reason: str
+
+
 class FileResult(_Model):
     path: str
     old_path: str | None = None
@@ -41,8 +63,24 @@ class FileResult(_Model):
     tier: str | None = None
     model: str | None = None
     needs_human: bool = False
-    covered: bool = Field(True, description="False when infrastructure left it unreviewed")
+    covered: bool = Field(True, description="False when no reviewer covered it (not_reviewed)")
+    not_reviewed: NotReviewed | None = Field(
+        None, description="why no reviewer covered this file; None when one did"
+    )
     findings: list[Finding] = Field(default_factory=list)
+    findings_omitted: int = Field(
+        0, ge=0, description="model findings past review.max_findings_per_file, not listed"
+    )
+
+    @model_validator(mode="after")
+    def _covered_iff_reviewed(self) -> FileResult:
+        # One fact, two spellings: `covered` (schema 1) is kept for readers of the old field.
+        # A file marked uncovered without a cause counts as `content`: it never passes alone.
+        if self.not_reviewed is None and not self.covered:
+            reason = self.reason or "no reviewer covered this file"
+            self.not_reviewed = NotReviewed(cause="content", reason=reason)
+        self.covered = self.not_reviewed is None
+        return self
 
 
 class ModelFallbackRecord(_Model):
@@ -87,6 +125,9 @@ class Metrics(_Model):
     files_over_budget: int = Field(
         0, description="files not reviewed because review.max_calls / max_usd was reached"
     )
+    files_not_reviewed: int = 0
+    api_calls_cap: int = Field(0, ge=0, description="the run's automatic call cap (0: no model)")
+    findings_omitted: int = Field(0, ge=0, description="model findings past the caps")
 
 
 class Verdict(_Model):
@@ -94,11 +135,24 @@ class Verdict(_Model):
     verdict: VerdictValue
     base_sha: str
     head_sha: str
+    conclusion: Conclusion = Field(
+        "failure",
+        description="the check run's conclusion: success | failure | neutral (from the verdict:"
+        " pass → success, fail → failure, neutral → neutral; success also after an approval)",
+    )
+    reasons: list[str] = Field(default_factory=list, description="why the verdict is not pass")
     provider: str = Field(description="gemini | local | gemini+local")
     degraded: bool = False
     degraded_reason: str | None = None
     blocking_severity: Severity = "high"
     files: list[FileResult] = Field(default_factory=list)
-    uncovered: list[str] = Field(default_factory=list)
+    uncovered: list[str] = Field(default_factory=list, description="paths not reviewed")
     needs_human: list[str] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conclusion_from_verdict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "conclusion" not in data and "verdict" in data:
+            data = {**data, "conclusion": CONCLUSION_OF.get(data["verdict"], "failure")}
+        return data

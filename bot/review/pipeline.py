@@ -34,6 +34,8 @@ from bot.review.models import (
     FileStatus,
     Finding,
     Metrics,
+    NotReviewed,
+    NotReviewedCause,
     Verdict,
 )
 from bot.review.prompt import PROMPT_VERSION, rules_hash
@@ -55,6 +57,10 @@ from bot.review.verdict import compute_metrics, decide
 log = logging.getLogger(__name__)
 
 NO_KEY_REASON = "no GEMINI_API_KEY or GOOGLE_API_KEY set"
+NO_MODEL_REASON = (
+    "not reviewed by a model: no GEMINI_API_KEY or GOOGLE_API_KEY in this run (fork PRs get no "
+    "secrets); only the local checks ran"
+)
 # From this many changed files on, the free stages are shared with a forked worker: below,
 # forking and sending the results back cost more than the second core saves.
 PARALLEL_MIN_FILES = 200
@@ -72,8 +78,7 @@ class _File:
     model: str | None = None
     key: str | None = None
     status: FileStatus = "reviewed"
-    covered: bool = True
-    uncovered_reason: str | None = None
+    not_reviewed: NotReviewed | None = None
     # The naive before's input tokens for this file (None: deleted or no text), counted in
     # the free stages, where the text is, and on both cores.
     baseline_tokens: int | None = None
@@ -82,10 +87,17 @@ class _File:
     def path(self) -> str:
         return self.change.path
 
+    @property
+    def covered(self) -> bool:
+        return self.not_reviewed is None
+
+    def mark_not_reviewed(self, cause: NotReviewedCause, reason: str) -> None:
+        self.not_reviewed = NotReviewed(cause=cause, reason=reason)
+
     def result(self) -> FileResult:
         reason = self.decision.skip_reason if self.status == "skipped" else None
-        if not self.covered:
-            reason = self.uncovered_reason
+        if self.not_reviewed is not None:
+            reason = self.not_reviewed.reason
         elif reason is None and self.decision.protected_by:
             reason = f"protected path (matches {self.decision.protected_by})"
         findings = sorted(
@@ -100,7 +112,7 @@ class _File:
             tier=self.tier if self.status != "skipped" else None,
             model=self.model if self.status != "skipped" and self.covered else None,
             needs_human=self.decision.needs_human,
-            covered=self.covered,
+            not_reviewed=self.not_reviewed,
             findings=findings,
         )
 
@@ -202,7 +214,7 @@ def _load_files(
                 ),
             )
         decision = triage.triage(change, old_text, new_text, rules, attrs, parses)
-        f = _File(change, old_text, new_text, decision)
+        f = _File(change, old_text, new_text, decision, not_reviewed=decision.not_reviewed)
         if decision.skip_reason is not None:
             f.status = "skipped"
         files.append(f)
@@ -299,6 +311,7 @@ def _review_with_model(
 
     answered: dict[str, list[Finding]] = {}
     failed: dict[str, str] = {}
+    causes: dict[str, NotReviewedCause] = {}
     try:
         outcomes = provider.review(batches)
     except InfrastructureError as exc:
@@ -312,6 +325,7 @@ def _review_with_model(
         for key, model in outcome.answered_by.items():
             if key in item_owner:
                 item_owner[key].model = model  # a fallback model reviewed (part of) it
+        causes.update(outcome.causes)
         for model, usage in outcome.usage_by_model.items():
             stats.usage = stats.usage + usage
             stats.spend.add(model, usage, review.prices)
@@ -337,7 +351,7 @@ def _review_with_model(
     rules = rules_hash(review)
     with cache.batch():
         for f in misses:
-            _store_answer(f, items_of, answered, failed, cache, stats)
+            _store_answer(f, items_of, answered, failed, causes, cache, stats)
             gone_to = fell_back.get(f.path)
             if f.covered and gone_to is not None:
                 # Reviewed by a fallback model: also stored under that model's key, the one the
@@ -352,18 +366,21 @@ def _store_answer(
     items_of: Mapping[str, list[ReviewItem]],
     answered: Mapping[str, list[Finding]],
     failed: Mapping[str, str],
+    causes: Mapping[str, NotReviewedCause],
     cache: ReviewCache,
     stats: _ModelStats,
 ) -> None:
     """Mark `f` covered or not from the provider's answers, and cache a complete answer."""
     problems = [
-        failed.get(item.cache_key, "no answer")
+        (causes.get(item.cache_key, "provider"), failed.get(item.cache_key, "no answer"))
         for item in items_of[f.path]
         if item.cache_key not in answered or item.cache_key in failed
     ]
     if problems:
-        f.covered = False
-        f.uncovered_reason = f"not covered by the model: {problems[0]}"
+        # A file split into parts takes the cause that can least be waved through.
+        order = ("content", "budget", "provider")
+        cause, why = min(problems, key=lambda p: order.index(p[0]) if p[0] in order else 0)
+        f.mark_not_reviewed(cause, f"not reviewed by the model: {why}")
         return
     assert f.key is not None and f.model is not None
     own = [x for x in f.model_findings if x.path == f.path]
@@ -386,12 +403,18 @@ def _plan_models(
 def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str, str | None]:
     if provider is None:
         return "local", NO_KEY_REASON
-    uncovered = [f for f in files if not f.covered]
+    # Degraded: the provider (or the call cap) left files to the local checks alone. Content
+    # the model refused is not a degradation of the provider; it is listed as not reviewed.
+    uncovered = [
+        f.not_reviewed
+        for f in files
+        if f.not_reviewed is not None and f.not_reviewed.cause in ("provider", "budget")
+    ]
     if uncovered:
-        reason = uncovered[0].uncovered_reason or "the model provider failed"
+        reason = uncovered[0].reason
         return f"{provider.name}+local", (
-            f"{reason.removeprefix('not covered by the model: ')} "
-            f"({len(uncovered)} file(s) not covered by the model)"
+            f"{reason.removeprefix('not reviewed by the model: ')} "
+            f"({len(uncovered)} file(s) not reviewed by the model)"
         )
     return provider.name, None
 
@@ -416,11 +439,15 @@ def run_review(
     env: Mapping[str, str] | None = None,
     config_label: str = "as given by the caller",
     workers: int | None = None,
+    require_model: bool = False,
 ) -> ReviewRun:
     """Review base...head of the repository at `repo`. Raises UsageError for bad refs/repos.
 
     `config_label` says in the summary where `config` came from (bot.review.config_source).
     `workers`: processes for the free stages (default: 2 for a large change on 2+ cores).
+    `require_model`: without a provider, the files a model would have reviewed are "not
+    reviewed" (cause no_model) instead of passed by the local checks alone: the CLI sets it
+    inside GitHub Actions, where a missing key means a fork PR or a missing secret.
     """
     started = time.perf_counter()
     review = config.review
@@ -440,6 +467,10 @@ def run_review(
         warnings.extend(cache.warnings)  # already logged by the cache
     for w in fallback_warnings(plan, stats.fallbacks):
         warnings.add(w)
+    if provider is None and require_model:
+        for f in files:
+            if f.status != "skipped" and f.not_reviewed is None:
+                f.mark_not_reviewed("no_model", NO_MODEL_REASON)
 
     results = [f.result() for f in files]
     decision = decide(results, review)
@@ -464,6 +495,7 @@ def run_review(
     ).model_copy(update=updates)
     verdict = Verdict(
         verdict=decision.verdict,
+        reasons=list(decision.reasons),
         base_sha=rng.base_sha,
         head_sha=rng.head_sha,
         provider=label,

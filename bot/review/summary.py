@@ -11,7 +11,7 @@ from importlib import resources
 from string import Template
 
 from bot.review.models import FileResult, Finding, Metrics, Verdict
-from bot.review.verdict import severity_rank
+from bot.review.verdict import CAUSE_TEXT, not_reviewed_by_cause, severity_rank
 
 MAX_FILE_ROWS = 200
 MAX_FINDINGS = 200
@@ -80,9 +80,9 @@ def _file_detail(fr: FileResult) -> str:
         parts.append(escape_md(fr.reason))
     elif fr.model:
         parts.append(f"{escape_md(fr.tier or '')} · {code(fr.model)}")
-    if not fr.covered:
-        why = (fr.reason or "provider failed").removeprefix("not covered by the model: ")
-        parts.append(f"**not covered by the model**: {escape_md(why)}")
+    if fr.not_reviewed is not None:
+        why = fr.not_reviewed.reason.removeprefix("not reviewed by the model: ")
+        parts.append(f"**not reviewed** ({fr.not_reviewed.cause}): {escape_md(why)}")
     if fr.needs_human:
         what = (
             fr.reason if fr.status != "skipped" and fr.covered and fr.reason else "protected path"
@@ -101,7 +101,7 @@ def _files_table(files: list[FileResult]) -> str:
     )
     rows = ["| File | Status | Detail | Findings |", "|---|---|---|---:|"]
     for fr in order[:MAX_FILE_ROWS]:
-        status = fr.status if fr.covered else f"{fr.status}, not covered"
+        status = fr.status if fr.covered else f"{fr.status}, not reviewed"
         rows.append(f"| {code(fr.path)} | {status} | {_file_detail(fr)} | {len(fr.findings)} |")
     if len(order) > MAX_FILE_ROWS:
         rows.append(f"\n… and {len(order) - MAX_FILE_ROWS} more files (see verdict.json).")
@@ -127,6 +127,32 @@ def _findings_list(files: list[FileResult]) -> tuple[int, str]:
     if len(findings) > MAX_FINDINGS:
         lines.append(f"- … and {len(findings) - MAX_FINDINGS} more (see verdict.json)")
     return len(findings), "\n".join(lines)
+
+
+def not_reviewed_section(files: list[FileResult], limit: int = MAX_FILE_ROWS) -> str:
+    """Markdown: the files nobody reviewed, by cause, and what a maintainer can do."""
+    groups = not_reviewed_by_cause(files)
+    if not groups:
+        return ""
+    total = sum(len(g) for g in groups.values())
+    lines = [f"### Not reviewed ({total})", ""]
+    shown = 0
+    for cause, group in groups.items():
+        lines.append(f"**{escape_md(CAUSE_TEXT[cause])}**")
+        lines.append("")
+        for fr in group[: max(limit - shown, 0)]:
+            assert fr.not_reviewed is not None
+            why = fr.not_reviewed.reason.removeprefix("not reviewed by the model: ")
+            lines.append(f"- {code(fr.path)}: {escape_md(why)}")
+        shown += len(group)
+        if shown > limit:
+            lines.append(f"- … and {shown - limit} more (see verdict.json)")
+        lines.append("")
+    lines.append(
+        "Nothing above was reviewed, so the gate does not pass it: a maintainer must read these "
+        "files before this change is merged."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def render_summary(
@@ -169,6 +195,7 @@ def render_summary(
         config=code(config_label),
         degraded=degraded,
         files_total=m.files_total,
+        not_reviewed=not_reviewed_section(verdict.files),
         files_table=_files_table(verdict.files),
         findings_count=count,
         findings_list=findings,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pathspec
 
 from bot.config.review import ReviewConfig
+from bot.review.models import NotReviewed
 from bot.review.pysyntax import Parses
 from bot.review.types import FileChange
 
@@ -99,6 +100,9 @@ class Decision:
     skip_reason: str | None  # None: the file goes on to review
     needs_human: bool
     protected_by: str | None = None  # the matching protected pattern, for the summary
+    # Set when the skip means "nobody can review this" (not "nothing to review"): the file
+    # is listed as not reviewed and the gate fails closed (bot/review/verdict.py).
+    not_reviewed: NotReviewed | None = None
 
 
 @dataclass(frozen=True)
@@ -255,12 +259,18 @@ def triage(
     def skip(reason: str) -> Decision:
         return Decision(reason, needs_human, protected_by)
 
+    def unreadable(reason: str) -> Decision:
+        # Skipped by the model, but not passed: content the gate cannot read is not reviewed.
+        return Decision(
+            reason, needs_human, protected_by, NotReviewed(cause="content", reason=reason)
+        )
+
     if change.change == "deleted":
         return skip("deleted")
     if change.new_mode == _SUBMODULE_MODE:
-        return skip("submodule pointer")
+        return unreadable("submodule pointer: the commits it points to are not reviewed")
     if change.binary:
-        return skip("binary")
+        return unreadable("binary content: the gate cannot read it")
     if rules.ignore.match_file(change.path):
         return skip("ignored by review.ignore")
     if is_lock_file(change.path):
@@ -274,13 +284,13 @@ def triage(
     if _GENERATED_SPEC.match_file(change.path):
         return skip("generated (well-known path)")
     if change.new_mode == _SYMLINK_MODE:
-        return skip("symbolic link")
+        return unreadable("symbolic link: its target is not reviewed")
     if change.old_oid is not None and change.old_oid == change.new_oid:
         if change.change == "renamed":
             return skip("renamed without content change")
         return skip("mode change only")
     if rules.max_file_bytes is not None and too_large(change, rules.max_file_bytes):
-        return skip(too_large_reason(change, rules.max_file_bytes))
+        return unreadable(too_large_reason(change, rules.max_file_bytes))
     python = change.path.endswith((".py", ".pyi"))
     if python and change.hunks and not _changed_words_equal(change):
         return Decision(None, needs_human, protected_by)  # a real change: no parse needed

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bot.review.models import Finding
+from bot.review.models import Finding, NotReviewedCause
 
 ChangeKind = Literal["added", "modified", "deleted", "renamed", "copied", "typechange"]
 
@@ -144,6 +144,9 @@ class BatchOutcome:
     # keyed by ReviewItem.cache_key; an item absent from both dicts was never answered
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # cache_key -> why it is uncovered
+    # cache_key -> the cause of a failure, when it is not "provider" (e.g. "content" for a
+    # safety block, "budget" past the call cap); bot/review/models.py: NotReviewedCause
+    causes: dict[str, NotReviewedCause] = field(default_factory=dict)
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
     # the model that answered each item, where it differs from batch.model (a fallback)
     answered_by: dict[str, str] = field(default_factory=dict)

@@ -1,19 +1,49 @@
 """The verdict and the metrics: pure functions over the per-file results.
 
-- fail: a finding at or above the blocking severity, or a protected path changed while
-  `review.protected.conclusion` is `failure`;
-- neutral: infrastructure left files uncovered (they are named), or a protected path changed
-  with `conclusion: neutral` — and nothing blocks;
+Fail closed (docs/review.md, "Verdict"): GitHub counts `success`, `neutral` and `skipped` as
+passing a required check, so anything nobody reviewed must not end there by default.
+- fail: a finding at or above the blocking severity; a protected path changed while
+  `review.protected.conclusion` is `failure` (the default); a changed file no reviewer
+  covered, unless `review.unreviewed: neutral` opens the gate for its cause;
+- neutral: only what the base config explicitly opened (a protected path with
+  `conclusion: neutral`; files unreviewed for want of a model with `unreviewed: neutral`);
 - pass: otherwise.
+Content and budget causes never open: a PR author can provoke them (an oversize or binary
+file, a prompt the model refuses, a diff that exhausts the call cap).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.config.review import SEVERITY_ORDER, ReviewConfig, Severity
-from bot.review.models import FileResult, Finding, Metrics, VerdictValue
+from bot.review.models import (
+    NOT_REVIEWED_CAUSES,
+    FileResult,
+    Finding,
+    Metrics,
+    NotReviewedCause,
+    VerdictValue,
+)
 from bot.review.types import Usage
+
+# Causes `review.unreviewed: neutral` may let through: no model was there to ask.
+FAIL_OPEN_CAUSES: frozenset[NotReviewedCause] = frozenset({"provider", "no_model"})
+# What each cause means, for titles and summaries (plain text).
+CAUSE_TEXT: dict[NotReviewedCause, str] = {
+    "content": "content: the PR's own files (a PR author can cause this)",
+    "provider": "provider: the model failed after retries (outage, quota, refusal)",
+    "budget": "budget: the run's call cap was reached",
+    "no_model": "no model in this run (no API key; fork PRs get no secrets)",
+}
+CAUSE_SHORT: dict[NotReviewedCause, str] = {
+    "content": "content",
+    "provider": "provider outage",
+    "budget": "call cap",
+    "no_model": "no model key",
+}
+_LISTED = 20  # paths named in a reason; the rest are counted (all are in verdict.json)
 
 
 def severity_rank(severity: str) -> int:
@@ -30,21 +60,60 @@ class Decision:
     reasons: tuple[str, ...]
 
 
+def not_reviewed_by_cause(
+    files: Sequence[FileResult],
+) -> dict[NotReviewedCause, list[FileResult]]:
+    """The files no reviewer covered, by cause, in the order of NOT_REVIEWED_CAUSES."""
+    groups: dict[NotReviewedCause, list[FileResult]] = {}
+    for fr in files:
+        if fr.not_reviewed is not None:
+            groups.setdefault(fr.not_reviewed.cause, []).append(fr)
+    return {c: groups[c] for c in NOT_REVIEWED_CAUSES if c in groups}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def not_reviewed_headline(files: Sequence[FileResult]) -> str | None:
+    """`not reviewed: 3 files (content 2, provider outage 1)`; None when all were covered."""
+    groups = not_reviewed_by_cause(files)
+    if not groups:
+        return None
+    total = sum(len(g) for g in groups.values())
+    if set(groups) == {"no_model"}:
+        return f"not reviewed by a model: {_plural(total, 'file')} (no model key in this run)"
+    causes = ", ".join(f"{CAUSE_SHORT[c]} {len(g)}" for c, g in groups.items())
+    return f"not reviewed: {_plural(total, 'file')} ({causes})"
+
+
+def _listed(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:_LISTED])
+    more = len(paths) - _LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def decide(files: list[FileResult], config: ReviewConfig) -> Decision:
     blocking = [f for fr in files for f in fr.findings if is_blocking(f, config.blocking_severity)]
     protected = [fr.path for fr in files if fr.needs_human]
-    uncovered = [fr.path for fr in files if not fr.covered]
     fail: list[str] = []
     neutral: list[str] = []
     if blocking:
         fail.append(f"{len(blocking)} finding(s) at or above {config.blocking_severity} severity")
-    if protected:
-        msg = f"protected path(s) changed, a human must review: {', '.join(protected)}"
-        (fail if config.protected.conclusion == "failure" else neutral).append(msg)
-    if uncovered:
-        neutral.append(
-            f"{len(uncovered)} file(s) not covered by the model reviewer: {', '.join(uncovered)}"
+    for cause, group in not_reviewed_by_cause(files).items():
+        opened = config.unreviewed == "neutral" and cause in FAIL_OPEN_CAUSES
+        msg = (
+            f"not reviewed: {_plural(len(group), 'file')}, {CAUSE_TEXT[cause]}"
+            f"{' (review.unreviewed: neutral lets it pass)' if opened else ''}: "
+            f"{_listed([fr.path for fr in group])}"
         )
+        (neutral if opened else fail).append(msg)
+    if protected:
+        msg = (
+            "protected path(s) changed, a maintainer must approve this head commit: "
+            f"{_listed(protected)}"
+        )
+        (fail if config.protected.conclusion == "failure" else neutral).append(msg)
     if fail:
         return Decision("fail", tuple(fail + neutral))
     if neutral:
@@ -62,6 +131,8 @@ def compute_metrics(
     baseline_api_calls: int,
     baseline_cost_usd: float,
     duration_s: float,
+    api_calls_cap: int = 0,
+    findings_omitted: int = 0,
 ) -> Metrics:
     reviewed = sum(1 for f in files if f.status == "reviewed")
     cached = sum(1 for f in files if f.status == "cached")
@@ -89,4 +160,7 @@ def compute_metrics(
         # Files the model answered per call made (re-asks and failed calls lower it).
         files_per_call=(round(files_reviewed_by_model / usage.calls, 3) if usage.calls else 0.0),
         duration_s=round(duration_s, 3),
+        files_not_reviewed=sum(1 for f in files if f.not_reviewed is not None),
+        api_calls_cap=api_calls_cap,
+        findings_omitted=findings_omitted + sum(f.findings_omitted for f in files),
     )

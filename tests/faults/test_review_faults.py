@@ -137,7 +137,7 @@ def test_invalid_config_exits_2_naming_the_key(
     assert not (tmp_path / "out" / "verdict.json").exists()
 
 
-def test_429_storm_is_neutral_degraded_and_does_not_poison_the_cache(
+def test_429_storm_fails_closed_degraded_and_does_not_poison_the_cache(
     rb: RepoBuilder, tmp_path: Path, gemini_server: FakeGemini
 ) -> None:
     base = rb.commit({"a.py": "x = 1\n"})
@@ -151,15 +151,15 @@ def test_429_storm_is_neutral_degraded_and_does_not_poison_the_cache(
     r = _gatebot(
         [*args, "--config", str(cfg), "--cache-dir", str(cache), "--out", "out"], tmp_path, {}
     )
-    assert r.returncode == 0, r.stderr[-3000:]  # neutral: never red, never silently green
+    assert r.returncode == 1, r.stderr[-3000:]  # fail closed: never silently green
     v = json.loads((tmp_path / "out" / "verdict.json").read_text())
-    assert v["verdict"] == "neutral" and v["degraded"] is True
+    assert v["verdict"] == "fail" and v["degraded"] is True
     assert v["provider"] == "gemini+local"
     assert "rate limited" in v["degraded_reason"] and "429" in v["degraded_reason"], v
     assert sorted(v["uncovered"]) == sorted(files)
     assert gemini_server.stats.generate_calls >= 2  # it did retry, then gave up
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "not covered" in summary
+    assert "### Not reviewed (4)" in summary and "provider" in summary
     assert gemini_server.api_key not in r.stdout + r.stderr + summary
 
     # The storm is over: nothing from it was cached, so every file is asked about again.

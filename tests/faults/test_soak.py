@@ -93,11 +93,12 @@ def test_soak_reviews(tmp_path: Path, gemini_server: FakeGemini) -> None:
             gemini_server.fail(rng.choice(REVIEW_FAULTS), times=rng.choice((1, -1)))
         rr = run_review(rb.path, "main", head, config, cache, provider())
         v = rr.verdict
-        assert v.verdict in ("pass", "neutral"), (n, v.verdict, v.degraded_reason)
-        # Never silently green: a degraded run names what it did not cover and is not a pass.
+        assert v.verdict in ("pass", "fail"), (n, v.verdict, v.degraded_reason)
+        # Never silently green: a degraded run names what it did not cover and fails closed.
         if v.degraded:
             degraded += 1
-            assert v.uncovered and v.verdict == "neutral" and v.degraded_reason, n
+            assert v.uncovered and v.verdict == "fail" and v.degraded_reason, n
+            assert v.conclusion == "failure", n
         else:
             assert v.uncovered == [] and v.verdict == "pass", n
     took = time.monotonic() - started

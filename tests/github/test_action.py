@@ -233,7 +233,7 @@ def test_fork_without_secrets_fails_through_the_exit_code(
 
 
 @pytest.mark.slow
-def test_timeout_closes_the_check_as_neutral(
+def test_timeout_closes_the_check_as_failure(
     tmp_path: Path, github_server: FakeGitHub, gemini_server: FakeGemini, action_dir: Path
 ) -> None:
     workspace, base, head = _pr_repo(tmp_path)
@@ -247,9 +247,9 @@ def test_timeout_closes_the_check_as_neutral(
     assert result.step("review").outputs["status"] == "124"
     close = next(s for s in result.steps if s.name == "Close an unfinished check run")
     assert close.ran and close.exit_code == 0, close.stderr[-2000:]
-    assert "closed as neutral" in close.stdout
+    assert "closed as failure" in close.stdout
     (run,) = github_server.runs_for(head)
-    assert run.status == "completed" and run.conclusion == "neutral"
+    assert run.status == "completed" and run.conclusion == "failure"
     assert run.summary is not None and "timed out after 0.3 minutes" in run.summary
     assert "did not finish" in result.summary
     assert result.steps[-1].exit_code == 3

@@ -209,21 +209,32 @@ def test_bad_flag_is_named(tmp_path: Path, github_server: FakeGitHub) -> None:
         ActionsContext.from_env(env)
 
 
-def test_abandon_closes_an_unfinished_check_as_neutral(
+def test_abandon_closes_an_unfinished_check_as_failure(
     tmp_path: Path, github_server: FakeGitHub
 ) -> None:
-    env = actions_env(tmp_path, github_server)
+    env = actions_env(tmp_path, github_server) | {"GITHUB_RUN_ID": "777"}
     ctx = context(env, github_server, io.StringIO())
     ctx.start(HEAD)  # … and then the review was killed
     later = context(env, github_server, io.StringIO())
     assert later.abandon(HEAD, "timed out after 20 minutes") is True
     (run,) = github_server.runs_for(HEAD)
-    assert run.status == "completed" and run.conclusion == "neutral"
+    # Fail closed: neutral would pass a required check although nothing was decided.
+    assert run.status == "completed" and run.conclusion == "failure"
+    assert run.title == "gatebot did not finish: timed out after 20 minutes"
     assert run.summary is not None and "timed out after 20 minutes" in run.summary
+    assert "/actions/runs/777" in run.summary  # the run's log
     assert "did not finish" in (tmp_path / "summary.md").read_text()
     # Nothing left open: a second call changes nothing.
     assert later.abandon(HEAD, "again") is False
-    assert run.conclusion == "neutral"
+    assert run.conclusion == "failure"
+
+
+def test_abandon_can_say_timed_out(tmp_path: Path, github_server: FakeGitHub) -> None:
+    env = actions_env(tmp_path, github_server)
+    context(env, github_server, io.StringIO()).start(HEAD)
+    assert context(env, github_server, io.StringIO()).abandon(HEAD, "slow", "timed_out")
+    (run,) = github_server.runs_for(HEAD)
+    assert run.conclusion == "timed_out"
 
 
 def test_abandon_leaves_a_finished_check_alone(tmp_path: Path, github_server: FakeGitHub) -> None:

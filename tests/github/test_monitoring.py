@@ -74,8 +74,9 @@ def test_a_firing_alert_tops_the_summary_and_annotates_the_log(
 ) -> None:
     cache = tmp_path / "cache"
     # No API key: the local reviewer stands in, and `degraded_reviewer` tolerates none of that.
+    # Inside Actions that is "not reviewed by a model": the gate fails closed (exit 1).
     code, stdout, summary = _review(tmp_path, repo, cache)
-    assert code == 0, stdout
+    assert code == 1, stdout
     assert summary.startswith("> [!WARNING]\n> **gatebot alerts**\n")
     assert "> - `degraded_reviewer`: 1 review(s) fell back to the local reviewer" in summary
     charts = summary.index("```mermaid\nxychart-beta")
@@ -86,7 +87,7 @@ def test_a_firing_alert_tops_the_summary_and_annotates_the_log(
 
     # The next run's charts include both runs: one x-axis label per recorded review.
     code, stdout, summary = _review(tmp_path, repo, cache)
-    assert code == 0, stdout
+    assert code == 1, stdout
     assert "`degraded_reviewer`: 2 review(s)" in summary.split("```mermaid")[0]
     assert summary.count("    bar [") == 2 and "    line [0, 0]" in summary  # two charts
     assert "degraded_reviewer::2 review(s)" in _alert_lines(stdout)[0]
@@ -156,12 +157,18 @@ def test_no_history_adds_nothing(tmp_path: Path, repo: RepoBuilder) -> None:
 
 
 def test_an_unreadable_history_is_a_warning_not_a_failure(
-    tmp_path: Path, repo: RepoBuilder
+    tmp_path: Path, repo: RepoBuilder, gemini_server: FakeGemini
 ) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     history_path(cache).mkdir()  # reading it raises IsADirectoryError
-    code, stdout, summary = _review(tmp_path, repo, cache)
+    code, stdout, summary = _review(
+        tmp_path,
+        repo,
+        cache,
+        GEMINI_API_KEY=gemini_server.api_key,
+        GOOGLE_GEMINI_BASE_URL=gemini_server.url,
+    )
     assert code == 0, stdout
     lines = [ln for ln in stdout.splitlines() if ln.startswith("::warning::")]
     assert any(ln.startswith("::warning::gatebot: run history not read: ") for ln in lines), stdout

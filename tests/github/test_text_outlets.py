@@ -122,7 +122,7 @@ def test_summary_lists_files_status_and_costs() -> None:
     assert "2 blocking findings" in md
     assert "| `poetry.lock` | skipped | 0 | lock file |" in md
     assert "| `src/cached.py` | from cache |" in md
-    assert "### Not covered" in md and "- `big.py`" in md
+    assert "### Not reviewed (1)" in md and "- `big.py`: x" in md
     assert "\n> a note\n" in md
     assert "<img" not in md and "@admin" not in md and "[link](http" not in md
     assert "``we`ird.py:1``" in md

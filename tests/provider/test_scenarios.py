@@ -167,7 +167,7 @@ FAILING = {"gemini": {**FAST, "timeout_s": 0.5, "max_retry_delay_s": 1}}
 
 
 @pytest.mark.parametrize("fault", ["503", "500", "429", "slow", "auth", "truncated"])
-def test_provider_failure_is_neutral_degraded_and_keeps_the_cache(
+def test_provider_failure_fails_closed_degraded_and_keeps_the_cache(
     tmp_path: Path, gemini_server: FakeGemini, fault: str
 ) -> None:
     sc = build(tmp_path / "repo", files=10, base_modules=12)
@@ -179,7 +179,8 @@ def test_provider_failure_is_neutral_degraded_and_keeps_the_cache(
     _inject(gemini_server, fault)
     v = review(sc, cache, cfg).verdict
     # (a model that keeps answering truncated JSON is, after the retries alone, an outage too)
-    assert v.verdict == "neutral"
+    assert (v.verdict, v.conclusion) == ("fail", "failure")
+    assert {f.not_reviewed.cause for f in v.files if f.not_reviewed} == {"provider"}
     assert v.degraded and v.degraded_reason
     assert v.provider == "gemini+local"
     assert v.uncovered == [path]
@@ -192,17 +193,19 @@ def test_provider_failure_is_neutral_degraded_and_keeps_the_cache(
     assert back.verdict == "pass" and not back.degraded and back.metrics.files_cached == 9
 
 
-def test_the_cli_exits_0_on_an_outage_and_names_what_is_uncovered(
-    tmp_path: Path, gemini_server: FakeGemini
+@pytest.mark.parametrize(("unreviewed", "code"), [("failure", 1), ("neutral", 0)])
+def test_the_cli_fails_closed_on_an_outage_unless_opted_out_and_names_what_is_uncovered(
+    tmp_path: Path, gemini_server: FakeGemini, unreviewed: str, code: int
 ) -> None:
     sc = build(tmp_path / "repo", files=6, base_modules=8)
     cfg_file = tmp_path / "gatebot.yml"
-    cfg_file.write_text(json.dumps({"review": FAILING}))
+    cfg_file.write_text(json.dumps({"review": {**FAILING, "unreviewed": unreviewed}}))
     gemini_server.fail("503", times=-1)
     done = _cli(sc, tmp_path / "out", tmp_path / "cache", cfg_file)
-    assert done.returncode == 0, done.stderr  # neutral is never red
+    assert done.returncode == code, done.stderr
     v = Verdict.model_validate_json((tmp_path / "out" / "verdict.json").read_text())
-    assert v.verdict == "neutral" and v.degraded
+    expected = "fail" if unreviewed == "failure" else "neutral"
+    assert v.verdict == expected and v.degraded
     assert sorted(v.uncovered) == sorted(sc.pr_paths)
     assert gemini_server.api_key not in done.stdout + done.stderr
-    assert "neutral" in done.stdout
+    assert f"gatebot review: {expected}" in done.stdout

@@ -229,10 +229,12 @@ def test_config_is_read_from_the_base_not_from_the_prs_head(
 
     # An explicit --config is read as given: here the PR's own file from the working tree.
     code, text = _main([*args, "--config", ".github/gatebot.yml"], capsys)
-    assert code == 0, text
+    assert code == 1, text
     v = json.loads((in_tmp / "o" / "verdict.json").read_text())
-    # Not failed by the breakpoint; neutral because the protected config file changed.
-    assert (v["verdict"], v["blocking_severity"]) == ("neutral", "critical")
+    # Not failed by the breakpoint; failed (protected.conclusion defaults to failure) because
+    # the protected config file changed.
+    assert (v["verdict"], v["blocking_severity"]) == ("fail", "critical")
+    assert [r for r in v["reasons"] if "protected" in r] == v["reasons"]
     assert "(--config)" in (in_tmp / "o" / "summary.md").read_text()
 
 

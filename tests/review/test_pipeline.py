@@ -93,20 +93,20 @@ def test_clean_change_passes_and_bad_ref_is_usage_error(rb: RepoBuilder, tmp_pat
         run_review(rb.path, "main", "nope", GatebotConfig(), tmp_path / "c", None)
 
 
-def test_protected_path_is_neutral_or_failure(rb: RepoBuilder, tmp_path: Path) -> None:
+def test_protected_path_fails_unless_the_config_opens_it(rb: RepoBuilder, tmp_path: Path) -> None:
     base = rb.commit({".github/workflows/ci.yml": "on: push\n"})
     rb.commit(
         {".github/workflows/ci.yml": "on: [push, pull_request]\n"}, branch="feature", parents=[base]
     )
     rr = run_review(rb.path, "main", "feature", GatebotConfig(), tmp_path / "c", None)
-    assert rr.verdict.verdict == "neutral"
+    assert (rr.verdict.verdict, rr.verdict.conclusion) == ("fail", "failure")
     assert rr.verdict.needs_human == [".github/workflows/ci.yml"]
     assert _files(rr)[".github/workflows/ci.yml"].reason == (
         "protected path (matches .github/workflows/**)"
     )
-    strict = GatebotConfig(review={"protected": {"conclusion": "failure"}})
-    rr = run_review(rb.path, "main", "feature", strict, tmp_path / "c", None)
-    assert rr.verdict.verdict == "fail"
+    opened = GatebotConfig(review={"protected": {"conclusion": "neutral"}})
+    rr = run_review(rb.path, "main", "feature", opened, tmp_path / "c", None)
+    assert (rr.verdict.verdict, rr.verdict.conclusion) == ("neutral", "neutral")
 
 
 def test_gitattributes_generated_is_skipped(rb: RepoBuilder, tmp_path: Path) -> None:
@@ -219,7 +219,7 @@ def test_first_review_rerun_repush_rebase(
     assert rr.verdict.metrics.files_cached == 20 and rr.verdict.metrics.api_calls == 0
 
 
-def test_provider_down_is_neutral_and_names_uncovered(
+def test_provider_down_fails_closed_and_names_the_files(
     rb: RepoBuilder, tmp_path: Path, gemini_server: FakeGemini
 ) -> None:
     cfg = _cfg()
@@ -233,11 +233,20 @@ def test_provider_down_is_neutral_and_names_uncovered(
     gemini_server.fail("503", times=-1)
     rr = run_review(rb.path, "main", head, cfg, cache, _gemini(cfg))
     v = rr.verdict
-    assert v.verdict == "neutral" and v.degraded
+    assert (v.verdict, v.conclusion) == ("fail", "failure") and v.degraded
     assert v.provider == "gemini+local"
     assert v.uncovered == ["a.py", "b.py"]
     assert all(not f.covered and f.status == "reviewed" for f in v.files)
-    assert "not covered" in rr.summary_md
+    assert {f.not_reviewed.cause for f in v.files if f.not_reviewed} == {"provider"}
+    assert "not reviewed: 2 files, provider" in v.reasons[0]
+    assert "### Not reviewed (2)" in rr.summary_md
+
+    # Fail-open for outages is the base config's explicit choice: then neutral.
+    opened = cfg.model_copy(
+        update={"review": cfg.review.model_copy(update={"unreviewed": "neutral"})}
+    )
+    rr = run_review(rb.path, "main", head, opened, cache, _gemini(opened))
+    assert (rr.verdict.verdict, rr.verdict.conclusion) == ("neutral", "neutral")
 
     # Nothing was cached from the failure: once the provider is back, both are reviewed.
     gemini_server.clear_faults()
@@ -271,7 +280,7 @@ def test_one_file_failing_leaves_the_others_cached(
     )
     gemini_server.fail("omit_file", path="b.py", times=-1)
     rr = run_review(rb.path, "main", head, cfg, cache, _gemini(cfg))
-    assert rr.verdict.uncovered == ["b.py"] and rr.verdict.verdict == "neutral"
+    assert rr.verdict.uncovered == ["b.py"] and rr.verdict.verdict == "fail"
     gemini_server.clear_faults()
     gemini_server.reset_stats()
     rr = run_review(rb.path, "main", head, cfg, cache, _gemini(cfg))
@@ -410,7 +419,7 @@ def test_outage_loses_nothing_from_the_cache(
     gemini_server.fail("503", times=-1)
     rr = run_review(rb.path, "main", second, cfg, cache, _gemini(cfg))
     assert _files(rr)["a.py"].status == "cached"  # served from cache during the outage
-    assert rr.verdict.uncovered == ["b.py"] and rr.verdict.verdict == "neutral"
+    assert rr.verdict.uncovered == ["b.py"] and rr.verdict.verdict == "fail"
 
     gemini_server.clear_faults()
     gemini_server.reset_stats()
@@ -445,4 +454,7 @@ def test_file_over_max_file_bytes_is_skipped_unread_and_never_sent(
     grown = files["grown.txt"]
     assert grown.status == "skipped" and grown.reason is not None
     assert grown.reason.startswith("too large to review: 1,200 bytes") and grown.findings == []
-    assert files["a.py"].status == "reviewed" and rr.verdict.verdict == "pass"
+    # Unread is not reviewed: the gate fails closed on the PR's own content, named as such.
+    assert files["a.py"].status == "reviewed" and rr.verdict.verdict == "fail"
+    assert {f.not_reviewed.cause for f in (added, grown) if f.not_reviewed} == {"content"}
+    assert rr.verdict.uncovered == ["data/huge.txt", "grown.txt"]

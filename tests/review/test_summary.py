@@ -59,7 +59,9 @@ def test_summary_content() -> None:
             ],
         ),
         FileResult(
-            path="x.py", status="reviewed", covered=False, reason="not covered by the model: 503"
+            path="x.py",
+            status="reviewed",
+            not_reviewed={"cause": "provider", "reason": "not reviewed by the model: 503"},
         ),
         FileResult(path="yarn.lock", status="skipped", reason="lock file"),
         FileResult(path=".github/workflows/ci.yml", status="reviewed", needs_human=True),
@@ -68,7 +70,8 @@ def test_summary_content() -> None:
     assert md.startswith("## ⚠️ gatebot review: **neutral**")
     assert "reviewed locally because provider returned 503" in md
     assert "| `yarn.lock` | skipped | lock file | 0 |" in md
-    assert "**not covered by the model**: 503" in md and "**needs human review**" in md
+    assert "**not reviewed** (provider): 503" in md and "**needs human review**" in md
+    assert "### Not reviewed (1)" in md and "- `x.py`: 503" in md
     assert "\\*\\*boom\\*\\* &lt;script&gt;" in md and "<script>" not in md
     assert "| Model calls | 2 | 40 |" in md and "$0.5000" in md
     assert "cache warn" in md

@@ -58,7 +58,11 @@ def test_deleted_binary_ignored(tmp_path: Path) -> None:
         {"gone.py": None, "img.png": b"\x89PNG\x00\x01", "docs/a.md": "b\n"},
     )
     assert _decide(ch["gone.py"], "x = 1\n", None).skip_reason == "deleted"
-    assert _decide(ch["img.png"], None, None).skip_reason == "binary"
+    binary = _decide(ch["img.png"], None, None)
+    assert binary.skip_reason == "binary content: the gate cannot read it"
+    # Skipped by the model, but not passed: unreadable content is "not reviewed".
+    assert binary.not_reviewed is not None and binary.not_reviewed.cause == "content"
+    assert _decide(ch["gone.py"], "x = 1\n", None).not_reviewed is None
     assert _decide(ch["docs/a.md"], "a\n", "b\n", ignore=["docs/**"]).skip_reason == (
         "ignored by review.ignore"
     )

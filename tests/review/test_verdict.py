@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.config.review import ReviewConfig
-from bot.review.models import FileResult, Finding
+from bot.review.models import FileResult, Finding, NotReviewed
 from bot.review.types import Usage
-from bot.review.verdict import compute_metrics, decide
+from bot.review.verdict import compute_metrics, decide, not_reviewed_headline
 
 
 def _f(sev: str, source: str = "local") -> Finding:
@@ -35,19 +35,51 @@ def test_blocking_severity(sev: str, blocking: str, verdict: str) -> None:
 
 def test_protected_conclusion() -> None:
     files = [_fr(".github/workflows/ci.yml", needs_human=True), _fr()]
-    neutral = decide(files, ReviewConfig())
-    assert neutral.verdict == "neutral" and ".github/workflows/ci.yml" in neutral.reasons[0]
-    failure = decide(files, ReviewConfig(protected={"conclusion": "failure"}))
-    assert failure.verdict == "fail"
+    failure = decide(files, ReviewConfig())
+    assert failure.verdict == "fail" and ".github/workflows/ci.yml" in failure.reasons[0]
+    neutral = decide(files, ReviewConfig(protected={"conclusion": "neutral"}))
+    assert neutral.verdict == "neutral"
 
 
-def test_uncovered_is_neutral_unless_something_blocks() -> None:
-    files = [_fr("x.py", covered=False, reason="provider down"), _fr()]
-    d = decide(files, ReviewConfig())
-    assert d.verdict == "neutral" and "x.py" in d.reasons[0]
-    files.append(_fr("y.py", findings=[_f("critical")]))
-    d = decide(files, ReviewConfig())
+def _nr(path: str, cause: str) -> FileResult:
+    return _fr(path, not_reviewed=NotReviewed(cause=cause, reason=f"{cause} says no"))
+
+
+@pytest.mark.parametrize("cause", ["content", "provider", "budget", "no_model"])
+def test_not_reviewed_fails_closed_by_default(cause: str) -> None:
+    d = decide([_nr("x.py", cause), _fr()], ReviewConfig())
+    assert d.verdict == "fail" and "x.py" in d.reasons[0] and "not reviewed: 1 file" in d.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("cause", "verdict"),
+    [("provider", "neutral"), ("no_model", "neutral"), ("content", "fail"), ("budget", "fail")],
+)
+def test_fail_open_only_opens_what_no_pr_can_provoke(cause: str, verdict: str) -> None:
+    d = decide([_nr("x.py", cause)], ReviewConfig(unreviewed="neutral"))
+    assert d.verdict == verdict
+
+
+def test_a_file_marked_uncovered_without_a_cause_counts_as_content() -> None:
+    fr = _fr("x.py", covered=False, reason="a type the gate cannot read")
+    assert fr.not_reviewed == NotReviewed(cause="content", reason="a type the gate cannot read")
+    assert decide([fr], ReviewConfig(unreviewed="neutral")).verdict == "fail"
+    assert _nr("y.py", "provider").covered is False
+
+
+def test_a_blocking_finding_still_fails_beside_opened_files() -> None:
+    files = [_nr("x.py", "provider"), _fr("y.py", findings=[_f("critical")])]
+    d = decide(files, ReviewConfig(unreviewed="neutral"))
     assert d.verdict == "fail" and any("x.py" in r for r in d.reasons)
+
+
+def test_not_reviewed_headline_names_the_causes() -> None:
+    files = [_nr("a", "content"), _nr("b", "content"), _nr("c", "provider"), _fr("d")]
+    assert not_reviewed_headline(files) == "not reviewed: 3 files (content 2, provider outage 1)"
+    assert not_reviewed_headline([_nr("a", "no_model")]) == (
+        "not reviewed by a model: 1 file (no model key in this run)"
+    )
+    assert not_reviewed_headline([_fr()]) is None
 
 
 def test_pass_with_nothing() -> None:
