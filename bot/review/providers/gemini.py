@@ -41,7 +41,7 @@ from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.review.budget import CallBudget
 from bot.review.cost import LONG_CONTEXT_TOKENS, cost_usd, price_for, today_utc
-from bot.review.models import Finding
+from bot.review.models import Finding, NotReviewedCause
 from bot.review.prompt import batch_text, system_instruction
 from bot.review.providers.answer import CallResult, parse_answer
 from bot.review.providers.params import generation_config
@@ -395,6 +395,7 @@ class GeminiProvider:
     def review_batch(self, batch: Batch) -> BatchOutcome:
         findings: dict[str, list[Finding]] = {}
         failed: dict[str, str] = {}
+        causes: dict[str, NotReviewedCause] = {}  # where a failure is not the provider's
         usage_by_model: dict[str, Usage] = {}
         answered_by: dict[str, str] = {}
         fallbacks: list[ModelFallback] = []
@@ -421,6 +422,7 @@ class GeminiProvider:
                 continue
             except _OverBudget as exc:
                 failed.update({it.cache_key: str(exc) for it in items})
+                causes.update({it.cache_key: "budget" for it in items})
                 continue
             except _Unavailable as exc:
                 self._mark_down(str(exc))
@@ -447,6 +449,7 @@ class GeminiProvider:
             batch=batch,
             findings=findings,
             failed=failed,
+            causes=causes,
             usage_by_model=usage_by_model,
             answered_by=answered_by,
             fallbacks=fallbacks,
