@@ -25,7 +25,6 @@ from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, o
 from bot.review import local, normalize, triage
 from bot.review.accounting import cost_updates, fallback_warnings, naive_baseline
 from bot.review.batch import make_items, plan
-from bot.review.budget import BUDGET_REASON
 from bot.review.cache import ReviewCache
 from bot.review.cost import Spend, baseline_file_tokens
 from bot.review.fanout import fork_map, usable_cores
@@ -477,7 +476,9 @@ def run_review(
     tokens = [f.baseline_tokens for f in files if f.baseline_tokens is not None]
     naive = naive_baseline(tokens, stats.usage, review, plan)
     updates, cost_warnings = cost_updates(stats.spend, naive, plan, stats.fallbacks)
-    updates["files_over_budget"] = sum(BUDGET_REASON in (r.reason or "") for r in results)
+    updates["files_over_budget"] = sum(
+        r.not_reviewed is not None and r.not_reviewed.cause == "budget" for r in results
+    )
     for w in cost_warnings:
         warnings.add(w)
     label, degraded_reason = _provider_label(provider, files)
