@@ -11,7 +11,8 @@ import yaml
 
 from bot.config.load import printable, yaml_problem
 from bot.errors import ConfigError, UsageError
-from bot.github.cachekey import cache_key
+from bot.github.cachedir import prepare_action_cache_dir
+from bot.github.cachekey import cache_key, job_scope, workflow_identity
 from bot.github.event import PR_EVENTS, load_pull_request, refuse_untrusted_checkout
 from bot.github.outputs import write_outputs
 from bot.github.overlay import apply_overrides
@@ -105,6 +106,13 @@ def _head_in_workspace(repo: Path, sha: str) -> bool:
     type=click.Path(dir_okay=False, path_type=Path),
     help="write the configuration with the action's overrides (GATEBOT_MODEL_*, …) here",
 )
+@click.option(
+    "--cache-dir",
+    "cache_dir",
+    default=None,
+    help="the action's cache-dir input: prepare it (emptied when inside the workspace) and "
+    "output it as actions/cache's `path` (default .gatebot-cache in $GITHUB_WORKSPACE)",
+)
 def cache_key_command(
     repo: Path,
     config_path: Path | None,
@@ -112,6 +120,7 @@ def cache_key_command(
     base: str | None,
     head: str | None,
     effective_config: Path | None,
+    cache_dir: str | None,
 ) -> None:
     """Print the actions/cache key and restore keys for the review cache.
 
@@ -121,6 +130,9 @@ def cache_key_command(
     On pull_request_target it refuses a workspace that contains the PR head (see docs/action.md).
     The configuration is the one `gatebot review` judges by: `.github/gatebot.yml` at the merge
     base (never the workspace's copy, which on a pull request is the PR's own), or --config.
+    The key is scoped to the workflow, the job, the check name ($GATEBOT_CHECK_NAME) and --repo,
+    so different jobs never share or race for a cache. With --cache-dir, the outputs also
+    carry `path` (for actions/cache, the same on every runner) and `cache-dir` (absolute).
     """
     env = os.environ
     event_name = env.get("GITHUB_EVENT_NAME", "")
@@ -143,27 +155,38 @@ def cache_key_command(
         effective_config.parent.mkdir(parents=True, exist_ok=True)
         effective_config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         review_config = str(effective_config)
+    scope = job_scope(
+        workflow_identity(env.get("GITHUB_WORKFLOW_REF", ""), env.get("GITHUB_WORKFLOW", "")),
+        env.get("GITHUB_JOB", ""),
+        env.get("GATEBOT_CHECK_NAME", "").strip(),
+        str(repo),
+    )
     key = cache_key(
         config.review,
         ref,
         pr_number,
         env.get("GITHUB_RUN_ID", "") or "local",
         env.get("GITHUB_RUN_ATTEMPT", "") or "1",
+        scope=scope,
     )
+    values = {
+        "key": key.key,
+        "restore-keys": "\n".join(key.restore_keys),
+        "config": review_config,
+        "cache-max-mb": str(config.review.cache_max_mb),
+    }
+    if cache_dir is not None:
+        workspace = Path(env.get("GITHUB_WORKSPACE", "") or Path.cwd())
+        prepared = prepare_action_cache_dir(cache_dir, workspace)
+        values["path"] = prepared.path_input
+        values["cache-dir"] = str(prepared.directory)
+        click.echo(f"cache dir: {prepared.directory} (actions/cache path: {prepared.path_input})")
     click.echo(f"key: {key.key}")
     for k in key.restore_keys:
         click.echo(f"restore-key: {k}")
     output = env.get("GITHUB_OUTPUT", "")
     if env.get("GITHUB_ACTIONS") == "true" and output:
-        write_outputs(
-            Path(output),
-            {
-                "key": key.key,
-                "restore-keys": "\n".join(key.restore_keys),
-                "config": review_config,
-                "cache-max-mb": str(config.review.cache_max_mb),
-            },
-        )
+        write_outputs(Path(output), values)
 
 
 @click.command("check-abandon")

@@ -210,13 +210,17 @@ class ActionsContext:
         repo = client(self._api).get_repo(s.repository)
         self._publisher = CheckRunPublisher(repo, s.check_name, s.details_url())
         try:
-            self._publisher.begin(
+            run = self._publisher.begin(
                 head_sha,
                 CheckOutput(
                     title="Review in progress",
                     summary=f"gatebot is reviewing `{head_sha[:12]}`.",
                 ),
             )
+            if s.output is not None:
+                # At once, not at the end: when this process is killed (timeout) or crashes,
+                # the action's shell step closes this run by id (action/close-check.sh).
+                write_outputs(s.output, {"check-run-id": str(run.id)})
         except GithubException as exc:
             if exc.status in _NO_PERMISSION:
                 self._fallback(self._no_permission_reason(exc.status))

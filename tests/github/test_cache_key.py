@@ -12,27 +12,58 @@ from click.testing import CliRunner
 from bot.cli.main import cli
 from bot.config.review import ModelsConfig, ReviewConfig
 from bot.errors import ConfigError, UsageError
-from bot.github.cachekey import cache_key, review_hash
+from bot.github.cachekey import cache_key, job_scope, review_hash, workflow_identity
 from bot.github.event import load_pull_request, refuse_untrusted_checkout
 from bot.github.overlay import apply_overrides
 from tests.github.runner import parse_output_file
 from tests.gitrepo import RepoBuilder
 
 EVENTS = Path(__file__).parent.parent / "fixtures" / "events"
+CHECK = "gatebot / review"
+
+
+SCOPE = job_scope("octo-org/inf-trader/.github/workflows/review.yml", "review", CHECK, ".")
 
 
 def test_key_is_run_unique_and_restores_pr_then_base() -> None:
-    k = cache_key(ReviewConfig(), "main", 42, "777", "2")
+    k = cache_key(ReviewConfig(), "main", 42, "777", "2", scope=SCOPE)
     h = review_hash(ReviewConfig())
-    assert k.key == f"gatebot-v1-{h}-main-pr42-777-2"
-    assert k.restore_keys == (f"gatebot-v1-{h}-main-pr42-", f"gatebot-v1-{h}-main-")
+    assert k.key == f"gatebot-v1-{h}-{SCOPE}-main-pr42-777-2"
+    assert k.restore_keys == (f"gatebot-v1-{h}-{SCOPE}-main-pr42-", f"gatebot-v1-{h}-{SCOPE}-main-")
     assert all(k.key.startswith(r) for r in k.restore_keys)
 
 
 def test_push_key_restores_its_branch() -> None:
-    k = cache_key(ReviewConfig(), "release/1.x", None, "5", "1")
+    k = cache_key(ReviewConfig(), "release/1.x", None, "5", "1", scope=SCOPE)
     assert k.key.endswith("-release/1.x-5-1")
     assert len(k.restore_keys) == 1 and k.key.startswith(k.restore_keys[0])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("octo-org/inf-trader/.github/workflows/selftest.yml", "review", CHECK, "."),
+        ("octo-org/inf-trader/.github/workflows/review.yml", "lint", CHECK, "."),
+        ("octo-org/inf-trader/.github/workflows/review.yml", "review", "gatebot / docs", "."),
+        ("octo-org/inf-trader/.github/workflows/review.yml", "review", CHECK, "fixture"),
+    ],
+    ids=["workflow", "job", "check-name", "working-directory"],
+)
+def test_other_jobs_never_restore_each_others_cache(other: tuple[str, str, str, str]) -> None:
+    mine = cache_key(ReviewConfig(), "main", 42, "7", "1", scope=SCOPE)
+    theirs = cache_key(ReviewConfig(), "main", 42, "7", "1", scope=job_scope(*other))
+    assert mine.key != theirs.key
+    for prefix in mine.restore_keys:
+        assert not theirs.key.startswith(prefix)
+    for prefix in theirs.restore_keys:
+        assert not mine.key.startswith(prefix)
+
+
+def test_the_workflow_is_its_file_whatever_the_ref() -> None:
+    pr = workflow_identity("o/r/.github/workflows/review.yml@refs/pull/42/merge", "review")
+    main = workflow_identity("o/r/.github/workflows/review.yml@refs/heads/main", "review")
+    assert pr == main == "o/r/.github/workflows/review.yml"
+    assert workflow_identity("", "review") == "review"  # act sets no GITHUB_WORKFLOW_REF
 
 
 def test_model_or_instructions_change_the_hash_but_not_the_threshold() -> None:
@@ -43,7 +74,7 @@ def test_model_or_instructions_change_the_hash_but_not_the_threshold() -> None:
 
 
 def test_unsafe_characters_are_replaced() -> None:
-    k = cache_key(ReviewConfig(), "feat,x y", 1, "1", "1")
+    k = cache_key(ReviewConfig(), "feat,x y", 1, "1", "1", scope=SCOPE)
     assert "," not in k.key and " " not in k.key
 
 
@@ -95,16 +126,21 @@ def test_cache_key_command_in_actions(tmp_path: Path, monkeypatch: pytest.Monkey
         "GITHUB_RUN_ID": "31",
         "GITHUB_RUN_ATTEMPT": "1",
         "GATEBOT_MODEL_DEEP": "gemini-deep-x",
+        "GITHUB_WORKSPACE": str(tmp_path / "ws"),
     }
+    (tmp_path / "ws").mkdir()
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     eff = tmp_path / "eff" / "config.yml"
     result = CliRunner().invoke(
-        cli, ["cache-key", "--repo", str(rb.path), "--effective-config", str(eff)]
+        cli,
+        ["cache-key", "--repo", str(rb.path), "--effective-config", str(eff), "--cache-dir", ""],
     )
     assert result.exit_code == 0, result.output
     outputs = parse_output_file(out)
     assert outputs["key"].endswith("-main-pr42-31-1")
+    assert outputs["path"] == ".gatebot-cache"
+    assert outputs["cache-dir"] == str(tmp_path / "ws" / ".gatebot-cache")
     assert outputs["restore-keys"].splitlines()[0].endswith("-main-pr42-")
     assert outputs["config"] == str(eff)
     text = eff.read_text()

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from bot.github.cachedir import DEFAULT_ACTION_CACHE_DIR
 from bot.github.cachekey import PREFIX
 from bot.metrics.history import HISTORY_FILE
 
@@ -43,9 +44,7 @@ def test_restores_the_review_cache_and_runs_the_check() -> None:
     restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))
     # the review Action saves under keys starting with PREFIX; the path must match its default
     assert restore["with"]["restore-keys"].startswith(PREFIX + "-")
-    action = (ROOT / "action.yml").read_text()
-    assert "$RUNNER_TEMP/gatebot-cache" in action
-    assert restore["with"]["path"] == "${{ runner.temp }}/gatebot-cache"
+    assert restore["with"]["path"] == DEFAULT_ACTION_CACHE_DIR
     runs = [s for s in steps if "run" in s and "gatebot metrics" in s["run"]]
     assert any("--check" in s["run"] for s in runs)
     assert any("--format markdown" in s["run"] and "GITHUB_STEP_SUMMARY" in s["run"] for s in runs)
