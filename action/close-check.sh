@@ -104,9 +104,11 @@ if [ -z "$reason" ]; then
   if [ "${GATEBOT_POSTED:-}" != check ] && [[ "$run_id" =~ ^[0-9]+$ ]] && can_post; then
     api GET "/repos/$repo/check-runs/$run_id"
     if [ "$http" = 200 ] && [ "$(run_status)" != completed ]; then
-      case "${GATEBOT_VERDICT:-}" in
-        pass) finished=success ;; neutral) finished=neutral ;; *) finished=failure ;;
-      esac
+      # As the review decided it: exit 0 passes the check (neutral where the verdict is), 1 not.
+      finished=failure
+      if [ "$status" = 0 ]; then
+        if [ "${GATEBOT_VERDICT:-}" = neutral ]; then finished=neutral; else finished=success; fi
+      fi
       printf '{"status":"completed","conclusion":"%s","output":{"title":%s,"summary":%s}}' \
         "$finished" "$(json_str "gatebot: ${GATEBOT_VERDICT:-fail}")" \
         "$(json_str "The review finished with the verdict **${GATEBOT_VERDICT:-fail}**; the full report is in the job summary (the check run could not be updated with it).")" \

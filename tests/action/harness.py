@@ -127,8 +127,17 @@ class ActResult:
         return found[0]
 
     def summary(self) -> str:
-        """The job summary: every step's $GITHUB_STEP_SUMMARY, in order."""
-        return "".join(e.get("content", "") for e in self.events if e.get("command") == "summary")
+        """The job summary: every step's $GITHUB_STEP_SUMMARY, in order. (act logs the last
+        step of a composite action's summary a second time, for the composite step itself.)"""
+        kept: list[tuple[list[str], str]] = []
+        for e in self.events:
+            if e.get("command") != "summary":
+                continue
+            step, content = list(e.get("stepID") or []), str(e.get("content", ""))
+            if kept and kept[-1][1] == content and kept[-1][0][: len(step)] == step:
+                continue
+            kept.append((step, content))
+        return "".join(content for _, content in kept)
 
     def annotations(self, level: str = "error") -> list[dict[str, Any]]:
         """Workflow-command annotations (`::error file=…::message`) as act parsed them."""
@@ -201,6 +210,7 @@ class ActHarness:
         env: Mapping[str, str] | None = None,
         inputs: Mapping[str, str] | None = None,
         run_id: str | None = None,
+        extra_platforms: Iterable[str] = (),
     ) -> ActResult:
         self.runs += 1
         n = self.runs
@@ -250,12 +260,19 @@ class ActHarness:
             str(run_dir / "runner"),
             *self.local_repositories(texts),
         ]
+        for label in extra_platforms:  # runs-on labels of self-hosted runners: this machine too
+            args += ["-P", f"{label}=-self-hosted"]
         if job:
             args += ["-j", job]
         for k, v in merged_env.items():
             args += ["--env", f"{k}={v}"]
+        secret_env = {}
         for k, v in self.secrets.items():
-            args += ["-s", f"{k}={v}"]
+            if "\n" in v:  # a multi-line secret (a key): act reads `-s NAME` from its env
+                args += ["-s", k]
+                secret_env[k] = v
+            else:
+                args += ["-s", f"{k}={v}"]
         for k, v in (inputs or {}).items():
             args += ["--input", f"{k}={v}"]
         process_env = {
@@ -265,6 +282,7 @@ class ActHarness:
             "HOME": str(home),
             "LANG": "C.UTF-8",
             "ACT_DISABLE_VERSION_CHECK": "1",
+            **secret_env,
         }
         log_path = run_dir / "act.log"
         with log_path.open("w") as log:

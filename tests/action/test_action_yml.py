@@ -73,7 +73,7 @@ def test_outputs_come_from_the_step_that_always_runs() -> None:
     last = action["runs"]["steps"][-1]
     assert last["id"] == "result" and last["if"] == "${{ always() }}"
     for name, spec in action["outputs"].items():
-        assert spec["value"] == f"${{{{ steps.result.outputs.{name} }}}}", name
+        assert spec["value"] == f"${{{{ steps.result.outputs.result-{name} }}}}", name
     closers = [s for s in action["runs"]["steps"] if "close-check.sh" in s.get("run", "")]
     assert {s["if"] for s in closers} == {"${{ !cancelled() }}", "${{ cancelled() }}"}
 

@@ -215,8 +215,10 @@ def test_a_stalled_model_ends_in_documented_outputs_and_a_completed_check(
         ({}, {"ACT_STANDIN_SETUP_PYTHON": "/nonexistent/bin/python3"}, "gatebot setup failed", "3"),
         # an input the configuration refuses (exit 2 before the review starts)
         ({"blocking-severity": "urgent"}, {}, "gatebot could not run", "2"),
+        # a time limit that is not a number: refused before the review starts
+        ({"timeout-minutes": "soon"}, {}, "gatebot could not run", "2"),
     ],
-    ids=["setup-python-fails", "python-does-not-run", "bad-input"],
+    ids=["setup-python-fails", "python-does-not-run", "bad-input", "bad-timeout"],
 )
 def test_a_failure_before_the_review_still_completes_the_check(
     tmp_path: Path,
@@ -241,7 +243,7 @@ def test_a_failure_before_the_review_still_completes_the_check(
     assert run.details_url and run.details_url.endswith(f"/octo-org/inf-trader/actions/runs/{9001}")
     assert title in result.summary()
     assert gemini_server.stats.generate_calls == 0
-    assert not result.standin("cache-save"), "nothing to save when the review never ran"
+    assert not github_server.calls("PATCH"), "no check run was opened before the failure"
 
 
 def test_a_fork_pr_without_a_writable_token_fails_through_the_job(
