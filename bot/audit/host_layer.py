@@ -5,7 +5,8 @@ from __future__ import annotations
 import shlex
 
 from bot.audit.context import AuditContext, Outcome, failed, parse_json_line, passed
-from bot.audit.remote import run_bounded, shell_join, tail
+from bot.ssh.remote import run_bounded, tail
+from bot.ssh.session import quote
 
 # Run by the host's interpreter (target.python). Python 3.6 syntax so an old host can answer.
 HOST_SCRIPT = r"""
@@ -42,7 +43,7 @@ def _version(text: str) -> tuple[int, ...]:
 
 def host_command(python: str, path: str, binaries: list[str]) -> str:
     script = f"{_BINARIES}; exec {shlex.quote(python)} - {shlex.quote(path)}"
-    return shell_join(["sh", "-c", script, "sh", *binaries])
+    return quote(["sh", "-c", script, "sh", *binaries])
 
 
 async def check_host(ctx: AuditContext) -> Outcome:

@@ -7,7 +7,6 @@ import shlex
 from typing import Any
 
 from bot.audit.context import AuditContext, Outcome, failed, parse_json_line, passed, skipped
-from bot.audit.remote import run_bounded, shell_join, tail
 from bot.deploy.integrity import IntegrityResult, verify_remote
 from bot.deploy.layout import (
     RELEASE_MARKER,
@@ -16,6 +15,8 @@ from bot.deploy.layout import (
     integrity_excludes,
     release_id_from_link,
 )
+from bot.ssh.remote import run_bounded, tail
+from bot.ssh.session import quote
 
 # Host interpreter; lists `current` and every release's completion marker in one round trip.
 RELEASE_SCRIPT = r"""
@@ -170,7 +171,7 @@ async def check_release(ctx: AuditContext) -> Outcome:
     t = ctx.target
     res = await run_bounded(
         ctx.ssh(),
-        shell_join([t.python, "-", t.path, RELEASE_MARKER]),
+        quote([t.python, "-", t.path, RELEASE_MARKER]),
         input=RELEASE_SCRIPT,
         timeout=ctx.timeout_of("release"),
     )
@@ -279,7 +280,7 @@ async def check_dependencies(ctx: AuditContext) -> Outcome:
     budget = max(1.0, ctx.timeout_of("dependencies") - 1)
     res = await run_bounded(
         ctx.ssh(),
-        shell_join([t.python, "-", ctx.release_dir, t.lock_file or "", VENV_COMPLETE, f"{budget}"]),
+        quote([t.python, "-", ctx.release_dir, t.lock_file or "", VENV_COMPLETE, f"{budget}"]),
         input=DEPS_SCRIPT,
         timeout=ctx.timeout_of("dependencies"),
     )
@@ -299,7 +300,7 @@ async def check_imports(ctx: AuditContext) -> Outcome:
     res = await run_bounded(
         ctx.ssh(),
         # -B: importing must not write __pycache__ into the release (integrity would see it).
-        f"{shlex.quote(ctx.venv_python)} -B - {shell_join(modules)}",
+        f"{shlex.quote(ctx.venv_python)} -B - {quote(modules)}",
         input=IMPORTS_SCRIPT,
         cwd=ctx.release_dir,
         timeout=ctx.timeout_of("imports"),

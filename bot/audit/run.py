@@ -23,7 +23,6 @@ from bot.audit.release_layers import (
     check_integrity,
     check_release,
 )
-from bot.audit.remote import RemoteTimeout
 from bot.audit.report import LAYER_IDS, AuditReport, LayerResult
 from bot.audit.runtime_layers import check_gtw, check_service
 from bot.config.audit import AuditConfig
@@ -31,6 +30,7 @@ from bot.config.deploy import TargetConfig
 from bot.deploy.manifest import Manifest
 from bot.errors import GatebotError, TransportError
 from bot.ssh import SSHSession, load_credentials, open_session
+from bot.ssh.remote import RemoteTimeout
 
 LayerFn = Callable[[AuditContext], Awaitable[Outcome]]
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from bot.audit import gtw_probe
 from bot.audit.context import AuditContext, Outcome, failed, parse_json_line, passed, skipped
-from bot.audit.remote import RemoteTimeout, run_bounded, shell_join, tail
 from bot.config.audit import GtwConfig
+from bot.ssh.remote import RemoteTimeout, run_bounded, tail
+from bot.ssh.session import quote
 
 # Host interpreter: is the systemd unit active, the pid in a pid file alive, or a local port
 # accepting connections. It polls for up to `wait` seconds: the audit runs right after the
@@ -86,9 +87,7 @@ async def check_service(ctx: AuditContext) -> Outcome:
     wait = max(0.0, min(svc.wait_s, limit - 2))
     res = await run_bounded(
         ctx.ssh(),
-        shell_join(
-            [ctx.target.python, "-", mode, value, f"{wait}", "1" if svc.systemd_user else "0"]
-        ),
+        quote([ctx.target.python, "-", mode, value, f"{wait}", "1" if svc.systemd_user else "0"]),
         input=SERVICE_SCRIPT,
         timeout=limit,
     )

@@ -1,14 +1,18 @@
 """Remote integrity: hash a release ON THE HOST and compare it with the manifest.
 
-A small Python program (agent_script.py), run by the host's interpreter over SSH, walks the release
+The host program (bot/deploy/hostside/tree.py), run by the host's interpreter, walks the release
 without following symlinks and prints, for each file, its git mode and git blob id (sha1 over
 `blob <size>\\0` + content; for a symlink, over the link target string). Nothing is read back
 locally: only ids travel. Excluded paths (the release's `.venv`, its marker, shared entries; see
 `layout.integrity_excludes`) are skipped, and extra bytecode caches (`__pycache__/*.pyc`, which
 a running service writes) are not reported unless `ignore_extra=None`.
 
-    result = await verify_remote(session, layout.release(rid), manifest, integrity_excludes(shared))
+    result = await check_release(agent, layout.release(rid), manifest, excludes, HashReuse())
     if not result.ok: ... result.missing / result.changed / result.extra
+
+A deploy asks through its host agent (`check_release`, `host_hashes`: ids the host already
+knows for unchanged inodes are reused); the audit, which has no agent, runs the host program's
+one-shot `hash` command (`verify_remote`, `remote_hashes`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import Any
 
 from pydantic import StrictInt, StrictStr, TypeAdapter, ValidationError
 
-from bot.audit.remote import RemoteTimeout, run_bounded, shell_join
-from bot.deploy.agent import Agent, agent_source
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.bundle import host_program
+from bot.deploy.hostside.protocol import Verified, VerifyHash
 from bot.deploy.layout import is_bytecode_cache, is_excluded
 from bot.deploy.manifest import Manifest
 from bot.errors import TransportError
-from bot.ssh.session import SSHSession
+from bot.ssh.remote import RemoteTimeout, run_bounded
+from bot.ssh.session import SSHSession, quote
 
 RemoteEntry = tuple[int, str, int]  # (git mode, blob id, size); mode 0 = not a file or link
 # Strict: a float, bool or numeric string from the host is a malformed answer, not a mode.
@@ -43,7 +49,7 @@ class IntegrityResult:
     changed: tuple[str, ...]  # content or mode differs (or not a regular file/link)
     extra: tuple[str, ...]
     # How the host got the ids (a deploy's checks): files read and hashed, and files whose id
-    # it already knew for their unchanged inode (see agent_script.op_verify_hash).
+    # it already knew for their unchanged inode (see hostside/tree.op_verify_hash).
     hashed_files: int = 0
     hashed_bytes: int = 0
     known_files: int = 0
@@ -116,43 +122,20 @@ class HashReuse:
     written: bool = True
 
 
-_COUNTS: TypeAdapter[dict[str, int]] = TypeAdapter(dict[StrictStr, StrictInt])
-
-
-async def _indexed_listing(
-    session: SSHSession,
-    agent: Agent,
-    release_dir: str,
-    excl: list[str],
-    reuse: HashReuse,
-    timeout: float,
-    expect: str | None = None,
-) -> tuple[Any, dict[str, int]]:
-    """The agent's `verify_hash`: (the raw listing, or None when it has digest `expect`; the
-    counts hashed / hashed_bytes / reused)."""
-    answer = await agent.call(
-        "verify_hash",
-        wait=timeout,
-        root=release_dir,
-        excl=excl,
-        trust=list(reuse.trust),
-        record=reuse.record,
-        written=reuse.written,
-        expect=expect,
-    )
-    if not isinstance(answer, dict):
-        raise TransportError(f"{session.name}: the host's hash answer is not an object")
+async def _verify_hash(
+    agent: HostAgent, release_dir: str, excl: list[str], reuse: HashReuse, expect: str | None
+) -> Verified:
     try:
-        counts = _COUNTS.validate_python(answer.get("counts"))
-    except ValidationError:
-        raise TransportError(f"{session.name}: the host's hash counts are malformed") from None
-    data = answer.get("listing")
-    if expect is not None and answer.get("match") is True and data is None:
-        return None, counts
-    return data, counts
+        return await agent.verify_hash(
+            VerifyHash(release_dir, excl, list(reuse.trust), reuse.record, reuse.written, expect)
+        )
+    except AgentError as exc:
+        raise TransportError(
+            f"{agent.name}: hashing {release_dir} on the host failed: {exc}"
+        ) from None
 
 
-def _validated(session: SSHSession, release_dir: str, data: Any) -> dict[str, RemoteEntry]:
+def _checked(name: str, release_dir: str, data: Any) -> dict[str, RemoteEntry]:
     try:
         return _LISTING.validate_python(data)
     except ValidationError as exc:
@@ -160,10 +143,55 @@ def _validated(session: SSHSession, release_dir: str, data: Any) -> dict[str, Re
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "(top level)"
         raise TransportError(
-            f"{session.name}: the host's hash listing of {release_dir} is not "
+            f"{name}: the host's hash listing of {release_dir} is not "
             f"{{path: [mode, blob id, size]}} ({exc.error_count()} errors; at {where}: "
             f"{first['msg']})"
         ) from None
+
+
+async def host_hashes(
+    agent: HostAgent, release_dir: str, exclude: Iterable[str], reuse: HashReuse
+) -> dict[str, RemoteEntry]:
+    """{path: (mode, blob id, size)} of `release_dir` on the host, through the deploy's agent;
+    `reuse` lets the host skip reading files whose id it knows."""
+    answer = await _verify_hash(agent, release_dir, list(exclude), reuse, None)
+    return dict(answer.listing or {})
+
+
+async def check_release(
+    agent: HostAgent,
+    release_dir: str,
+    manifest: Manifest,
+    exclude: Iterable[str],
+    reuse: HashReuse,
+    *,
+    ignore_extra: IgnoreExtra | None = is_bytecode_cache,
+) -> IntegrityResult:
+    """Hash `release_dir` on the host through the deploy's agent and compare it with
+    `manifest` (`compare` for `exclude` and `ignore_extra`). A strict check (ignore_extra=None:
+    every extra path counts) is settled on the host by one digest when the release matches."""
+    excl = tuple(exclude)
+    expect = _digest_of(manifest, excl) if ignore_extra is None else None
+    answer = await _verify_hash(agent, release_dir, list(excl), reuse, expect)
+    result = (
+        IntegrityResult((), (), ())
+        if answer.match and answer.listing is None
+        else compare(manifest, dict(answer.listing or {}), excl, ignore_extra)
+    )
+    return dataclasses.replace(
+        result,
+        hashed_files=answer.hashed,
+        hashed_bytes=answer.hashed_bytes,
+        known_files=answer.reused,
+    )
+
+
+def _digest_of(manifest: Manifest, exclude: tuple[str, ...]) -> str:
+    """Manifest.digest of the entries a check compares (hostside/tree.listing_digest)."""
+    kept = tuple(e for e in manifest if not is_excluded(e.path, exclude))
+    if len(kept) == len(manifest):
+        return manifest.digest  # cached on the manifest, which the release marker records too
+    return Manifest(manifest.sha, manifest.ref, kept).digest
 
 
 async def remote_hashes(
@@ -173,52 +201,33 @@ async def remote_hashes(
     *,
     python: str | None = None,
     timeout: float = 300.0,
-    agent: Agent | None = None,
-    reuse: HashReuse | None = None,
 ) -> dict[str, RemoteEntry]:
-    """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host.
-
-    Runs on the deploy's agent channel when given one, else as one command of its own, whose
-    process group is killed on the host when it outlives `timeout` (the audit's run_bounded).
-    `reuse` (agent only) lets the host skip reading files whose id it knows."""
+    """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host,
+    without a deploy's agent (the audit): the host program's one-shot `hash` command, whose
+    process group is killed on the host when it outlives `timeout` (bot/ssh/remote.py)."""
     excl = list(exclude)
-    if agent is not None and reuse is not None:
-        data, _counts = await _indexed_listing(session, agent, release_dir, excl, reuse, timeout)
-    elif agent is not None:
-        data = await agent.call("hash", wait=timeout, root=release_dir, excl=excl)
-    else:
-        interp = python or session.target.python
-        command = shell_join(
-            [interp, "-S", "-c", agent_source(), "hash", release_dir, json.dumps(excl)]
+    interp = python or session.target.python
+    command = quote([interp, "-S", "-c", host_program(), "hash", release_dir, json.dumps(excl)])
+    try:
+        res = await run_bounded(session, command, timeout=timeout)
+    except RemoteTimeout as exc:
+        note = "it was killed" if exc.killed else "it could not be killed"
+        raise TransportError(
+            f"{session.name}: hashing {release_dir} on the host timed out after "
+            f"{exc.seconds:.0f}s; {note}"
+        ) from None
+    if not res.ok:
+        raise TransportError(
+            f"{session.name}: hashing {release_dir} on the host failed ({res.exit_status}): "
+            f"{res.stderr.strip()[-400:]}"
         )
-        try:
-            res = await run_bounded(session, command, timeout=timeout)
-        except RemoteTimeout as exc:
-            note = "it was killed" if exc.killed else "it could not be killed"
-            raise TransportError(
-                f"{session.name}: hashing {release_dir} on the host timed out after "
-                f"{exc.seconds:.0f}s; {note}"
-            ) from None
-        if not res.ok:
-            raise TransportError(
-                f"{session.name}: hashing {release_dir} on the host failed ({res.exit_status}): "
-                f"{res.stderr.strip()[-400:]}"
-            )
-        # Login files of some shells print first: the listing is the last line.
-        lines = res.stdout.strip().splitlines()
-        try:
-            data = json.loads(lines[-1] if lines else "")
-        except (json.JSONDecodeError, RecursionError):
-            raise TransportError(f"{session.name}: the host's hash listing is not JSON") from None
-    return _validated(session, release_dir, data)
-
-
-def _digest_of(manifest: Manifest, exclude: tuple[str, ...]) -> str:
-    """Manifest.digest of the entries a check compares (agent_script.listing_digest)."""
-    kept = tuple(e for e in manifest if not is_excluded(e.path, exclude))
-    if len(kept) == len(manifest):
-        return manifest.digest  # cached on the manifest, which the release marker records too
-    return Manifest(manifest.sha, manifest.ref, kept).digest
+    # Login files of some shells print first: the listing is the last line.
+    lines = res.stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1] if lines else "")
+    except (json.JSONDecodeError, RecursionError):
+        raise TransportError(f"{session.name}: the host's hash listing is not JSON") from None
+    return _checked(session.name, release_dir, data)
 
 
 async def verify_remote(
@@ -229,36 +238,15 @@ async def verify_remote(
     *,
     python: str | None = None,
     timeout: float = 300.0,
-    agent: Agent | None = None,
     ignore_extra: IgnoreExtra | None = is_bytecode_cache,
-    reuse: HashReuse | None = None,
 ) -> IntegrityResult:
-    """Hash `release_dir` on the host and compare it with `manifest` (see module doc and
-    `compare` for `exclude` and `ignore_extra`, `remote_hashes` for `reuse`)."""
+    """Hash `release_dir` on the host (`remote_hashes`, every file read) and compare it with
+    `manifest` (see `compare` for `exclude` and `ignore_extra`)."""
     excl = tuple(exclude)
-    remote: dict[str, RemoteEntry] | None
-    if agent is not None and reuse is not None:
-        # Strict checks (every extra path counts) can be settled on the host by one digest.
-        expect = _digest_of(manifest, excl) if ignore_extra is None else None
-        data, counts = await _indexed_listing(
-            session, agent, release_dir, list(excl), reuse, timeout, expect
-        )
-        remote = None if data is None else _validated(session, release_dir, data)
-    else:
-        remote = await remote_hashes(
-            session, release_dir, excl, python=python, timeout=timeout, agent=agent
-        )
-        # The plain `hash` reads every file.
-        hashed = [e for e in remote.values() if e[0] in (0o100644, 0o100755)]
-        counts = {"hashed": len(hashed), "hashed_bytes": sum(e[2] for e in hashed), "reused": 0}
-    result = (
-        IntegrityResult((), (), ())
-        if remote is None
-        else compare(manifest, remote, excl, ignore_extra)
-    )
+    remote = await remote_hashes(session, release_dir, excl, python=python, timeout=timeout)
+    hashed = [e for e in remote.values() if e[0] in (0o100644, 0o100755)]
     return dataclasses.replace(
-        result,
-        hashed_files=counts.get("hashed", 0),
-        hashed_bytes=counts.get("hashed_bytes", 0),
-        known_files=counts.get("reused", 0),
+        compare(manifest, remote, excl, ignore_extra),
+        hashed_files=len(hashed),
+        hashed_bytes=sum(e[2] for e in hashed),
     )

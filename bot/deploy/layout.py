@@ -24,20 +24,43 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-RELEASES_DIR = "releases"
-CURRENT_LINK = "current"
-SHARED_DIR = "shared"
-VENVS_DIR = "venvs"
-STATE_DIR = ".gatebot"
-LOCK_DIR = f"{STATE_DIR}/lock"
-LOCK_OWNER_FILE = "owner.json"
-DEPLOY_LOG = f"{STATE_DIR}/deploy.jsonl"
-
-RELEASE_MARKER = ".gatebot-release.json"
-#: The host's cache of the release's blob ids by inode state (agent_script.op_verify_hash).
-RELEASE_INDEX = ".gatebot-index.json"
-VENV_LINK = ".venv"
-VENV_COMPLETE = ".gatebot-complete"
+# The names are defined once, with the host program that uses them too.
+from bot.deploy.hostside.protocol import (
+    CURRENT_LINK as CURRENT_LINK,
+)
+from bot.deploy.hostside.protocol import (
+    DEPLOY_LOG as DEPLOY_LOG,
+)
+from bot.deploy.hostside.protocol import (
+    LOCK_DIR as LOCK_DIR,
+)
+from bot.deploy.hostside.protocol import (
+    LOCK_OWNER_FILE as LOCK_OWNER_FILE,
+)
+from bot.deploy.hostside.protocol import (
+    RELEASE_INDEX as RELEASE_INDEX,
+)
+from bot.deploy.hostside.protocol import (
+    RELEASE_MARKER as RELEASE_MARKER,
+)
+from bot.deploy.hostside.protocol import (
+    RELEASES_DIR as RELEASES_DIR,
+)
+from bot.deploy.hostside.protocol import (
+    SHARED_DIR as SHARED_DIR,
+)
+from bot.deploy.hostside.protocol import (
+    STATE_DIR as STATE_DIR,
+)
+from bot.deploy.hostside.protocol import (
+    VENV_COMPLETE as VENV_COMPLETE,
+)
+from bot.deploy.hostside.protocol import (
+    VENV_LINK as VENV_LINK,
+)
+from bot.deploy.hostside.protocol import (
+    VENVS_DIR as VENVS_DIR,
+)
 
 #: Names inside a release that are not part of the git tree (never compared with the manifest).
 RELEASE_MANAGED = (VENV_LINK, RELEASE_MARKER, RELEASE_INDEX)

@@ -7,7 +7,8 @@ remove exactly that one. A held lock is waited on for `lock_wait_s`, then LockHe
 
 The lock is released in `finally` (a cancelled workflow sends SIGINT/SIGTERM, which the CLI turns
 into task cancellation, so `finally` runs). When the connection itself died, release retries once
-on a fresh connection. The host side lives in agent_script.py (op_lock_acquire/op_lock_release).
+on a fresh connection. The host side is op_lock_acquire / op_lock_release in
+bot/deploy/hostside/fsops.py.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.deploy.agent import Agent, AgentError
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import LockAcquire, LockRelease, LockReleased
 from bot.deploy.layout import RemoteLayout
 from bot.errors import LockHeld, TransportError
-from bot.ssh.session import SSHSession
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def unlock_hint(target: str, owner: LockOwner | None) -> str:
     )
 
 
-Reopen = Callable[[], AbstractAsyncContextManager[SSHSession]]
+#: A fresh connection to the same host (the lock is let go over it when the first one died).
+Reopen = Callable[[], AbstractAsyncContextManager[HostAgent]]
 
 
 class DeployLock:
@@ -130,7 +132,7 @@ class DeployLock:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: HostAgent,
         layout: RemoteLayout,
         owner: LockOwner,
         *,
@@ -140,7 +142,7 @@ class DeployLock:
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.agent = agent
-        self.name = agent.session.name
+        self.name = agent.name
         self.layout = layout
         self.owner = owner
         self.wait_s = wait_s
@@ -156,20 +158,17 @@ class DeployLock:
         announced = False
         while True:
             try:
-                info = await self.agent.call(
-                    "lock_acquire",
-                    state=self.layout.state,
-                    lock=self.layout.lock_dir,
-                    owner=payload,
+                info = await self.agent.lock_acquire(
+                    LockAcquire(self.layout.state, self.layout.lock_dir, payload)
                 )
             except AgentError as exc:
                 raise TransportError(f"{self.name}: cannot take the deploy lock: {exc}") from None
-            if not info["held"]:
+            if not info.held:
                 self.held = True
                 self.waited_s = time.monotonic() - start
                 return
-            owner = LockOwner.from_json(info.get("owner"))
-            age = info["now"] - info["since"] if info.get("since") else None
+            owner = LockOwner.from_json(info.owner)
+            age = info.now - info.since if info.since and info.now else None
             if time.monotonic() - start >= self.wait_s:
                 raise LockHeld(
                     held_message(self.name, owner, age)
@@ -191,20 +190,13 @@ class DeployLock:
                 raise
             # The connection died (cut upload, network): take a fresh one just to let go.
             async with self.reopen() as fresh:
-                agent = await Agent.start(fresh)
-                try:
-                    await release_lock(agent, self.layout, self.owner.run_id)
-                finally:
-                    await agent.close()
+                await release_lock(fresh, self.layout, self.owner.run_id)
         self.held = False
 
 
-async def release_lock(agent: Agent, layout: RemoteLayout, run_id: str) -> dict[str, Any]:
+async def release_lock(agent: HostAgent, layout: RemoteLayout, run_id: str) -> LockReleased:
     """Remove the lock if `run_id` owns it ("*" = whoever owns it). Returns what was found."""
     try:
-        data: dict[str, Any] = await agent.call("lock_release", lock=layout.lock_dir, run_id=run_id)
+        return await agent.lock_release(LockRelease(layout.lock_dir, run_id))
     except AgentError as exc:
-        raise TransportError(
-            f"{agent.session.name}: cannot remove the deploy lock: {exc}"
-        ) from None
-    return data
+        raise TransportError(f"{agent.name}: cannot remove the deploy lock: {exc}") from None

@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.deploy.agent import Agent, AgentError
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import Append
 from bot.deploy.layout import RemoteLayout, sorted_releases
 from bot.errors import TransportError
 
@@ -106,10 +107,8 @@ def previous_good(
     return older[-1] if older else None
 
 
-async def append_event(agent: Agent, layout: RemoteLayout, event: LogEvent) -> None:
+async def append_event(agent: HostAgent, layout: RemoteLayout, event: LogEvent) -> None:
     try:
-        await agent.call("append", path=layout.deploy_log, text=event.model_dump_json() + "\n")
+        await agent.append(Append(layout.deploy_log, event.model_dump_json() + "\n"))
     except AgentError as exc:
-        raise TransportError(
-            f"{agent.session.name}: cannot append to the deploy log: {exc}"
-        ) from None
+        raise TransportError(f"{agent.name}: cannot append to the deploy log: {exc}") from None

@@ -11,7 +11,6 @@ completion marker so the audit can tell which tree a release claims to hold.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pygit2
 
+from bot.deploy.hostside.protocol import entry_line, lines_digest
 from bot.errors import DeployFailed, UsageError
 
 MODE_FILE = 0o100644
@@ -48,7 +48,7 @@ class ManifestEntry:
 
     def line(self) -> str:
         """`<mode octal> <blob id> <size>\\t<path>`: the unit the digest is computed over."""
-        return f"{self.mode:06o} {self.oid} {self.size}\t{self.path}"
+        return entry_line(self.mode, self.oid, self.size, self.path)
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,8 @@ class Manifest:
 
     @cached_property
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for line in self.lines():
-            h.update(line.encode("utf-8", "surrogateescape") + b"\n")
-        return h.hexdigest()
+        """The digest the host program computes of a listing (hostside/tree.listing_digest)."""
+        return lines_digest(e.line() for e in self.entries)
 
     def without(self, excludes: tuple[str, ...]) -> Manifest:
         """The manifest minus entries at or under `excludes` (shared entries replace them)."""
@@ -290,10 +288,3 @@ def read_blob(repo: pygit2.Repository, oid: str) -> bytes:
     if kind != pygit2.enums.ObjectType.BLOB:
         raise DeployFailed(f"object {oid} is not a blob")
     return bytes(data)
-
-
-def blob_id(data: bytes) -> str:
-    """The git blob id of `data` (sha1 over `blob <size>\\0` + data), as the remote computes it."""
-    h = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
-    h.update(data)
-    return h.hexdigest()

@@ -1,10 +1,15 @@
-"""What a deploy, redeploy or rollback did on each host: the per-host report and the rollout."""
+"""What a deploy, redeploy or rollback did on each host: the per-host report, built from the
+results of the run's steps, and the rollout's."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from bot.deploy.steps.base import HostRun
+    from bot.errors import GatebotError
 
 Status = Literal[
     "deployed",  # a new release went live
@@ -58,3 +63,56 @@ class RolloutReport(BaseModel):
     op: Literal["deploy", "rollback"]
     ok: bool
     hosts: list[HostReport]
+
+
+_STATUS: dict[str, Status] = {
+    "already-live": "already-live",
+    "reuse": "switched",
+    "build": "deployed",
+    "rollback": "rolled-back",
+    "noop": "rolled-back",
+}
+
+
+def host_report(run: HostRun, error: GatebotError | None, duration_s: float) -> HostReport:
+    """The report of one host, built from the results its steps left (bot/deploy/steps/)."""
+    plan, c = run.plan, run.counts
+    recovery = run.recovery
+    if error is None:
+        status: Status = "dry-run" if run.dry_run else _STATUS[plan.kind if plan else "build"]
+    else:
+        status = "auto-rolled-back" if recovery is not None and recovery.rolled_back else "failed"
+    ref = run.manifest.ref if run.manifest is not None else None
+    sha = run.manifest.sha if run.manifest is not None else plan.sha if plan else None
+    previous = plan.previous if plan else None
+    if run.dry_run:
+        previous = run.live
+    return HostReport(
+        target=run.name,
+        op=run.op,
+        ok=error is None,
+        status=status,
+        ref=ref,
+        sha=sha,
+        release=None if run.dry_run or plan is None else plan.release,
+        previous=previous,
+        live=run.live,
+        files_sent=c.files_sent,
+        bytes_sent=c.bytes_sent,
+        content_bytes_sent=c.content_bytes_sent,
+        files_reused=c.files_reused,
+        bytes_reused=c.bytes_reused,
+        files_deleted=c.files_deleted,
+        files_hashed=c.files_hashed,
+        bytes_hashed=c.bytes_hashed,
+        files_hash_known=c.files_hash_known,
+        venv=None if run.built is None else ("created" if run.built.venv_created else "reused"),
+        phases=dict(run.phases),
+        audit=run.audit.report if run.audit else None,
+        rollback_audit=recovery.audit.report if recovery and recovery.audit else None,
+        notes=list(run.notes),
+        error=None if error is None else str(error),
+        error_type=None if error is None else type(error).__name__,
+        exit_code=0 if error is None else error.exit_code,
+        duration_s=round(duration_s, 4),
+    )

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.deploy.agent import Agent, AgentError
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import Remove
 from bot.deploy.layout import RemoteLayout, sorted_releases
 from bot.deploy.state import ReleaseMarker
 from bot.errors import TransportError
@@ -46,11 +47,11 @@ def plan_prune(
     return PrunePlan(doomed, dead_venvs)
 
 
-async def apply_prune(agent: Agent, layout: RemoteLayout, plan: PrunePlan) -> None:
+async def apply_prune(agent: HostAgent, layout: RemoteLayout, plan: PrunePlan) -> None:
     paths = [layout.release(r) for r in plan.releases] + [layout.venv(h) for h in plan.venvs]
     if paths:
         # Removal never follows the .venv or shared symlinks inside a release.
         try:
-            await agent.call("remove", wait=600, paths=paths)
+            await agent.remove(Remove(paths))
         except AgentError as exc:
-            raise TransportError(f"{agent.session.name}: pruning failed: {exc}") from None
+            raise TransportError(f"{agent.name}: pruning failed: {exc}") from None

@@ -1,6 +1,6 @@
 """What is on the host right now, read in ONE round trip: current, releases, venvs, lock, log.
 
-The host side is `op_inspect` in agent_script.py."""
+The host side is `op_inspect` in bot/deploy/hostside/fsops.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.deploy import log as deploy_log
-from bot.deploy.agent import Agent, AgentError
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import Inspect
 from bot.deploy.layout import (
     RELEASE_ID_RE,
     RemoteLayout,
@@ -99,28 +100,23 @@ def _marker(release_id: str, data: Any) -> ReleaseMarker | None:
     return marker
 
 
-async def read_state(agent: Agent, layout: RemoteLayout) -> RemoteState:
+async def read_state(agent: HostAgent, layout: RemoteLayout) -> RemoteState:
+    """The state under the target's path (a malformed answer is already a TransportError)."""
     try:
-        data = await agent.call("inspect", root=layout.root)
+        data = await agent.inspect(Inspect(layout.root))
     except AgentError as exc:
         raise TransportError(
-            f"{agent.session.name}: reading the deploy state under {layout.root} failed: {exc}"
+            f"{agent.name}: reading the deploy state under {layout.root} failed: {exc}"
         ) from None
-    try:
-        events, unreadable = deploy_log.parse_log(data["log"])
-        return RemoteState(
-            exists=bool(data["exists"]),
-            current_target=data["current"],
-            current_kind=data["current_kind"],
-            markers={k: _marker(k, v) for k, v in data["releases"].items() if is_release_id(k)},
-            venvs={k: bool(v) for k, v in data["venvs"].items()},
-            locked=bool(data["locked"]),
-            lock_owner=LockOwner.from_json(data["lock"]),
-            events=events,
-            unreadable_log_lines=unreadable,
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise TransportError(
-            f"{agent.session.name}: the host agent's deploy state under {layout.root} is "
-            f"malformed ({type(exc).__name__}: {exc})"
-        ) from None
+    events, unreadable = deploy_log.parse_log(data.log)
+    return RemoteState(
+        exists=data.exists,
+        current_target=data.current,
+        current_kind=data.current_kind,
+        markers={k: _marker(k, v) for k, v in data.releases.items() if is_release_id(k)},
+        venvs=dict(data.venvs),
+        locked=data.locked,
+        lock_owner=LockOwner.from_json(data.lock),
+        events=events,
+        unreadable_log_lines=unreadable,
+    )

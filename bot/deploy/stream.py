@@ -1,4 +1,4 @@
-"""The upload stream: the records the host helper unpacks (agent_script.op_extract).
+"""The upload stream: the records the host helper unpacks (bot/deploy/hostside/upload.py).
 
 One record per file or symlink: kind (F file, L symlink, D deletions, E end), mode, payload
 size, path length, then the path and the payload. No block padding: a 16 kB file costs 16 kB
@@ -13,15 +13,14 @@ upload needs the other core.)
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Iterable, Iterator
 
 import pygit2
 
+from bot.deploy.hostside.protocol import RECORD
 from bot.deploy.manifest import ManifestEntry, read_blob
 from bot.errors import DeployFailed
 
-RECORD = struct.Struct(">cIQH")  # kind, mode, payload size, path length
 CHUNK = 1 << 20  # bytes buffered before a piece is handed on
 
 

@@ -4,9 +4,9 @@
    managed entries (.venv, marker) and shared links that belong to the old release.
 2. Plan: compare the new manifest with what the seed holds (the old release's manifest when its
    commit is in the local repository, else the host's own hashes of the seeded tree).
-3. Send: ONE stream on the deploy's one agent channel (framed, see agent.py): a record listing
-   paths to delete, then one record per changed blob or symlink (kind, mode, size, path, then
-   the bytes; no padding). The host side (op_extract in agent_script.py) creates a path that
+3. Send: ONE stream on the deploy's one agent channel (framed, see hostside/protocol.py): a
+   record listing paths to delete, then one record per changed blob or symlink (kind, mode,
+   size, path, then the bytes; no padding). The host side (hostside/upload.py) creates a path that
    is not there directly and replaces one that is through a temp name renamed into place, so a
    hard-linked file shared with an older release is never modified in place (a mode change is
    a new file too). Path components that are symlinks or files are replaced, never followed,
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import pygit2
 
 from bot.deploy import stream
-from bot.deploy.agent import Agent, AgentError, Send
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import Extract, PrepareNext, Seed
 from bot.deploy.manifest import Manifest, ManifestEntry
 from bot.errors import DeployFailed, TransportError
 
@@ -75,7 +76,7 @@ def plan_transfer(new: Manifest, old: OldEntries | None) -> TransferPlan:
 
 
 async def seed_release(
-    agent: Agent,
+    agent: HostAgent,
     live_dir: str | None,
     new_dir: str,
     drop: tuple[str, ...],
@@ -86,60 +87,48 @@ async def seed_release(
     `standby`: take the seed prepared ahead for `live_dir` when it is ready (see
     `prepare_next`). True when it was taken."""
     try:
-        res = await agent.call(
-            "seed", wait=600, live=live_dir, new=new_dir, drop=list(drop), standby=standby
-        )
+        res = await agent.seed(Seed(live_dir, new_dir, list(drop), standby))
     except AgentError as exc:
         raise DeployFailed(
-            f"{agent.session.name}: seeding {new_dir} from the live release failed: {exc}",
+            f"{agent.name}: seeding {new_dir} from the live release failed: {exc}",
             hint="releases/ must be on a filesystem that supports hard links",
         ) from None
-    return isinstance(res, dict) and res.get("standby") is True
+    return res.standby
 
 
-async def prepare_next(agent: Agent, live_dir: str, drop: tuple[str, ...]) -> bool:
+async def prepare_next(agent: HostAgent, live_dir: str, drop: tuple[str, ...]) -> bool:
     """Ask the host to prepare the next release's seed from `live_dir` in the background (a
     detached process; the call returns at once). True when one was started."""
     try:
-        res = await agent.call("prepare_next", wait=30, live=live_dir, drop=list(drop))
+        res = await agent.prepare_next(PrepareNext(live_dir, list(drop)))
     except AgentError:
         return False  # an optimisation only: the next deploy seeds as usual
-    return isinstance(res, dict) and res.get("started") is True
+    return res.started
 
 
 async def send_changes(
-    agent: Agent,
+    agent: HostAgent,
     release_dir: str,
     repo: pygit2.Repository,
     plan: TransferPlan,
     *,
     on_bytes: Callable[[int], None] | None = None,
-    timeout: float = 3600.0,
     fresh: bool = False,
 ) -> TransferStats:
     """Stream the plan's blobs (and deletions) into `release_dir` on the agent's channel.
     `fresh`: the directory was not seeded, so no file can be there yet (no temp + rename)."""
     stats = TransferStats()
     start = time.monotonic()
-    name = agent.session.name
+    name = agent.name
 
-    async def produce(send: Send) -> None:
-        for piece in stream.chunks(repo, plan.delete, plan.send):
-            await send(piece)
-            stats.stream_bytes_sent += len(piece)
-            if on_bytes is not None:
-                on_bytes(len(piece))
-        stats.files_sent = len(plan.send)
-        stats.content_bytes_sent = sum(e.size for e in plan.send if not e.is_link)
+    def sent(n: int) -> None:
+        stats.stream_bytes_sent += n
+        if on_bytes is not None:
+            on_bytes(n)
 
     try:
-        out = await agent.stream(
-            "extract",
-            produce,
-            wait=timeout,
-            root=release_dir,
-            fresh=fresh,
-        )
+        chunks = stream.chunks(repo, plan.delete, plan.send)
+        out = await agent.extract(Extract(release_dir, fresh), chunks, sent)
     except TransportError as exc:
         raise TransportError(
             f"{name}: the upload was cut after {stats.stream_bytes_sent} bytes: {exc.message}",
@@ -147,7 +136,9 @@ async def send_changes(
         ) from None
     except AgentError as exc:
         raise DeployFailed(f"{name}: unpacking the upload on the host failed: {exc}") from None
+    stats.files_sent = len(plan.send)
+    stats.content_bytes_sent = sum(e.size for e in plan.send if not e.is_link)
     stats.seconds = time.monotonic() - start
-    stats.files_deleted = int(out["deleted"])
-    stats.extra["written"] = int(out["written"])
+    stats.files_deleted = out.deleted
+    stats.extra["written"] = out.written
     return stats

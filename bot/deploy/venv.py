@@ -4,7 +4,7 @@ A venv is built only when its hash is new or a previous build was cut short (no
 `.gatebot-complete` inside): `<python> -m venv <venv_args> DIR`, then the target's `install`
 command runs inside the release with the venv's bin first on PATH and VIRTUAL_ENV set. A release
 with an unchanged lock file installs nothing, and a rollback gets back exactly its own venv.
-The host side is `op_build_venv` in agent_script.py.
+The host side is `op_build_venv` in bot/deploy/hostside/procs.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import shlex
 from dataclasses import dataclass
 
 from bot.config.deploy import TargetConfig
-from bot.deploy.agent import Agent, AgentError
+from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.hostside.protocol import BuildVenv, Link
 from bot.deploy.layout import VENV_LINK, RemoteLayout, venv_link_target
 from bot.errors import DeployFailed
 
@@ -26,7 +27,7 @@ class VenvResult:
 
 
 async def ensure_venv(
-    agent: Agent,
+    agent: HostAgent,
     layout: RemoteLayout,
     target: TargetConfig,
     lock_hash: str,
@@ -35,29 +36,28 @@ async def ensure_venv(
     complete: bool,
 ) -> VenvResult:
     """Link `<release>/.venv` to the venv of `lock_hash`, building it first unless `complete`."""
-    name = agent.session.name
+    name = agent.name
     try:
-        await agent.call(
-            "link", path=posixpath.join(release_dir, VENV_LINK), target=venv_link_target(lock_hash)
-        )
+        link = posixpath.join(release_dir, VENV_LINK)
+        await agent.link(Link(link, venv_link_target(lock_hash), None))
         if complete:
             return VenvResult(lock_hash, created=False)
-        res = await agent.call(
-            "build_venv",
-            wait=target.install_timeout_s + 120,
-            python=target.python,
-            venv_args=shlex.split(target.venv_args),
-            venv_dir=layout.venv(lock_hash),
-            release_dir=release_dir,
-            install=target.install or "",
-            timeout=target.install_timeout_s,
+        res = await agent.build_venv(
+            BuildVenv(
+                python=target.python,
+                venv_args=shlex.split(target.venv_args),
+                venv_dir=layout.venv(lock_hash),
+                release_dir=release_dir,
+                install=target.install or "",
+                timeout=target.install_timeout_s,
+            )
         )
     except AgentError as exc:
         raise DeployFailed(f"{name}: preparing the venv failed: {exc}; nothing went live") from None
-    if res["status"] != 0:
+    if res.status != 0:
         raise DeployFailed(
-            f"{name}: installing dependencies failed ({res['status']}); nothing went live\n"
-            f"{str(res['output']).strip()[-800:]}",
+            f"{name}: installing dependencies failed ({res.status}); nothing went live\n"
+            f"{res.output.strip()[-800:]}",
             hint=f"the install command was: {target.install}",
         )
     return VenvResult(lock_hash, created=True)

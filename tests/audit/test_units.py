@@ -14,11 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from bot.audit.gtw_probe import subset
-from bot.audit.remote import RemoteTimeout, run_bounded
 from bot.audit.report import LAYER_IDS, AuditReport, LayerResult, render_markdown
 from bot.audit.runtime_layers import judge_probe
 from bot.config.audit import AuditConfig, GtwConfig
 from bot.ssh import load_credentials, open_session
+from bot.ssh.remote import RemoteTimeout, run_bounded
 from tests.fakes.sshd import SshServer
 
 

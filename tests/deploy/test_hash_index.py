@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pygit2
 
-from bot.deploy import agent_script
+from bot.deploy.hostside import tree as agent_script
 from tests.deploy.conftest import DeployEnv
 
 TREE = {

@@ -115,7 +115,7 @@ def test_prepare_next_off_leaves_nothing_behind(denv: DeployEnv) -> None:
 
 
 def test_a_sweep_that_meets_another_one_is_not_an_error(tmp_path: Path) -> None:
-    from bot.deploy import agent_script
+    from bot.deploy.hostside import fsops as agent_script
 
     gone = tmp_path / ".next-x"
     (gone / "a" / "b").mkdir(parents=True)

@@ -14,7 +14,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from bot.deploy import agent_script, stream
+from bot.deploy import stream
+from bot.deploy.hostside import tree, upload
+from bot.deploy.hostside.protocol import Extract
 from bot.deploy.manifest import MODE_EXEC, MODE_LINK, build_manifest
 from tests.gitrepo import RepoBuilder
 
@@ -30,9 +32,9 @@ def _framed(pieces: list[bytes], *, end: bool = True) -> io.BytesIO:
 
 
 def _unpack(root: Path, data: io.BytesIO, fresh: bool = False) -> dict[str, int]:
-    result: dict[str, int] = agent_script.op_extract(
-        str(root), agent_script.FrameReader(data), fresh=fresh
-    )
+    result: dict[str, int] = upload.op_extract(
+        Extract(str(root), fresh), upload.FrameReader(data)
+    )._asdict()
     return result
 
 
@@ -62,7 +64,7 @@ def test_a_stream_round_trips_files_links_modes_and_deletions(tmp_path: Path) ->
     assert (root / "empty").read_bytes() == b""
     assert not (root / "old").exists()  # emptied directories go too, as git keeps none
     # Each file's git id was taken from the bytes as they were written.
-    written = agent_script.WRITTEN[str(root)]
+    written = tree.WRITTEN[str(root)]
     assert written["big.bin"][0] == str(pygit2.hash(big))
     assert written["big.bin"][2] == os.stat(root / "big.bin").st_ino
 

@@ -9,6 +9,7 @@ import pygit2
 import pytest
 
 from bot.deploy import log as deploy_log
+from bot.deploy.hostside.protocol import blob_id
 from bot.deploy.integrity import compare
 from bot.deploy.layout import (
     RemoteLayout,
@@ -22,7 +23,6 @@ from bot.deploy.layout import (
 from bot.deploy.manifest import (
     MODE_EXEC,
     MODE_LINK,
-    blob_id,
     build_manifest,
     old_entries_from_diff,
 )
@@ -275,8 +275,8 @@ def test_the_host_helper_parses_as_python_3_6() -> None:
     """The helper runs on the host's own interpreter (docs: 3.6+): no newer syntax in it."""
     import ast
 
-    from bot.deploy.agent import agent_source
+    from bot.deploy.hostside.bundle import host_program
 
-    ast.parse(agent_source(), feature_version=(3, 6))
+    ast.parse(host_program(), feature_version=(3, 6))
     with pytest.raises(SyntaxError):
         ast.parse("if (n := 1):\n    pass\n", feature_version=(3, 6))

@@ -20,7 +20,6 @@ from bot.audit.connect_layers import check_network
 from bot.audit.context import AuditContext, Outcome
 from bot.audit.host_layer import check_host
 from bot.audit.release_layers import check_release
-from bot.audit.remote import RemoteTimeout, run_bounded
 from bot.audit.runtime_layers import check_gtw
 from bot.config import GatebotConfig
 from bot.config.deploy import TargetConfig
@@ -28,6 +27,7 @@ from bot.errors import ConfigError, HostKeyMismatch, TransportError
 from bot.onboarding.doctor.context import DoctorContext
 from bot.onboarding.doctor.model import CheckResult, Status
 from bot.ssh import SSHSession, load_credentials, open_session
+from bot.ssh.remote import RemoteTimeout, run_bounded
 
 # Nearest existing ancestor of the path must be a writable directory (deploy creates the rest).
 _WRITABLE = (

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Sequence
 
 import asyncssh
 
 from bot.errors import TransportError
-from bot.ssh import CommandResult, SSHSession
+from bot.ssh.session import CommandResult, SSHSession
 
 _PID_PREFIX = "gatebot-pgid "
 
@@ -27,10 +26,6 @@ class RemoteTimeout(Exception):
         super().__init__(f"timed out after {seconds:.1f}s")
         self.seconds = seconds
         self.killed = killed
-
-
-def shell_join(args: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in args)
 
 
 async def _kill_group(session: SSHSession, pgid: int) -> bool:

@@ -1,0 +1,367 @@
+"""The in-memory host: what the host program does (bot/deploy/hostside/), on a filesystem held in
+memory, with failures you can inject. Deploy decisions are tested against it in milliseconds
+(tests/deploy/test_decisions.py); the same matrix runs over sshd for the wire.
+
+    host = MemoryHost("/srv/app")
+    host.fail("switch", when="after")              # the link dies right after `current` moved
+    host.commands = lambda call: CommandAnswer(1, "boom") if call.kind == "restart" else OK
+    connector = MemoryConnector({"inf": host})
+
+Like the real host program, it answers the typed requests of bot/deploy/hostside/protocol.py;
+unlike it, it runs no command: `commands` decides what the install and restart answer, and
+`audit_failures` what the audit finds.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from bot.audit.report import AuditReport, LayerResult
+from bot.config.audit import LAYER_IDS
+from bot.config.deploy import TargetConfig
+from bot.deploy.host.base import AgentError, AuditRequest, HostAgent
+from bot.deploy.host.memfs import Dir, File, MemFS, Symlink, json_object, standby, unpack
+from bot.deploy.hostside import protocol as p
+from bot.errors import TransportError
+
+OK = p.CommandAnswer(0, "")
+
+
+@dataclass(frozen=True)
+class CommandCall:
+    """A command the host was asked to run: the venv's install or the restart."""
+
+    kind: Literal["install", "restart"]
+    command: str
+    cwd: str  # symlinks resolved: the release directory it runs in
+    env: dict[str, str]
+    host: MemoryHost
+
+
+@dataclass
+class Fault:
+    op: str  # an operation name of protocol.OPERATIONS, or "connect"
+    when: Literal["before", "after"] = "before"
+    kind: Literal["cut", "fail"] = "cut"  # the link dies / the host answers an error
+    nth: int = 1  # on the nth call of `op` (counted over every connection)
+    message: str = "injected failure"
+
+
+@dataclass
+class MemoryHost:
+    """One target host: its filesystem under `root`, and what it answers."""
+
+    root: str
+    fs: MemFS = field(default_factory=MemFS)
+    commands: Callable[[CommandCall], p.CommandAnswer] = lambda call: OK
+    #: {layer id: detail} of the audit layers that fail for (release, sha); {} = all pass.
+    audit_failures: Callable[[str | None, str | None], dict[str, str]] = lambda r, s: {}
+    faults: list[Fault] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # operation names, in order
+    python_version: str = "3.11.0"
+
+    def fail(self, op: str, **kw: object) -> Fault:
+        fault = Fault(op, **kw)  # type: ignore[arg-type]
+        self.faults.append(fault)
+        return fault
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def live(self) -> str | None:
+        node = self.fs.get(self.path(p.CURRENT_LINK))
+        return posixpath.basename(node.target) if isinstance(node, Symlink) else None
+
+    def releases(self) -> list[str]:
+        rel = self.path(p.RELEASES_DIR)
+        return [n for n in self.fs.listdir(rel) if not n.startswith(".")]
+
+    def log_events(self) -> list[dict[str, object]]:
+        text = self.fs.read_text(self.path(p.DEPLOY_LOG)) or ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def _fault(self, op: str, when: str) -> Fault | None:
+        count = self.calls.count(op)
+        for f in self.faults:
+            if f.op == op and f.when == when and f.nth == count:
+                return f
+        return None
+
+
+class MemoryHostAgent(HostAgent):
+    """One connection to a MemoryHost; dead once a fault cut it."""
+
+    def __init__(self, host: MemoryHost, name: str, target: TargetConfig) -> None:
+        self.host, self.fs = host, host.fs
+        self.name, self.target = name, target
+        self.python_version = host.python_version
+        self.dead = False
+
+    def _lost(self, why: str) -> TransportError:
+        self.dead = True
+        return TransportError(f"{self.name}: connection to the host lost: {why}")
+
+    def _begin(self, op: str) -> None:
+        if self.dead:
+            raise TransportError(f"{self.name}: the host agent channel is unusable (cut)")
+        self.host.calls.append(op)
+        self._inject(op, "before")
+
+    def _inject(self, op: str, when: str) -> None:
+        fault = self.host._fault(op, when)
+        if fault is None:
+            return
+        if fault.kind == "cut":
+            raise self._lost(f"{fault.message} ({when} {op})")
+        raise AgentError(f"OSError: {fault.message}")
+
+    def _end(self, op: str) -> None:
+        self._inject(op, "after")
+
+    async def inspect(self, req: p.Inspect) -> p.InspectAnswer:
+        self._begin("inspect")
+        fs, root = self.fs, req.root
+        cur = posixpath.join(root, p.CURRENT_LINK)
+        node = fs.get(cur)
+        current = node.target if isinstance(node, Symlink) else None
+        kind = "link" if current is not None else ("missing" if node is None else "other")
+        releases = {}
+        rel = posixpath.join(root, p.RELEASES_DIR)
+        for name in fs.listdir(rel) if fs.isdir(rel) else []:
+            if isinstance(fs.get(posixpath.join(rel, name)), Dir):
+                releases[name] = json_object(
+                    fs.read_text(posixpath.join(rel, name, p.RELEASE_MARKER))
+                )
+        ven = posixpath.join(root, p.VENVS_DIR)
+        venvs = {
+            n: fs.exists(posixpath.join(ven, n, p.VENV_COMPLETE))
+            for n in (fs.listdir(ven) if fs.isdir(ven) else [])
+        }
+        lock = posixpath.join(root, p.LOCK_DIR)
+        locked = fs.isdir(lock)
+        owner = json_object(fs.read_text(posixpath.join(lock, p.LOCK_OWNER_FILE)))
+        log = fs.read_text(posixpath.join(root, p.DEPLOY_LOG)) or ""
+        answer = p.InspectAnswer(fs.isdir(root), current, kind, releases, venvs, locked, owner, log)
+        self._end("inspect")
+        return answer
+
+    async def lock_acquire(self, req: p.LockAcquire) -> p.LockAcquired:
+        self._begin("lock_acquire")
+        self.fs.mkdirs(req.state)
+        node = self.fs.get(req.lock)
+        if isinstance(node, Dir):
+            owner = json_object(self.fs.read_text(posixpath.join(req.lock, p.LOCK_OWNER_FILE)))
+            answer = p.LockAcquired(True, owner, node.mtime, time.time())
+        else:
+            self.fs.put(req.lock, Dir(mtime=time.time()))
+            self.fs.put(posixpath.join(req.lock, p.LOCK_OWNER_FILE), File(req.owner.encode()))
+            answer = p.LockAcquired(False)
+        self._end("lock_acquire")
+        return answer
+
+    async def lock_release(self, req: p.LockRelease) -> p.LockReleased:
+        self._begin("lock_release")
+        if not self.fs.isdir(req.lock):
+            answer = p.LockReleased("absent")
+        else:
+            owner = json_object(self.fs.read_text(posixpath.join(req.lock, p.LOCK_OWNER_FILE)))
+            if req.run_id != "*" and (owner or {}).get("run_id") != req.run_id:
+                answer = p.LockReleased("other", owner)
+            else:
+                self.fs.remove(req.lock)
+                answer = p.LockReleased("released", owner)
+        self._end("lock_release")
+        return answer
+
+    def _listing(self, root: str, excl: list[str]) -> p.Listing:
+        if not self.fs.isdir(root):
+            raise AgentError(f"OSError: no such release directory: {root}")
+        return self.fs.listing(root, excl)
+
+    async def hash(self, req: p.Hash) -> p.HashAnswer:
+        self._begin("hash")
+        answer = p.HashAnswer(self._listing(req.root, req.excl))
+        self._end("hash")
+        return answer
+
+    async def verify_hash(self, req: p.VerifyHash) -> p.Verified:
+        self._begin("verify_hash")
+        listing = self._listing(req.root, req.excl)
+        files = [e for e in listing.values() if e[0] in (0o100644, 0o100755)]
+        digest = p.lines_digest(p.entry_line(e[0], e[1], e[2], k) for k, e in listing.items())
+        match = req.expect is not None and digest == req.expect
+        answer = p.Verified(
+            None if match else listing, match, len(files), sum(e[2] for e in files), 0
+        )
+        self._end("verify_hash")
+        return answer
+
+    async def seed(self, req: p.Seed) -> p.Seeded:
+        self._begin("seed")
+        self.fs.mkdirs(posixpath.dirname(req.new))
+        ready = standby(req.live) if req.live else None
+        if ready is not None and req.standby and isinstance(self.fs.get(ready), Dir):
+            self.fs.rename(ready, req.new)
+            answer = p.Seeded(0, True)
+        elif req.live is None:
+            self.fs.put(req.new, Dir())
+            answer = p.Seeded(0, False)
+        else:
+            answer = p.Seeded(self.fs.copy_links(req.live, req.new, tuple(req.drop)), False)
+        if req.live is not None and req.standby:
+            releases = posixpath.dirname(req.live)
+            for n in self.fs.listdir(releases):
+                if n.startswith(p.STANDBY_PREFIX):
+                    self.fs.remove(posixpath.join(releases, n))
+        self._end("seed")
+        return answer
+
+    async def prepare_next(self, req: p.PrepareNext) -> p.Started:
+        self._begin("prepare_next")
+        started = self.fs.isdir(req.live)
+        ready = standby(req.live)
+        if started and self.fs.get(ready) is None:  # done at once: no background process here
+            self.fs.copy_links(req.live, ready, tuple(req.drop))
+        self._end("prepare_next")
+        return p.Started(started)
+
+    async def link(self, req: p.Link) -> p.Done:
+        self._begin("link")
+        if req.mkdir:
+            self.fs.mkdirs(req.mkdir)
+        self.fs.mkdirs(posixpath.dirname(req.path))
+        self.fs.remove(req.path)
+        self.fs.put(req.path, Symlink(req.target))
+        self._end("link")
+        return p.Done(True)
+
+    def _run(
+        self, kind: Literal["install", "restart"], command: str, cwd: str, env: dict[str, str]
+    ) -> p.CommandAnswer:
+        return self.host.commands(CommandCall(kind, command, self.fs.resolve(cwd), env, self.host))
+
+    async def build_venv(self, req: p.BuildVenv) -> p.CommandAnswer:
+        self._begin("build_venv")
+        self.fs.remove(req.venv_dir)
+        self.fs.mkdirs(req.venv_dir)
+        env = {"VIRTUAL_ENV": req.venv_dir}
+        res = self._run("install", req.install, req.release_dir, env) if req.install else OK
+        if res.status != 0:
+            self.fs.remove(req.venv_dir)
+        else:
+            self.fs.put(posixpath.join(req.venv_dir, p.VENV_COMPLETE), File(b"done"))
+        self._end("build_venv")
+        return res
+
+    async def write_file(self, req: p.WriteFile) -> p.Done:
+        self._begin("write_file")
+        self.fs.remove(req.path)
+        self.fs.put(req.path, File(req.text.encode("utf-8")))
+        self._end("write_file")
+        return p.Done(True)
+
+    async def append(self, req: p.Append) -> p.Done:
+        self._begin("append")
+        self.fs.mkdirs(posixpath.dirname(req.path))
+        node = self.fs.get(req.path)
+        old = node.data if isinstance(node, File) else b""
+        self.fs.nodes[posixpath.normpath(req.path)] = File(old + req.text.encode("utf-8"))
+        self._end("append")
+        return p.Done(True)
+
+    async def switch(self, req: p.Switch) -> p.Done:
+        self._begin("switch")
+        if isinstance(self.fs.get(req.current), Dir):
+            raise AgentError(f"OSError: {req.current} is a real directory, not a symlink")
+        self.fs.nodes[posixpath.normpath(req.current)] = Symlink(req.link_target)
+        self._end("switch")
+        return p.Done(True)
+
+    async def shell(self, req: p.Shell) -> p.CommandAnswer:
+        self._begin("shell")
+        res = self._run("restart", req.command, req.cwd, req.env)
+        self._end("shell")
+        return res
+
+    async def remove(self, req: p.Remove) -> p.Done:
+        self._begin("remove")
+        for path in req.paths:
+            self.fs.remove(path)
+        self._end("remove")
+        return p.Done(True)
+
+    async def extract(
+        self, req: p.Extract, chunks: Iterable[bytes], sent: Callable[[int], None]
+    ) -> p.Extracted:
+        self._begin("extract")
+        data = bytearray()
+        for chunk in chunks:
+            data += chunk
+            sent(len(chunk))
+        answer = unpack(self.fs, req.root, bytes(data))
+        self._end("extract")
+        return answer
+
+    async def audit(self, req: AuditRequest) -> AuditReport:
+        self._begin("audit")
+        live = self.host.live()
+        marker = (
+            json_object(self.fs.read_text(self.host.path(p.CURRENT_LINK, p.RELEASE_MARKER))) or {}
+        )
+        sha = req.expected_sha or str(marker.get("sha") or "") or None
+        failures = self.host.audit_failures(live, sha)
+        layers = [
+            LayerResult(
+                id=lid,
+                status="fail" if lid in failures else "pass",
+                duration_ms=0,
+                detail=failures.get(lid, "in memory"),
+            )
+            for lid in LAYER_IDS
+        ]
+        report = AuditReport(
+            target=self.name,
+            ref=req.ref,
+            sha=sha,
+            release=live,
+            started_at=datetime.now(timezone.utc),
+            duration_s=0,
+            passed=not failures,
+            layers=layers,
+        )
+        self._end("audit")
+        return report
+
+    async def close(self) -> None:
+        self.dead = True
+
+
+@dataclass
+class MemoryConnector:
+    """Connections to in-memory hosts by target name."""
+
+    hosts: dict[str, MemoryHost]
+    agents: list[MemoryHostAgent] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def connect(self, name: str, target: TargetConfig) -> AsyncIterator[HostAgent]:
+        host = self.hosts.get(name)
+        if host is None:
+            raise TransportError(f"{name}: cannot connect to {target.host}:{target.port}")
+        host.calls.append("connect")
+        fault = host._fault("connect", "before")
+        if fault is not None:
+            raise TransportError(f"{name}: cannot connect to {target.host}: {fault.message}")
+        agent = MemoryHostAgent(host, name, target)
+        self.agents.append(agent)
+        try:
+            yield agent
+        finally:
+            await agent.close()

@@ -1,0 +1,267 @@
+"""The host agent's protocol: the operations, their typed requests and answers, and the names
+both sides agree on. Defined once, used by both sides:
+
+- the runner imports this module (bot/deploy/host/ssh.py sends the requests and validates the
+  answers against these types; bot/deploy/host/memory.py answers them in memory);
+- the host program is this module followed by the other modules of bot/deploy/hostside/,
+  bundled into one source text (bot/deploy/hostside/bundle.py) and run by the host's python.
+
+So: standard library only, and nothing newer than Python 3.6 (checked by tests/deploy/
+test_hostside.py with vermin, mypy and a 3.6 parse).
+
+Wire: the client writes one JSON line `{"op": NAME, "args": REQUEST}`; the host answers one line
+`ok <ANSWER as JSON>` or `error <message as JSON>`. The first line the host prints is
+`hello {"python": VERSION}`. `extract` is followed by its upload stream in frames (4-byte big
+endian length, then the bytes; a zero length ends the stream) on the same channel.
+"""
+
+import hashlib
+import struct
+import sys
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+# ---- names under a target's path (bot/deploy/layout.py builds the paths from them) ------------
+RELEASES_DIR = "releases"
+CURRENT_LINK = "current"
+SHARED_DIR = "shared"
+VENVS_DIR = "venvs"
+STATE_DIR = ".gatebot"
+LOCK_DIR = STATE_DIR + "/lock"
+LOCK_OWNER_FILE = "owner.json"
+DEPLOY_LOG = STATE_DIR + "/deploy.jsonl"
+#: A release's completion marker, written last: present = the release is complete.
+RELEASE_MARKER = ".gatebot-release.json"
+#: The host's cache of a release's blob ids by inode state (see hostside/tree.py).
+RELEASE_INDEX = ".gatebot-index.json"
+VENV_LINK = ".venv"
+VENV_COMPLETE = ".gatebot-complete"
+#: releases/.next-<live release>: the next release's seed, prepared ahead (hostside/seed.py).
+STANDBY_PREFIX = ".next-"
+
+# ---- the upload stream (bot/deploy/stream.py writes it, hostside/upload.py reads it) --------
+#: One record: kind (F file, L symlink, D deletions, E end), mode, payload size, path length;
+#: then the path and the payload.
+RECORD = struct.Struct(">cIQH")
+#: The frame that ends a stream on the agent channel.
+FRAME_END = b"\0\0\0\0"
+
+#: {path: (git mode, blob id, size)}; mode 0 = not a regular file or symlink.
+Listing = Dict[str, Tuple[int, str, int]]
+
+
+def blob_id(data: bytes) -> str:
+    """git's blob id of bytes (sha1 over `blob <size>\\0` + data): an id, not security."""
+    h = sha1(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+def sha1(data: bytes) -> Any:
+    if sys.version_info >= (3, 9):
+        return hashlib.sha1(data, usedforsecurity=False)  # novermin
+    return hashlib.sha1(data)
+
+
+def excluded(path: str, excl: Iterable[str]) -> bool:
+    """True when `path` is an excluded entry or lies under one."""
+    for e in excl:
+        if path == e or path.startswith(e + "/"):
+            return True
+    return False
+
+
+def entry_line(mode: int, oid: str, size: int, path: str) -> str:
+    """`<mode octal> <blob id> <size>\\t<path>`: the unit a tree digest is computed over."""
+    return "%06o %s %d\t%s" % (mode, oid, size, path)
+
+
+def lines_digest(lines: Iterable[str]) -> str:
+    """sha256 over the sorted lines: equal digests mean equal trees, nothing more or less."""
+    h = hashlib.sha256()
+    for line in sorted(lines):
+        h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
+# ---- operations -------------------------------------------------------------------------------
+# One request type and one answer type per operation. Sequences in requests travel as JSON arrays.
+
+
+class Inspect(NamedTuple):
+    """Everything under `root` a deploy decides on, in one round trip."""
+
+    root: str
+
+
+class InspectAnswer(NamedTuple):
+    exists: bool
+    current: Optional[str]  # what `current` points at (None: no symlink there)
+    current_kind: str  # link | missing | other
+    releases: Dict[str, Optional[Dict[str, Any]]]  # release dir -> its marker (None: none)
+    venvs: Dict[str, bool]  # lock hash -> complete
+    locked: bool
+    lock: Optional[Dict[str, Any]]  # the lock's owner record, when readable
+    log: str  # the deploy log's text
+
+
+class LockAcquire(NamedTuple):
+    state: str
+    lock: str
+    owner: str  # the owner record, JSON
+
+
+class LockAcquired(NamedTuple):
+    held: bool  # True: someone else holds it (nothing changed)
+    owner: Optional[Dict[str, Any]] = None
+    since: Optional[float] = None
+    now: Optional[float] = None
+
+
+class LockRelease(NamedTuple):
+    lock: str
+    run_id: str  # "*": whoever holds it
+
+
+class LockReleased(NamedTuple):
+    state: str  # absent | other | released
+    owner: Optional[Dict[str, Any]] = None
+
+
+class Hash(NamedTuple):
+    root: str
+    excl: List[str]
+
+
+class HashAnswer(NamedTuple):
+    listing: Listing
+
+
+class VerifyHash(NamedTuple):
+    """Hash `root` for a deploy's check, reusing ids known for unchanged inodes."""
+
+    root: str
+    excl: List[str]
+    trust: List[str]  # index files of other checked releases
+    record: bool  # write root's own index afterwards
+    written: bool  # reuse the ids of files this agent wrote
+    expect: Optional[str]  # a digest: on a match, only the verdict travels back
+
+
+class Verified(NamedTuple):
+    listing: Optional[Listing]  # None when `expect` matched
+    match: bool
+    hashed: int
+    hashed_bytes: int
+    reused: int
+
+
+class Seed(NamedTuple):
+    live: Optional[str]
+    new: str
+    drop: List[str]
+    standby: bool
+
+
+class Seeded(NamedTuple):
+    seeded: int
+    standby: bool
+
+
+class PrepareNext(NamedTuple):
+    live: str
+    drop: List[str]
+
+
+class Started(NamedTuple):
+    started: bool
+
+
+class Link(NamedTuple):
+    path: str
+    target: str
+    mkdir: Optional[str]
+
+
+class Done(NamedTuple):
+    done: bool
+
+
+class BuildVenv(NamedTuple):
+    python: str
+    venv_args: List[str]
+    venv_dir: str
+    release_dir: str
+    install: str
+    timeout: float
+
+
+class CommandAnswer(NamedTuple):
+    status: int
+    output: str
+
+
+class WriteFile(NamedTuple):
+    path: str
+    text: str
+    fsync: bool
+
+
+class Append(NamedTuple):
+    path: str
+    text: str
+
+
+class Switch(NamedTuple):
+    link_target: str
+    current: str
+
+
+class Shell(NamedTuple):
+    command: str
+    cwd: str
+    env: Dict[str, str]
+    timeout: float
+
+
+class Remove(NamedTuple):
+    paths: List[str]
+
+
+class Extract(NamedTuple):
+    """Unpack the upload stream that follows the request into `root`."""
+
+    root: str
+    fresh: bool
+
+
+class Extracted(NamedTuple):
+    written: int
+    deleted: int
+
+
+class Operation(NamedTuple):
+    name: str
+    request: type
+    answer: type
+    #: Seconds the client waits for the answer, beyond a request's own `timeout` field.
+    wait: float
+
+
+OPERATIONS = (
+    Operation("inspect", Inspect, InspectAnswer, 60),
+    Operation("lock_acquire", LockAcquire, LockAcquired, 60),
+    Operation("lock_release", LockRelease, LockReleased, 60),
+    Operation("hash", Hash, HashAnswer, 300),
+    Operation("verify_hash", VerifyHash, Verified, 300),
+    Operation("seed", Seed, Seeded, 600),
+    Operation("prepare_next", PrepareNext, Started, 30),
+    Operation("link", Link, Done, 60),
+    Operation("build_venv", BuildVenv, CommandAnswer, 120),
+    Operation("write_file", WriteFile, Done, 60),
+    Operation("append", Append, Done, 60),
+    Operation("switch", Switch, Done, 60),
+    Operation("shell", Shell, CommandAnswer, 30),
+    Operation("remove", Remove, Done, 600),
+    Operation("extract", Extract, Extracted, 3600),
+)
+BY_NAME = {op.name: op for op in OPERATIONS}

@@ -1,0 +1,112 @@
+"""Host side: the request loop. One JSON request per line in, one answer line out (see
+protocol.py for the wire); `extract` reads its upload stream from the same stdin.
+
+Part of the host program (see protocol.py): standard library only, Python 3.6. Also a one-shot
+command: `hash ROOT EXCLUDES_JSON` prints the tree's listing (the audit's integrity layer).
+"""
+
+import json
+import sys
+from typing import Any, Callable, Dict, List, Optional
+
+from bot.deploy.hostside.fsops import (
+    op_append,
+    op_inspect,
+    op_link,
+    op_lock_acquire,
+    op_lock_release,
+    op_remove,
+    op_switch,
+    op_write_file,
+)
+from bot.deploy.hostside.procs import op_build_venv, op_shell
+from bot.deploy.hostside.protocol import BY_NAME, Extract
+from bot.deploy.hostside.seed import op_prepare_next, op_seed
+from bot.deploy.hostside.tree import hash_tree, op_hash, op_verify_hash
+from bot.deploy.hostside.upload import FrameReader, op_extract
+
+#: The handler of each operation but `extract` (which also reads the stream); the runner's
+#: tests check this table against protocol.OPERATIONS.
+HANDLERS: Dict[str, Callable[[Any], Any]] = {
+    "inspect": op_inspect,
+    "lock_acquire": op_lock_acquire,
+    "lock_release": op_lock_release,
+    "hash": op_hash,
+    "verify_hash": op_verify_hash,
+    "seed": op_seed,
+    "prepare_next": op_prepare_next,
+    "link": op_link,
+    "build_venv": op_build_venv,
+    "write_file": op_write_file,
+    "append": op_append,
+    "switch": op_switch,
+    "shell": op_shell,
+    "remove": op_remove,
+}
+
+
+def answer_line(status: str, body: Any) -> bytes:
+    return status.encode("ascii") + b" " + json.dumps(body).encode("utf-8") + b"\n"
+
+
+def handle(name: str, args: Dict[str, Any], frames: Optional[FrameReader]) -> Any:
+    """The answer of one request, as a JSON-ready dict."""
+    op = BY_NAME[name]
+    req = op.request(**args)
+    if isinstance(req, Extract):
+        assert frames is not None
+        answer: Any = op_extract(req, frames)
+    else:
+        answer = HANDLERS[name](req)
+    return answer._asdict()
+
+
+def serve() -> None:
+    raw_in, raw_out = sys.stdin.buffer, sys.stdout.buffer
+
+    def reply(line: bytes) -> None:
+        raw_out.write(line)
+        raw_out.flush()
+
+    reply(answer_line("hello", {"python": sys.version.split()[0]}))
+    while True:
+        line = raw_in.readline()
+        if not line:
+            return
+        if not line.strip():
+            continue
+        frames: Optional[FrameReader] = None
+        try:
+            req = json.loads(line.decode("utf-8"))
+            if req["op"] == "extract":
+                frames = FrameReader(raw_in)
+            result = handle(req["op"], req.get("args", {}), frames)
+            if frames is not None:
+                frames.drain()
+            reply(answer_line("ok", result))
+        except EOFError as exc:
+            reply(answer_line("error", "EOFError: %s" % exc))
+            return
+        except Exception as exc:  # every failure goes back to the caller, the agent lives on
+            if frames is not None:
+                frames.drain()  # stay in step with the client: skip the rest of the stream
+            reply(answer_line("error", "%s: %s" % (type(exc).__name__, exc)))
+
+
+def main(argv: List[str]) -> int:
+    if argv[:1] == ["serve"]:
+        serve()
+        return 0
+    if argv[:1] == ["hash"] and len(argv) == 3:
+        try:
+            sys.stdout.write(json.dumps(hash_tree(argv[1], json.loads(argv[2]))))
+        except OSError as exc:
+            sys.stderr.write("%s\n" % exc)
+            return 4
+        return 0
+    sys.stderr.write("usage: serve | hash ROOT EXCLUDES_JSON\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

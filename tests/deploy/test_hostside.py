@@ -1,0 +1,200 @@
+"""The host program and its protocol: one definition of every operation, checked on both sides.
+
+- every operation has a host handler typed with its request and answer, a HostAgent method,
+  and an implementation in both hosts (SSH and in memory);
+- the shipped bundle parses as Python 3.6, needs nothing newer (vermin), defines each name once
+  and fits in one command-line argument; it serves requests as a local process (no sshd);
+- the in-memory host answers a deploy's operations as the real host program does on disk.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from bot.deploy import stream
+from bot.deploy.host.base import HostAgent
+from bot.deploy.host.memory import MemoryHost, MemoryHostAgent
+from bot.deploy.host.ssh import SshHostAgent
+from bot.deploy.hostside import bundle, protocol, serve, upload
+from bot.deploy.hostside import protocol as p
+from bot.deploy.manifest import build_manifest
+from tests.conftest import require
+from tests.gitrepo import RepoBuilder
+
+
+def test_every_operation_is_handled_and_typed_on_both_sides() -> None:
+    for op in protocol.OPERATIONS:
+        handler = upload.op_extract if op.name == "extract" else serve.HANDLERS[op.name]
+        hints = typing.get_type_hints(handler)
+        assert hints["req"] is op.request, op.name
+        assert hints["return"] is op.answer, op.name
+        method = getattr(HostAgent, op.name)
+        assert getattr(method, "__isabstractmethod__", False), op.name
+        for impl in (SshHostAgent, MemoryHostAgent):
+            assert not getattr(getattr(impl, op.name), "__isabstractmethod__", False)
+            assert typing.get_type_hints(getattr(impl, op.name))["return"] is op.answer
+    assert set(serve.HANDLERS) | {"extract"} == set(protocol.BY_NAME)
+    assert not inspect.isabstract(SshHostAgent) and not inspect.isabstract(MemoryHostAgent)
+
+
+def test_the_bundle_is_python_3_6_and_defines_each_name_once() -> None:
+    source = bundle.host_program()
+    tree = ast.parse(source, feature_version=(3, 6))
+    with pytest.raises(SyntaxError):
+        ast.parse("if (n := 1):\n    pass\n", feature_version=(3, 6))
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    assert "from bot." not in source and "import bot" not in source
+    # Linux limits one argument to 128 KiB; the source travels as `python -S -c SOURCE`.
+    assert len(source.encode()) < 96 * 1024
+
+
+def test_the_bundle_needs_nothing_newer_than_python_3_6(tmp_path: Path) -> None:
+    vermin = shutil.which("vermin") or str(Path(sys.executable).with_name("vermin"))
+    if not Path(vermin).exists():
+        require("vermin to check the host program", "pip install -e '.[dev]'")
+    src = tmp_path / "host_program.py"
+    src.write_text(bundle.host_program())
+    out = subprocess.run(
+        [vermin, "-t=3.6-", "--violations", "--eval-annotations", "--no-tips", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_host_modules_type_check_for_the_oldest_python_mypy_knows() -> None:
+    """mypy checks bot/ for 3.11 (pyproject); the host program also for 3.10, the oldest
+    version mypy supports (vermin covers 3.6 above)."""
+    here = Path(bundle.__file__).parent
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-version", "3.10", "--no-incremental", str(here)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _serve(lines: list[dict[str, object]]) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", bundle.host_program(), "serve"],
+        input="".join(json.dumps(x) + "\n" for x in lines),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.stdout.splitlines()
+
+
+def test_the_bundle_serves_typed_answers_as_a_local_process(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    out = _serve(
+        [
+            {"op": "inspect", "args": p.Inspect(str(root))._asdict()},
+            {
+                "op": "lock_acquire",
+                "args": p.LockAcquire(str(root / "s"), str(root / "l"), "{}")._asdict(),
+            },
+            {"op": "no_such_op", "args": {}},
+            {"op": "inspect", "args": {"root": str(root), "extra": 1}},
+        ]
+    )
+    assert out[0].startswith("hello ") and json.loads(out[0][6:])["python"]
+    status, _, body = out[1].partition(" ")
+    assert status == "ok"
+    answer = p.InspectAnswer(**json.loads(body))
+    assert answer.exists is False and answer.current_kind == "missing"
+    assert out[2].startswith("ok ") and json.loads(out[2][3:])["held"] is False
+    assert out[3].startswith("error ") and "no_such_op" in out[3]
+    assert out[4].startswith("error ") and "extra" in out[4]
+
+
+# ---- the in-memory host against the real host program, operation by operation ---------------
+
+
+def _real(req: object, chunks: list[bytes] | None = None) -> object:
+    import io
+
+    if isinstance(req, p.Extract):
+        framed = b"".join(len(c).to_bytes(4, "big") + c for c in chunks or []) + p.FRAME_END
+        return upload.op_extract(req, upload.FrameReader(io.BytesIO(framed)))
+    return serve.HANDLERS[_op_name(req)](req)
+
+
+def _op_name(req: object) -> str:
+    return next(op.name for op in p.OPERATIONS if op.request is type(req))
+
+
+def _scenario(root: str, pieces: list[bytes], digest: str) -> list[object]:
+    rel = f"{root}/releases"
+    return [
+        p.LockAcquire(f"{root}/.gatebot", f"{root}/.gatebot/lock", json.dumps({"run_id": "r1"})),
+        p.LockAcquire(f"{root}/.gatebot", f"{root}/.gatebot/lock", json.dumps({"run_id": "r2"})),
+        p.Seed(None, f"{rel}/A", [".venv"], False),
+        p.Extract(f"{rel}/A", True),
+        p.Link(f"{rel}/A/logs", "../../shared/logs", f"{root}/shared/logs"),
+        p.VerifyHash(
+            f"{rel}/A", [".venv", "logs", ".gatebot-release.json"], [], False, True, digest
+        ),
+        p.WriteFile(f"{rel}/A/.gatebot-release.json", json.dumps({"release": "A"}), True),
+        p.Switch("releases/A", f"{root}/current"),
+        p.Seed(f"{rel}/A", f"{rel}/B", [".venv", "logs", ".gatebot-release.json"], False),
+        p.Hash(f"{rel}/B", []),
+        p.Append(f"{root}/.gatebot/deploy.jsonl", '{"event": "switch"}\n'),
+        p.Remove([f"{rel}/B"]),
+        p.LockRelease(f"{root}/.gatebot/lock", "r2"),
+        p.LockRelease(f"{root}/.gatebot/lock", "r1"),
+        p.Inspect(root),
+    ]
+
+
+def _comparable(answer: object) -> object:
+    if isinstance(answer, p.LockAcquired):
+        return answer._replace(since=None, now=None)
+    if isinstance(answer, p.Verified):
+        return answer._replace(hashed=0, hashed_bytes=0, reused=0)  # inode reuse is the host's
+    return answer
+
+
+def test_the_in_memory_host_answers_like_the_real_host_program(tmp_path: Path) -> None:
+    rb = RepoBuilder(tmp_path / "repo")
+    rb.commit(
+        {"app.py": "print(1)\n", "bin/run": "#!/bin/sh\n", "ln": "app.py"},
+        modes={"bin/run": 0o100755, "ln": 0o120000},
+    )
+    manifest = build_manifest(rb.path, "main")
+    pieces = list(stream.chunks(pygit2.Repository(str(rb.path)), [], manifest.entries))
+    real_root = str(tmp_path / "real")
+    mem = MemoryHost("/mem")
+    agent = MemoryHostAgent(mem, "inf", None)  # type: ignore[arg-type]
+
+    async def on_memory(req: object) -> object:
+        if isinstance(req, p.Extract):
+            return await agent.extract(req, pieces, lambda n: None)
+        return await getattr(agent, _op_name(req))(req)
+
+    real = [_real(r, pieces) for r in _scenario(real_root, pieces, manifest.digest)]
+    memory = [asyncio.run(on_memory(r)) for r in _scenario("/mem", pieces, manifest.digest)]
+    for got, want in zip(memory, real, strict=True):
+        assert _comparable(got) == _comparable(want)
+    assert real[5].match is True  # type: ignore[attr-defined]
