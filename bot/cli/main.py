@@ -11,8 +11,9 @@ from bot import __version__
 from bot.errors import GatebotError
 
 # Command name -> the module that defines it (in its COMMANDS list). Modules are imported only
-# when their command runs: google-genai and asyncssh alone cost ~1 s of start-up, which every
-# `gatebot review` in CI would otherwise pay for commands it never uses.
+# when their command runs (click's lazy-group pattern): google-genai and asyncssh alone cost
+# ~1 s of start-up, which every `gatebot review` in CI would otherwise pay for commands it
+# never uses.
 COMMAND_MODULES: dict[str, str] = {
     "review": "bot.cli.review",
     "deploy": "bot.cli.deploy",
@@ -28,9 +29,40 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
+# Command name -> its one-line help, so `gatebot --help` lists the commands without importing
+# a single command module (tests/cli/test_main.py checks each against the command's docstring).
+COMMAND_HELP: dict[str, str] = {
+    "audit": "Run the 9-layer audit of TARGET: exit 0 all pass/skip, 1 a layer failed.",
+    "cache-key": "Print the actions/cache key and restore keys for the review cache.",
+    "check-abandon": "Close the check run an unfinished review left in progress, as neutral "
+    "(Actions only).",
+    "deploy": "Release REF to the target(s): delta upload, venv, atomic switch, audit, "
+    "auto-rollback.",
+    "doctor": "Check config, Gemini, GitHub, cache and every deploy target; each problem with "
+    "a fix.",
+    "init": "Write .github/gatebot.yml and the review (and deploy) workflows, then list next "
+    "steps.",
+    "metrics": "Cost, savings, cache and deploy figures per run and over the recent window, "
+    "with alerts.",
+    "releases": "List the releases on the target(s): id, sha, live, bad, created.",
+    "review": "Review the change base...head (like a pull request) and decide pass / fail / "
+    "neutral.",
+    "rollback": "Switch back to the previous good release (or --to); no transfer.",
+    "unlock": "Remove the deploy lock left by a dead deploy (say whose with --owner, or --force).",
+}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMAND_MODULES)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMAND_HELP: listing commands imports none of them."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, click.utils.make_default_short_help(COMMAND_HELP[n], limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module_name = COMMAND_MODULES.get(cmd_name)

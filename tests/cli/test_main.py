@@ -6,7 +6,9 @@ import importlib
 import subprocess
 import sys
 
-from bot.cli.main import COMMAND_MODULES
+import click
+
+from bot.cli.main import COMMAND_HELP, COMMAND_MODULES, cli
 
 MODULES = {
     "bot.cli.review",
@@ -25,6 +27,34 @@ def test_table_matches_the_modules_commands() -> None:
             assert command.name is not None
             defined[command.name] = name
     assert defined == COMMAND_MODULES
+
+
+def test_declared_help_is_each_commands_own() -> None:
+    ctx = click.Context(cli)
+    assert set(COMMAND_HELP) == set(COMMAND_MODULES)
+    for name, summary in COMMAND_HELP.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.get_short_help_str(limit=1000) == summary, name
+
+
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys\n"
+        "from bot.cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('asyncssh', 'pygit2', 'github', 'google.genai')\n"
+        "print('loaded:' + ','.join(m for m in sys.modules if m in heavy or\n"
+        "    m.startswith('bot.cli.') and m != 'bot.cli.main'))\n"
+    )
+    out = (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert out == "loaded:"
 
 
 def test_help_lists_every_command() -> None:
