@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot import localstate
 from bot.audit.report import AuditReport, render_markdown
 from bot.config.load import load_config
 from bot.deploy.manifest import open_repo, resolve_commit
@@ -57,7 +58,7 @@ def record_run(
     from bot.metrics.history import record_deploy
 
     try:
-        record_deploy(cache_dir, record, metrics, env=env)
+        record_deploy(localstate.claim(cache_dir), record, metrics, env=env)
     except (OSError, ValueError) as exc:
         message = f"audit not recorded in the run history: {exc}"
         in_actions = env.get("GITHUB_ACTIONS") == "true"

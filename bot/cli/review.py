@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bot import localstate
 from bot.config.review import SEVERITY_ORDER
 from bot.errors import GateFailed, UsageError
 
@@ -139,7 +140,7 @@ def review_command(
     # Imported here: the provider pulls in the Gemini SDK, which other commands do not need.
     from bot.review.providers import select_provider
 
-    cache = resolve_cache_dir(cache_dir, env)
+    cache = localstate.claim(resolve_cache_dir(cache_dir, env))
     learned = load_calibration(cache)
     tracker = CalibrationTracker(learned)
     provider = select_provider(env, config.review, calibration=tracker)
@@ -162,7 +163,7 @@ def review_command(
             save_calibration(cache, tracker.value)
         except OSError as exc:
             log.warning("token calibration not saved: %s", exc)
-    write_outputs(run, out_dir)
+    write_outputs(run, localstate.claim(out_dir))
     _print_table(run.verdict, out_dir, source.label)
 
     verdict = run.verdict
