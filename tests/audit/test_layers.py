@@ -12,12 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from bot.audit.report import LAYER_IDS
 from bot.deploy.layout import RemoteLayout
 from tests.audit.conftest import Inf, only_failure, statuses
 from tests.audit.hostlayout import lay_out_release, point_current, site_packages
+from tests.conftest import require
 from tests.fakes.sshd import free_port
 
 
@@ -202,7 +201,7 @@ def test_pidfile_service_alive_then_dead(inf: Inf) -> None:
 
 def test_systemd_unit_not_active_fails_service(inf: Inf) -> None:
     if shutil.which("systemctl") is None:
-        pytest.skip("systemctl is not installed")
+        require("systemctl to ask for a unit", "apt-get install systemd")
     report = inf.audit(service={"systemd": "gatebot-no-such-unit", "wait_s": 0})
     assert only_failure(report) == "service"
     detail = report.layer("service").detail
