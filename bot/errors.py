@@ -1,6 +1,6 @@
 """One exception tree for gatebot. Each class carries the process exit code it maps to.
 
-Exit codes are a public contract (shared/DESIGN.md §4):
+Exit codes are a public contract (README.md, docs/review.md, docs/deploy.md):
 0 pass or neutral, 1 the gate failed the change / the deploy or audit failed,
 2 usage or configuration error, 3 infrastructure error that no fallback could absorb.
 """

@@ -1,4 +1,4 @@
-"""The audit report contract (shared/DESIGN.md §4) and its markdown rendering for job summaries."""
+"""The audit report contract (docs/audit.md) and its markdown rendering for job summaries."""
 
 from __future__ import annotations
 

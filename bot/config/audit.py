@@ -1,4 +1,4 @@
-"""The `audit:` section (key names in shared/DESIGN.md §4 are binding)."""
+"""The `audit:` section (key names are a public contract: docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from bot.config.base import Section
 
 # The nine audit layers, in the order they run and are reported. A public contract (the audit
-# report, shared/DESIGN.md §4): do not reorder. Defined here so config does not import audit.
+# report, docs/audit.md): do not reorder. Defined here so config does not import audit.
 LAYER_IDS: tuple[str, ...] = (
     "network",
     "ssh",

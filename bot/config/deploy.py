@@ -1,4 +1,4 @@
-"""The `deploy:` section (key names in shared/DESIGN.md §4 are binding)."""
+"""The `deploy:` section (key names are a public contract: docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The `metrics:` section: history bounds, alert thresholds and optional outputs.
 
-Defaults come from the runbook's success criteria (shared/seed-runbook.zh.md): cost saved >= 80%,
+Defaults come from the success criteria of the runbook gatebot replaces: cost saved >= 80%,
 cache hit rate 40-60% at first, error rate 0. docs/monitoring.md explains each one.
 """
 

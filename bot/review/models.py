@@ -1,4 +1,4 @@
-"""The review gate's public contract: `verdict.json` and `metrics.json` (shared/DESIGN.md §4).
+"""The review gate's public contract: `verdict.json` and `metrics.json` (docs/review.md).
 
 Everything downstream (the check run, the Action outputs, monitoring) reads these models.
 Additive changes only; bump SCHEMA_VERSION on anything else.
