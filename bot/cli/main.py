@@ -6,7 +6,6 @@ import importlib
 import sys
 
 import click
-
 from bot import __version__
 from bot.errors import GatebotError
 
@@ -52,6 +51,13 @@ COMMAND_HELP: dict[str, str] = {
 }
 
 
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut at a word to fit `limit` characters, with "..." (as click shortens help)."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 3)].rsplit(" ", 1)[0] + "..."
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMAND_MODULES)
@@ -60,7 +66,7 @@ class LazyGroup(click.Group):
         """The command list from COMMAND_HELP: listing commands imports none of them."""
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(n) for n in names)
-        rows = [(n, click.utils.make_default_short_help(COMMAND_HELP[n], limit)) for n in names]
+        rows = [(n, _shorten(COMMAND_HELP[n], limit)) for n in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

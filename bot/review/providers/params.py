@@ -1,4 +1,4 @@
-"""Request parameters per model generation (bot/review/providers/lineup.py says which is which).
+"""Request parameters per model generation (bot/review/lineup.py says which is which).
 
 - Gemini 3 and later: `thinking_level` (the configured level, or the nearest one the model
   takes: 3.8 Flash has no `minimal`, for instance); never `thinking_budget` together with it
