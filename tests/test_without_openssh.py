@@ -45,5 +45,5 @@ def test_without_sshd_decisions_run_and_the_last_line_says_what_did_not() -> Non
 def test_under_ci_a_missing_sshd_fails() -> None:
     run = _pytest(ci=True)
     assert run.returncode == 1
-    assert "2 failed" in run.stdout and "skipped" not in run.stdout.splitlines()[-1]
+    assert "2 errors" in run.stdout.splitlines()[-1] and "skipped" not in run.stdout
     assert "OpenSSH sshd (not found at /nonexistent/sshd" in run.stdout

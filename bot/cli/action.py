@@ -14,7 +14,7 @@ from bot.errors import ConfigError, UsageError
 from bot.github.cachedir import prepare_action_cache_dir
 from bot.github.cachekey import cache_key, job_scope, workflow_identity
 from bot.github.event import PR_EVENTS, load_pull_request, refuse_untrusted_checkout
-from bot.github.outputs import write_outputs
+from bot.github.outlet import ActionsOutlet
 from bot.github.overlay import apply_overrides
 
 if TYPE_CHECKING:
@@ -184,9 +184,7 @@ def cache_key_command(
     click.echo(f"key: {key.key}")
     for k in key.restore_keys:
         click.echo(f"restore-key: {k}")
-    output = env.get("GITHUB_OUTPUT", "")
-    if env.get("GITHUB_ACTIONS") == "true" and output:
-        write_outputs(Path(output), values)
+    ActionsOutlet.from_env(env).outputs(values)
 
 
 @click.command("check-abandon")

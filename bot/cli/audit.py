@@ -17,7 +17,7 @@ from bot.audit.report import AuditReport, render_markdown
 from bot.config.load import load_config
 from bot.deploy.manifest import open_repo, resolve_commit
 from bot.errors import AuditFailed, GatebotError, UsageError
-from bot.github.commands import command
+from bot.github.outlet import ActionsOutlet
 
 if TYPE_CHECKING:
     from bot.config.metrics import MetricsConfig
@@ -42,10 +42,7 @@ def write_outputs(report: AuditReport, json_path: Path | None, md_path: Path | N
         if md_path is not None:
             md_path.parent.mkdir(parents=True, exist_ok=True)
             md_path.write_text(markdown, encoding="utf-8")
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown + "\n")
+        ActionsOutlet.from_env(os.environ).summary(markdown, full="the audit report (--report)")
     except OSError as exc:
         raise UsageError(f"cannot write the audit report: {exc}") from None
     return markdown
@@ -60,9 +57,7 @@ def record_run(
     try:
         record_deploy(localstate.claim(cache_dir), record, metrics, env=env)
     except (OSError, ValueError) as exc:
-        message = f"audit not recorded in the run history: {exc}"
-        in_actions = env.get("GITHUB_ACTIONS") == "true"
-        click.echo(command("warning", message) if in_actions else f"warning: {message}", err=True)
+        ActionsOutlet.from_env(env).warning(f"audit not recorded in the run history: {exc}")
 
 
 def echo_report(report: AuditReport) -> None:

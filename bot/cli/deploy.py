@@ -22,6 +22,7 @@ from bot.deploy.manifest import Manifest, build_manifest, open_repo, resolve_com
 from bot.deploy.progress import make_reporter, print_summary
 from bot.deploy.report import RolloutReport
 from bot.errors import DeployFailed, UsageError
+from bot.github.outlet import ActionsOutlet
 from bot.review.cache import resolve_cache_dir
 
 T = TypeVar("T")
@@ -80,8 +81,8 @@ def _finish(report: RolloutReport, report_file: Path | None) -> None:
     if report_file is not None:
         report_file.parent.mkdir(parents=True, exist_ok=True)
         report_file.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
+    outlet = ActionsOutlet.from_env(os.environ)
+    if outlet.summary_path is not None:
         lines = [
             f"### gatebot {report.op}: {'ok' if report.ok else 'FAILED'}",
             "",
@@ -93,8 +94,7 @@ def _finish(report: RolloutReport, report_file: Path | None) -> None:
                 f"| {h.target} | {h.status} | {h.live or '-'} | {(h.sha or '')[:7] or '-'} "
                 f"| {h.files_sent} | {h.bytes_sent} |"
             )
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
+        outlet.summary("\n".join(lines), full="the deploy log and --report")
     flow.raise_for_failures(report)
 
 

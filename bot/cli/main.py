@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import click
+
 from bot import __version__
 from bot.errors import GatebotError
 

@@ -10,7 +10,7 @@ import click
 
 from bot.config.load import load_config
 from bot.errors import AlertsFiring, UsageError
-from bot.github.commands import command
+from bot.github.outlet import ActionsOutlet
 from bot.metrics import openmetrics, render, report
 from bot.metrics.figures import parse_since
 from bot.review.cache import resolve_cache_dir
@@ -61,7 +61,7 @@ def metrics_command(
         rep = report.load(resolve_cache_dir(cache_dir, env), config.metrics.alerts, since_at)
     except OSError as exc:
         raise UsageError(f"cannot read the run history: {exc}") from None
-    in_actions = env.get("GITHUB_ACTIONS") == "true"
+    outlet = ActionsOutlet.from_env(env)
 
     notes = list(rep.problems)
     if not rep.path.exists():
@@ -69,7 +69,7 @@ def metrics_command(
             0, f"no run history at {rep.path} (no run recorded yet, or cache not restored)"
         )
     for problem in notes:
-        click.echo(command("warning", problem) if in_actions else f"warning: {problem}", err=True)
+        outlet.warning(problem)
 
     if fmt == "openmetrics":
         registry = openmetrics.build_registry(rep.entries, rep.alerts)
@@ -92,8 +92,8 @@ def metrics_command(
         # runner reads commands there); elsewhere a plain line on stderr. Without --check the
         # report alone goes to stdout, so `--format markdown >> $GITHUB_STEP_SUMMARY` stays clean.
         for alert in rep.alerts:
-            if in_actions:
-                click.echo(command("warning", alert.message, {"title": f"gatebot: {alert.id}"}))
+            if outlet.in_actions:
+                outlet.command("warning", alert.message, {"title": f"gatebot: {alert.id}"})
             else:
                 click.echo(f"ALERT {alert.id}: {alert.message}", err=True)
         if rep.alerts:
