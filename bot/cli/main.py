@@ -34,8 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
 COMMAND_HELP: dict[str, str] = {
     "audit": "Run the 9-layer audit of TARGET: exit 0 all pass/skip, 1 a layer failed.",
     "cache-key": "Print the actions/cache key and restore keys for the review cache.",
-    "check-abandon": "Close the check run an unfinished review left in progress, as neutral "
-    "(Actions only).",
+    "check-abandon": "Close the check run an unfinished review left in progress (Actions only).",
     "deploy": "Release REF to the target(s): delta upload, venv, atomic switch, audit, "
     "auto-rollback.",
     "doctor": "Check config, Gemini, GitHub, cache and every deploy target; each problem with "
