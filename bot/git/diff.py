@@ -13,7 +13,7 @@ import pygit2
 
 from bot.errors import UsageError
 from bot.git import attributes
-from bot.review.types import ChangeKind, DiffLine, FileChange, Hunk
+from bot.git.types import ChangeKind, DiffLine, FileChange, Hunk
 
 _STATUS: dict[str, ChangeKind] = {
     "A": "added",

@@ -1,8 +1,9 @@
 """Internal value types shared by the review pipeline stages.
 
-Stage ownership (one module each): bot/git/diff.py produces FileChange; triage.py decides
-what needs a model; route.py gives a tier and model; cache.py looks up results; batch.py packs
-ReviewItems into Batches; providers/ turn Batches into BatchOutcomes; verdict.py decides.
+Stage ownership (one module each): bot/git/diff.py produces FileChange (its types live in
+bot/git/types.py and are re-exported here); triage.py decides what needs a model; route.py
+gives a tier and model; cache.py looks up results; batch.py packs ReviewItems into Batches;
+providers/ turn Batches into BatchOutcomes; verdict.py decides.
 All of these are plain frozen dataclasses so stages stay pure functions over values.
 """
 
@@ -11,64 +12,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
+from bot.git.types import ChangeKind as ChangeKind
+from bot.git.types import DiffLine as DiffLine
+from bot.git.types import FileChange as FileChange
+from bot.git.types import Hunk as Hunk
 from bot.review.models import Finding, NotReviewedCause
-
-ChangeKind = Literal["added", "modified", "deleted", "renamed", "copied", "typechange"]
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    origin: Literal[" ", "+", "-"]
-    old_lineno: int | None
-    new_lineno: int | None
-    content: str
-
-
-@dataclass(frozen=True)
-class Hunk:
-    old_start: int
-    old_lines: int
-    new_start: int
-    new_lines: int
-    header: str
-    lines: tuple[DiffLine, ...]
-
-    @property
-    def added_lines(self) -> frozenset[int]:
-        return frozenset(
-            ln.new_lineno for ln in self.lines if ln.origin == "+" and ln.new_lineno is not None
-        )
-
-    def render(self) -> str:
-        body = "".join(f"{ln.origin}{ln.content}" for ln in self.lines)
-        return f"{self.header.rstrip()}\n{body}"
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: str  # new path (old path for deletions)
-    old_path: str | None  # set for renames/copies
-    change: ChangeKind
-    old_oid: str | None
-    new_oid: str | None
-    old_mode: int
-    new_mode: int
-    binary: bool
-    old_size: int
-    new_size: int
-    hunks: tuple[Hunk, ...] = ()
-
-    @property
-    def changed_lines(self) -> frozenset[int]:
-        out: set[int] = set()
-        for h in self.hunks:
-            out |= h.added_lines
-        return frozenset(out)
-
-    def render_diff(self) -> str:
-        return "".join(h.render() for h in self.hunks)
 
 
 @dataclass(frozen=True)
