@@ -13,7 +13,13 @@ from bot.config.load import printable, yaml_problem
 from bot.errors import ConfigError, UsageError
 from bot.github.cachedir import prepare_action_cache_dir
 from bot.github.cachekey import cache_key, job_scope, workflow_identity
-from bot.github.event import PR_EVENTS, load_pull_request, refuse_untrusted_checkout
+from bot.github.event import (
+    MERGE_GROUP,
+    PR_EVENTS,
+    load_merge_group,
+    load_pull_request,
+    refuse_untrusted_checkout,
+)
 from bot.github.outlet import ActionsOutlet
 from bot.github.overlay import apply_overrides
 
@@ -143,6 +149,14 @@ def cache_key_command(
         refuse_untrusted_checkout(pr, _head_in_workspace(repo, pr.head_sha))
         pr_number, ref = pr.number, pr.base_ref
         base, head = base or pr.base_sha, head or pr.head_sha
+    elif event_name == "issue_comment":
+        # A PR command runs on the default branch's checkout (the trusted base): its config.
+        ref = env.get("GITHUB_REF_NAME", "") or "local"
+        base = head = "HEAD"
+    elif event_name == MERGE_GROUP and event_path:
+        group = load_merge_group(Path(event_path))
+        ref = group.base_branch  # the queue's target branch: its caches are the ones to reuse
+        base, head = base or group.base_sha, head or group.head_sha
     else:
         ref = base_ref or env.get("GITHUB_REF_NAME", "") or "local"
         # action.yml passes its `base` input (what `review --base` gets) as --base-ref.
@@ -216,6 +230,17 @@ def check_abandon_command(repo: Path, head: str | None, reason: str, conclusion:
     ctx = ActionsContext.from_env(os.environ)
     if ctx is None:
         raise UsageError("check-abandon only runs inside GitHub Actions (GITHUB_ACTIONS=true)")
+    if ctx.settings.event_name == "issue_comment" and ctx.settings.event_path is not None:
+        # A `/gatebot review` that did not finish: its check is on the PR's head.
+        from bot.github.comment_event import load_comment
+
+        outlet = ctx.pulls()
+        if outlet is None:
+            raise UsageError("check-abandon needs a GitHub token to look up the pull request")
+        head_sha = outlet.pull(load_comment(ctx.settings.event_path).number).head_sha
+        closed = ctx.abandon(head_sha, reason, cast("Conclusion", conclusion))
+        click.echo(f"check run closed as {conclusion}" if closed else "no check run left open")
+        return
     # Only the head matters here; the base argument just satisfies resolve_range.
     _, head_ref = ctx.resolve_range("unused", head)
     head_sha = (

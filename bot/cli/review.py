@@ -16,7 +16,9 @@ from bot.config.review import SEVERITY_ORDER
 from bot.errors import GateFailed, UsageError
 
 if TYPE_CHECKING:
+    from bot.github.integration import ActionsContext
     from bot.review.models import Verdict
+    from bot.review.pipeline import ReviewRun
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +108,65 @@ def review_command(
     Exit codes: 0 pass (or neutral where the config opted in), 1 the gate failed the change or
     could not review all of it, 2 usage or configuration error, 3 infrastructure.
     """
+    from bot.github.integration import ActionsContext
+
+    env = dict(os.environ)
+    ctx = ActionsContext.from_env(env)
+    if ctx is not None and ctx.settings.event_name == "issue_comment":
+        # A `/gatebot ...` comment on a pull request (docs/action.md, "PR commands").
+        from bot.github.pr_commands import run_comment
+
+        def review_pull(pull_base: str, pull_head: str) -> Verdict:
+            _, run = run_gate(
+                ctx,
+                env,
+                repo,
+                pull_base,
+                pull_head,
+                out_dir,
+                config_path,
+                cache_dir,
+                blocking_severity,
+            )
+            return run.verdict
+
+        code = run_comment(ctx, repo, review_pull)
+        if code != 0:
+            raise click.exceptions.Exit(code)
+        return
+    if ctx is not None:
+        base, head = ctx.resolve_range(base, head)
+    if not base or not head:
+        raise UsageError("both --base and --head are required outside GitHub Actions")
+    code, run = run_gate(
+        ctx, env, repo, base, head, out_dir, config_path, cache_dir, blocking_severity
+    )
+    if code == 1:
+        raise GateFailed("the review gate failed the change: " + "; ".join(run.reasons))
+    if code != 0:
+        raise click.exceptions.Exit(code)
+
+
+def run_gate(
+    ctx: ActionsContext | None,
+    env: dict[str, str],
+    repo: Path,
+    base: str,
+    head: str,
+    out_dir: Path,
+    config_path: Path | None,
+    cache_dir: Path | None,
+    blocking_severity: str | None,
+) -> tuple[int, ReviewRun]:
+    """Review base...head, deliver the verdict (check run, comments, outputs); the exit code."""
     # Imported here, not at the top: `gatebot` registers every command at start-up, and the
     # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
     from bot.git.diff import change_range, open_repo
-    from bot.github.integration import ActionsContext
     from bot.review import config_source
     from bot.review.cache import resolve_cache_dir
     from bot.review.pipeline import run_review, write_outputs
     from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
 
-    env = dict(os.environ)
-    ctx = ActionsContext.from_env(env)
-    if ctx is not None:
-        base, head = ctx.resolve_range(base, head)
-    if not base or not head:
-        raise UsageError("both --base and --head are required outside GitHub Actions")
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head)
     # The PR's own head (the working tree) must not choose the rules it is judged by.
@@ -168,13 +214,13 @@ def review_command(
 
     verdict = run.verdict
     if ctx is not None:
+        from bot.github.inline_publish import post_inline
+
+        post_inline(ctx, verdict, config.review.comments, repo)
         code = ctx.finish(verdict, run.summary_md, out_dir, cache_dir=cache, metrics=config.metrics)
     else:
         code = 0 if verdict.conclusion in ("success", "neutral") else 1
-    if code == 1:
-        raise GateFailed("the review gate failed the change: " + "; ".join(run.reasons))
-    if code != 0:
-        raise click.exceptions.Exit(code)
+    return code, run
 
 
 COMMANDS: list[click.Command] = [review_command]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema, field_validator
 
 from bot.config.base import Section
 from bot.config.routing import GeminiConfig, PriceConfig, RiskConfig
@@ -107,3 +107,19 @@ class ReviewConfig(Section):
         1_000_000, ge=1, description="an added file above this is flagged"
     )
     local: LocalChecksConfig = Field(default_factory=LocalChecksConfig)
+    comments: Annotated[
+        Literal["off", "findings", "suggestions"],
+        # YAML 1.1 reads a bare `off` as false: the schema accepts what the loader does.
+        WithJsonSchema({"enum": ["off", "findings", "suggestions", False]}),
+    ] = Field(
+        "suggestions",
+        description="inline PR review comments: suggestions (findings that carry a fix, as "
+        "committable suggestions), findings (every finding on a diff line, fixes included), "
+        "off (check-run annotations only); never on fork PRs, whose token is read-only",
+    )
+
+    @field_validator("comments", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as a boolean: take it as the user meant it.
+        return "off" if value is False else value

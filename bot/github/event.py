@@ -1,12 +1,17 @@
-"""Read the `pull_request(_target)` webhook payload Actions writes to GITHUB_EVENT_PATH.
+"""Read the webhook payload Actions writes to GITHUB_EVENT_PATH.
 
-Only what the gate needs: the PR number, the base and head commits and whether the head lives
-in a fork (forks get no secrets and a read-only token, which changes how results are posted).
+Only what the gate needs. `pull_request(_target)`: the PR number, the base and head commits and
+whether the head lives in a fork (forks get no secrets and a read-only token, which changes how
+results are posted). `merge_group` (`checks_requested`, from a merge queue): the group's base
+and head commits; the check belongs on `merge_group.head_sha` (GitHub's description of the
+event; the payload's `head_commit.id` may differ). `issue_comment`: bot/github/comment_event.py.
+Payloads are untrusted input: every field read is type-checked, commit ids must be hex SHAs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +20,8 @@ from typing import Any
 from bot.errors import UsageError
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
+MERGE_GROUP = "merge_group"
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,15 @@ class PullRequestEvent:
     fork: bool
 
 
-def _get(payload: Mapping[str, Any], dotted: str, source: str) -> Any:
+def sha(payload: Mapping[str, Any], dotted: str, source: str) -> str:
+    """A commit id from the payload: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits."""
+    value = text_at(payload, dotted, source)
+    if not _SHA.fullmatch(value):
+        raise UsageError(f"{source}: `{dotted}` is not a commit SHA: {value[:80]!r}")
+    return value
+
+
+def value_at(payload: Mapping[str, Any], dotted: str, source: str) -> Any:
     node: Any = payload
     walked: list[str] = []
     for part in dotted.split("."):
@@ -45,8 +60,8 @@ def _get(payload: Mapping[str, Any], dotted: str, source: str) -> Any:
     return node
 
 
-def _str(payload: Mapping[str, Any], dotted: str, source: str) -> str:
-    value = _get(payload, dotted, source)
+def text_at(payload: Mapping[str, Any], dotted: str, source: str) -> str:
+    value = value_at(payload, dotted, source)
     if not isinstance(value, str) or not value:
         raise UsageError(f"{source}: `{dotted}` must be a non-empty string, got {value!r}")
     return value
@@ -59,20 +74,20 @@ def parse_pull_request(
         raise UsageError(f"{source}: `{event_name}` is not a pull request event")
     if not isinstance(payload, Mapping):
         raise UsageError(f"{source}: the payload must be a JSON object")
-    number = _get(payload, "pull_request.number", source)
+    number = value_at(payload, "pull_request.number", source)
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise UsageError(f"{source}: `pull_request.number` must be a positive integer")
-    base_repo = _str(payload, "pull_request.base.repo.full_name", source)
-    head = _get(payload, "pull_request.head", source)
+    base_repo = text_at(payload, "pull_request.base.repo.full_name", source)
+    head = value_at(payload, "pull_request.head", source)
     head_repo_obj = head.get("repo") if isinstance(head, Mapping) else None
     head_repo: str | None = None
     fork = True  # a head repository that no longer exists can only have been a fork
     if isinstance(head_repo_obj, Mapping):
-        head_repo = _str(payload, "pull_request.head.repo.full_name", source)
+        head_repo = text_at(payload, "pull_request.head.repo.full_name", source)
         # `head.repo.fork` alone is not enough: it is also true for a PR between two branches
         # of a repository that is itself a fork. What matters is whether head and base are
         # different repositories (then the run gets no secrets and a read-only token).
-        base_id = _get(payload, "pull_request.base.repo", source).get("id")
+        base_id = value_at(payload, "pull_request.base.repo", source).get("id")
         head_id = head_repo_obj.get("id")
         fork = head_repo.lower() != base_repo.lower() or (
             bool(head_repo_obj.get("fork")) and base_id is not None and head_id != base_id
@@ -82,17 +97,17 @@ def parse_pull_request(
         event_name=event_name,
         action=action if isinstance(action, str) else None,
         number=number,
-        base_sha=_str(payload, "pull_request.base.sha", source),
-        head_sha=_str(payload, "pull_request.head.sha", source),
-        base_ref=_str(payload, "pull_request.base.ref", source),
-        head_ref=_str(payload, "pull_request.head.ref", source),
+        base_sha=text_at(payload, "pull_request.base.sha", source),
+        head_sha=text_at(payload, "pull_request.head.sha", source),
+        base_ref=text_at(payload, "pull_request.base.ref", source),
+        head_ref=text_at(payload, "pull_request.head.ref", source),
         base_repo=base_repo,
         head_repo=head_repo,
         fork=fork,
     )
 
 
-def load_pull_request(event_name: str, path: Path) -> PullRequestEvent:
+def read_payload(path: Path) -> Mapping[str, Any]:
     source = f"GITHUB_EVENT_PATH ({path})"
     try:
         text = path.read_text(encoding="utf-8")
@@ -106,7 +121,43 @@ def load_pull_request(event_name: str, path: Path) -> PullRequestEvent:
         raise UsageError(f"{source}: not valid JSON: {exc}") from None
     except RecursionError:
         raise UsageError(f"{source}: not valid JSON: nested too deeply") from None
-    return parse_pull_request(event_name, payload, source)
+    if not isinstance(payload, Mapping):
+        raise UsageError(f"{source}: the payload must be a JSON object")
+    return payload
+
+
+def load_pull_request(event_name: str, path: Path) -> PullRequestEvent:
+    return parse_pull_request(event_name, read_payload(path), f"GITHUB_EVENT_PATH ({path})")
+
+
+@dataclass(frozen=True)
+class MergeGroupEvent:
+    """A merge queue asks for checks on a temporary branch: base plus the queued PRs."""
+
+    action: str | None
+    base_sha: str
+    head_sha: str  # the check run goes here
+    base_ref: str  # refs/heads/main
+    head_ref: str  # refs/heads/gh-readonly-queue/main/pr-N-<sha>
+
+    @property
+    def base_branch(self) -> str:
+        return self.base_ref.removeprefix("refs/heads/")
+
+
+def parse_merge_group(payload: Mapping[str, Any], source: str = "event payload") -> MergeGroupEvent:
+    action = payload.get("action")
+    return MergeGroupEvent(
+        action=action if isinstance(action, str) else None,
+        base_sha=sha(payload, "merge_group.base_sha", source),
+        head_sha=sha(payload, "merge_group.head_sha", source),
+        base_ref=text_at(payload, "merge_group.base_ref", source),
+        head_ref=text_at(payload, "merge_group.head_ref", source),
+    )
+
+
+def load_merge_group(path: Path) -> MergeGroupEvent:
+    return parse_merge_group(read_payload(path), f"GITHUB_EVENT_PATH ({path})")
 
 
 def refuse_untrusted_checkout(pr: PullRequestEvent, head_in_workspace: bool) -> None:

@@ -2,8 +2,9 @@
 
 Interface (binding for bot/cli/review.py):
 - ActionsContext.from_env(env) -> ActionsContext | None   None unless GITHUB_ACTIONS == "true"
-- ctx.resolve_range(base, head) -> (base, head)  from the event payload for pull_request(_target),
-  else the given values (a UsageError when they are missing)
+- ctx.resolve_range(base, head) -> (base, head)  from the event payload for pull_request(_target)
+  and merge_group (the merge queue's group: the check goes on its head), else the given values
+  (a UsageError when they are missing)
 - ctx.start(head_sha)      create the check run in_progress (never raises: falls back silently to
                            workflow commands on 403 and remembers that)
 - ctx.finish(verdict, summary_md, out_dir, *, cache_dir=None, metrics=None) -> int   complete the
@@ -29,6 +30,7 @@ from typing import TextIO
 
 import requests
 from github import GithubException
+from github.Repository import Repository
 
 from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
@@ -42,10 +44,17 @@ from bot.github.checks import (
     client,
 )
 from bot.github.commands import add_mask, annotation_commands
-from bot.github.event import PR_EVENTS, PullRequestEvent, load_pull_request
+from bot.github.event import (
+    MERGE_GROUP,
+    PR_EVENTS,
+    PullRequestEvent,
+    load_merge_group,
+    load_pull_request,
+)
 from bot.github.limits import MAX_CHECK_ANNOTATIONS, STEP_SUMMARY_LIMIT, truncate_bytes
 from bot.github.monitoring import Monitoring, monitoring
 from bot.github.outputs import append_file, write_outputs
+from bot.github.pulls import GitHubPulls
 from bot.github.sarif import render_sarif
 from bot.github.summary import check_title, report_markdown
 from bot.review.models import Verdict
@@ -164,6 +173,23 @@ class ActionsContext:
             ctx._api = ApiSettings(base_url=settings.api_url, token=settings.token)
         return ctx
 
+    def check_url(self) -> str | None:
+        """The posted check run's page, once finish() posted it."""
+        run = self._publisher.run if self._publisher is not None else None
+        return str(run.html_url) if run is not None and self.mode == "check" else None
+
+    def repository(self) -> Repository:
+        """The repository as PyGithub sees it (lazy: no request until a call needs one)."""
+        if self._api is None or self.settings.repository is None:
+            raise UsageError("GITHUB_REPOSITORY and a GitHub token are needed here")
+        return client(self._api).get_repo(self.settings.repository)
+
+    def pulls(self) -> GitHubPulls | None:
+        """The pull-request outlet (review comments, replies), when a token is configured."""
+        if self._api is None or self.settings.repository is None:
+            return None
+        return GitHubPulls(client(self._api).requester, self.settings.repository)
+
     def _print(self, line: str) -> None:
         print(line, file=self._stdout or sys.stdout, flush=True)
 
@@ -177,6 +203,12 @@ class ActionsContext:
             self.pr = load_pull_request(s.event_name, s.event_path)
             # Explicit values win, so a workflow can review a narrower range on purpose.
             return base or self.pr.base_sha, head or self.pr.head_sha
+        if s.event_name == MERGE_GROUP:
+            if s.event_path is None:
+                raise UsageError("GITHUB_EVENT_PATH is not set for a merge_group event")
+            # A merge queue's temporary branch: the required check belongs on its head.
+            group = load_merge_group(s.event_path)
+            return base or group.base_sha, head or group.head_sha
         if not base or not head:
             missing = " and ".join(n for n, v in (("--base", base), ("--head", head)) if not v)
             raise UsageError(

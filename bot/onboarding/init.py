@@ -34,6 +34,7 @@ KNOWN_HOSTS_ENV = "GATEBOT_KNOWN_HOSTS"
 GEMINI_KEY_ENV = "GEMINI_API_KEY"
 
 REVIEW_WORKFLOW = ".github/workflows/review.yml"
+COMMANDS_WORKFLOW = ".github/workflows/gatebot-commands.yml"
 DEPLOY_WORKFLOW = ".github/workflows/deploy.yml"
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_./@-]+$")
@@ -158,7 +159,16 @@ def plan_files(options: InitOptions) -> list[PlannedFile]:
                 checkout=CHECKOUT.uses(),
                 review_action=options.action.uses(),
             ),
-            "review gate on every pull request",
+            "review gate on every pull request and merge group",
+        ),
+        PlannedFile(
+            COMMANDS_WORKFLOW,
+            _template("commands.yml").substitute(
+                check_name=CHECK_NAME,
+                checkout=CHECKOUT.uses(),
+                review_action=options.action.uses(),
+            ),
+            "/gatebot review | approve | help comments on pull requests",
         ),
     ]
     if options.target is not None:

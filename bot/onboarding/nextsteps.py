@@ -46,6 +46,8 @@ def next_steps(options: InitOptions) -> list[str]:
         "2. Commit the files above and open a pull request: the review runs on it.",
         "3. Protect the default branch (Settings → Branches → Add rule), enable",
         f'   "Require status checks to pass" and require the check named exactly: {CHECK_NAME}',
+        "   (with a merge queue, the same check also runs on every merge group).",
+        "   On a pull request, comment `/gatebot help` for the review and approve commands.",
     ]
     if options.target is not None:
         label = options.target.runner_label

@@ -48,6 +48,11 @@ class Finding(_Model):
     message: str
     source: Literal["local", "model"] = "local"
     in_diff: bool = Field(True, description="the line is a changed line of the diff (annotatable)")
+    suggestion: str | None = Field(
+        None,
+        description="replacement text for lines line..end_line of the new file (a committable "
+        "suggestion on the PR); None when the finding carries no fix",
+    )
 
 
 class NotReviewed(_Model):

@@ -4,8 +4,9 @@ Reached by google-genai through GOOGLE_GEMINI_BASE_URL (the `gemini_server` fixt
 a fake GEMINI_API_KEY). It answers schema-conforming JSON derived from the request: it parses
 the numbered file blocks of the prompt, acknowledges each in `reviewed` and reports a finding
 (naming the block's number) on every added line that carries a marker (`FIXME-SECURITY`,
-`eval(`), none otherwise. It counts calls and tokens (prompt, output, thinking and implicitly
-cached prefix tokens, like Gemini's implicit caching), and fails on demand.
+`eval(`; the latter with a `suggestion`, its fix), none otherwise. It counts calls and tokens
+(prompt, output, thinking and implicitly cached prefix tokens, like Gemini's implicit caching),
+and fails on demand.
 
 The model lineup is today's (LINEUP, as Google's models page lists it on 2026-12-04):
 `models.list` (paged) and `models.get` serve it; a retired or unknown model is a 404 on every
@@ -183,16 +184,18 @@ def findings_for(body: str) -> list[dict[str, Any]]:
         origin, content = raw[0], raw[1:]
         if origin == "+":
             for marker, (severity, category) in MARKERS.items():
-                if marker in content:
-                    out.append(
-                        {
-                            "line": new_line,
-                            "end_line": new_line,
-                            "severity": severity,
-                            "category": category,
-                            "message": f"{marker} on an added line",
-                        }
-                    )
+                # `ast.literal_eval(` is the fix for `eval(`, not another finding.
+                if marker in content and "literal_eval(" not in content:
+                    finding: dict[str, Any] = {
+                        "line": new_line,
+                        "end_line": new_line,
+                        "severity": severity,
+                        "category": category,
+                        "message": f"{marker} on an added line",
+                    }
+                    if marker == "eval(":  # a fix a model would offer: a committable suggestion
+                        finding["suggestion"] = content.replace("eval(", "ast.literal_eval(")
+                    out.append(finding)
                     break
             new_line += 1
         elif origin == " ":

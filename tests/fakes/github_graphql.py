@@ -54,7 +54,8 @@ class GraphQL:
         return {
             "__typename": "PullRequestReviewComment",
             "id": f"PRRC_{c['id']}",
-            "databaseId": c["id"],
+            "databaseId": c["id"] if c["id"] < 2**31 else None,  # GitHub: Int, 32-bit
+            "fullDatabaseId": str(c["id"]),
             "body": c["body"],
             "path": c["path"],
             "line": c["line"],

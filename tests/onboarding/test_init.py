@@ -19,7 +19,12 @@ from bot.onboarding.pins import GATEBOT
 from tests.gitrepo import RepoBuilder
 from tests.onboarding.helpers import gatebot
 
-FILES = (".github/gatebot.yml", ".github/workflows/review.yml", ".github/workflows/deploy.yml")
+FILES = (
+    ".github/gatebot.yml",
+    ".github/workflows/review.yml",
+    ".github/workflows/deploy.yml",
+    ".github/workflows/gatebot-commands.yml",
+)
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -133,7 +138,7 @@ def test_rerun_changes_nothing(capsys: pytest.CaptureFixture[str], repo: Path, h
     assert again.code == 0, again.err
     assert _snapshot(repo) == before
     assert key.read_bytes() == key_before
-    assert again.out.count("unchanged") == 3
+    assert again.out.count("unchanged") == len(FILES)
     assert "(reusing)" in again.out
 
 
@@ -254,7 +259,11 @@ def test_doctor_accepts_the_fresh_config(capsys: pytest.CaptureFixture[str], rep
 
 @pytest.mark.parametrize(
     ("workflow", "job", "action_file"),
-    [(FILES[1], "review", "action.yml"), (FILES[2], "deploy", "action/deploy/action.yml")],
+    [
+        (FILES[1], "review", "action.yml"),
+        (FILES[2], "deploy", "action/deploy/action.yml"),
+        (FILES[3], "command", "action.yml"),
+    ],
 )
 def test_workflow_inputs_match_the_published_actions(
     capsys: pytest.CaptureFixture[str],

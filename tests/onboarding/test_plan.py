@@ -38,6 +38,7 @@ def test_every_planned_file_is_yaml() -> None:
     assert [f.path for f in files] == [
         ".github/gatebot.yml",
         ".github/workflows/review.yml",
+        ".github/workflows/gatebot-commands.yml",
         ".github/workflows/deploy.yml",
     ]
     for f in files:

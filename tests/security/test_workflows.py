@@ -118,7 +118,8 @@ def expressions_in_scripts(path: Path, doc: dict[str, Any]) -> list[str]:
 
 
 def pr_target_runs_pr_code(path: Path, doc: dict[str, Any]) -> list[str]:
-    if _is_action(path) or "pull_request_target" not in _triggers(doc):
+    # Both run with the base repository's secrets and a write token whatever the PR contains.
+    if _is_action(path) or not {"pull_request_target", "issue_comment"} & _triggers(doc):
         return []
     bad = []
     for where, step in _steps(path, doc):
@@ -136,7 +137,7 @@ RULES: dict[str, Callable[[Path, dict[str, Any]], list[str]]] = {
     "permissions declared for every job": jobs_without_permissions,
     "actions/checkout with persist-credentials: false": persisted_checkouts,
     "no ${{ }} inside run: scripts (use env:)": expressions_in_scripts,
-    "pull_request_target never checks out the PR head": pr_target_runs_pr_code,
+    "pull_request_target / issue_comment never check out the PR head": pr_target_runs_pr_code,
 }
 
 BAD_WORKFLOW = """\
@@ -175,7 +176,7 @@ def test_workflow_and_action_rules(path: Path, rule: str) -> None:
 
 
 def _generated_workflows(root: Path) -> list[Path]:
-    """The workflows `gatebot init` writes into a user's repository (review and deploy)."""
+    """The workflows `gatebot init` writes into a user's repository (review, commands, deploy)."""
     from bot.onboarding.init import DeployTargetSpec, InitOptions, plan_files
 
     planned = plan_files(InitOptions(target=DeployTargetSpec("inf", "inf.internal")))
@@ -186,7 +187,7 @@ def _generated_workflows(root: Path) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(planned_file.content, encoding="utf-8")
             out.append(path)
-    assert len(out) == 2, [p.path for p in planned]
+    assert len(out) == 3, [p.path for p in planned]
     return out
 
 

@@ -31,6 +31,16 @@ class CallResult:
     unparseable: bool = False
 
 
+_MAX_SUGGESTION = 10_000
+
+
+def _suggestion(line: int | None, text: str | None) -> str | None:
+    """A fix needs a line to replace; an oversized one is dropped, never cut in the middle."""
+    if line is None or text is None or len(text) > _MAX_SUGGESTION:
+        return None
+    return text
+
+
 def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
     line = raw.line if raw.line is not None and raw.line >= 1 else None
     end = raw.end_line if line is not None and raw.end_line and raw.end_line >= line else None
@@ -47,6 +57,8 @@ def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
         # Only a finding on a changed line can be a line annotation; others go to the summary.
         # (checked against the changed lines, not by walking a span a model could make huge)
         in_diff=line is not None and any(line <= n <= last for n in item.changed_lines),
+        # Untrusted text: bot/github/inline.py checks it before it may become a suggestion.
+        suggestion=_suggestion(line, raw.suggestion),
     )
 
 
