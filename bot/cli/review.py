@@ -163,6 +163,7 @@ def run_gate(
     # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
     from bot.git.diff import change_range, open_repo
     from bot.review import config_source
+    from bot.review import rules as repo_rules
     from bot.review.cache import resolve_cache_dir
     from bot.review.pipeline import run_review, write_outputs
     from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
@@ -183,6 +184,13 @@ def run_gate(
             }
         )
 
+    # The repository's review rules, from the same trusted side as the config: the merge base.
+    loaded = repo_rules.load(git_repo, rng.merge_base_sha, config.review)
+    config = config.model_copy(update={"review": config.review.with_repo_rules(loaded.sections)})
+    label = repo_rules.label(source.label, loaded)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+
     # Imported here: the provider pulls in the Gemini SDK, which other commands do not need.
     from bot.review.providers import select_provider
 
@@ -200,7 +208,7 @@ def run_gate(
         cache,
         provider,
         env=env,
-        config_label=source.label,
+        config_label=label,
         # Inside Actions a missing key is a fork PR or a missing secret: fail closed.
         require_model=ctx is not None,
     )
@@ -210,7 +218,7 @@ def run_gate(
         except OSError as exc:
             log.warning("token calibration not saved: %s", exc)
     write_outputs(run, localstate.claim(out_dir))
-    _print_table(run.verdict, out_dir, source.label)
+    _print_table(run.verdict, out_dir, label)
 
     verdict = run.verdict
     if ctx is not None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, WithJsonSchema, field_validator
+import pathspec
+from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator
 
 from bot.config.base import Section
 from bot.config.routing import GeminiConfig, PriceConfig, RiskConfig
@@ -46,6 +47,30 @@ class LocalChecksConfig(Section):
     syntax: bool = Field(True, description="Python files that do not parse")
     debugger: bool = Field(True, description="leftover breakpoint() / pdb in Python files")
     large_files: bool = Field(True, description="very large added files")
+
+
+DEFAULT_RULES_FILE = ".github/gatebot-rules.md"
+_MAX_INSTRUCTION_CHARS = 4000
+
+
+class RulesSource(Section):
+    """A file of the repository (read at the BASE of the change) whose text is a review rule."""
+
+    file: str = Field(description="repository path, e.g. .github/gatebot-rules.md or AGENTS.md")
+    section: str | None = Field(
+        None,
+        max_length=200,
+        description="only this markdown section (a heading's text, e.g. 'Code review'); "
+        "None: the whole file",
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = value.split("/")
+        if not value or value.startswith("/") or "\\" in value or ".." in parts or "" in parts:
+            raise ValueError(f"{value!r}: a relative path inside the repository, like docs/x.md")
+        return value
 
 
 class ReviewConfig(Section):
@@ -96,6 +121,19 @@ class ReviewConfig(Section):
         default_factory=dict, description="USD per 1M tokens by model, over the built-in table"
     )
     instructions: str = Field("", description="extra review guidance added to the prompt")
+    rules: list[RulesSource] = Field(
+        default_factory=lambda: [RulesSource(file=DEFAULT_RULES_FILE)],
+        max_length=10,
+        description="repository files (or one markdown section of each) whose text the model "
+        "follows as review rules; read at the base of the change, never the PR's head; a "
+        "missing .github/gatebot-rules.md is fine",
+    )
+    path_instructions: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="gitignore-style glob → instructions for the files it matches, e.g. "
+        "{'src/payments/**': 'amounts are integer cents'}",
+    )
     gemini: GeminiConfig = Field(default_factory=GeminiConfig)
     context_lines: int = Field(3, ge=0, le=50, description="lines of context around each hunk")
     cache_max_mb: int = Field(256, ge=1, description="size bound of the review cache (MB)")
@@ -117,6 +155,33 @@ class ReviewConfig(Section):
         "committable suggestions), findings (every finding on a diff line, fixes included), "
         "off (check-run annotations only); never on fork PRs, whose token is read-only",
     )
+
+    # The rules read from the repository at the base (bot/review/rules.py): resolved per run,
+    # never written in the file. (title, text) sections of the prompt's stable prefix.
+    _repo_rules: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @property
+    def repo_rules(self) -> tuple[tuple[str, str], ...]:
+        return self._repo_rules
+
+    def with_repo_rules(self, sections: tuple[tuple[str, str], ...]) -> ReviewConfig:
+        copy = self.model_copy()
+        copy._repo_rules = sections
+        return copy
+
+    @field_validator("path_instructions")
+    @classmethod
+    def _globs(cls, value: dict[str, str]) -> dict[str, str]:
+        for glob, text in value.items():
+            if not glob.strip() or len(glob) > 500:
+                raise ValueError(f"{glob[:60]!r}: a glob like src/payments/**")
+            try:
+                pathspec.GitIgnoreSpec.from_lines([glob])
+            except ValueError as exc:
+                raise ValueError(f"{glob!r}: not a valid glob ({exc})") from None
+            if len(text) > _MAX_INSTRUCTION_CHARS:
+                raise ValueError(f"{glob!r}: instructions over {_MAX_INSTRUCTION_CHARS} characters")
+        return value
 
     @field_validator("comments", mode="before")
     @classmethod

@@ -81,6 +81,8 @@ def _default(field: FieldInfo) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return "(section)"
+    if isinstance(value, list):  # e.g. a list of sub-models: shown as the file writes them
+        value = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
     text = json.dumps(value, ensure_ascii=False)
     if len(text) > 80:
         if not isinstance(value, list):

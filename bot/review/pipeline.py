@@ -254,11 +254,11 @@ def _key(f: _File, model: str, review: ReviewConfig, rules: str) -> str:
 def _assign_keys(
     files: list[_File], review: ReviewConfig, plan: ModelPlan | None = None
 ) -> list[_File]:
-    rules = rules_hash(review)
     todo = [f for f in files if f.status != "skipped"]
     for f in todo:
         f.tier, f.model = route(f.change, f.new_text, review, plan)
-        f.key = _key(f, f.model, review, rules)
+        # Per file: a per-path instruction changes the keys of the files it applies to only.
+        f.key = _key(f, f.model, review, rules_hash(review, f.path))
     return todo
 
 
@@ -347,7 +347,6 @@ def _review_with_model(
     fell_back = {
         item_owner[k].path: m for o in outcomes for k, m in o.answered_by.items() if k in item_owner
     }
-    rules = rules_hash(review)
     with cache.batch():
         for f in misses:
             _store_answer(f, items_of, answered, failed, causes, cache, stats)
@@ -356,7 +355,7 @@ def _review_with_model(
                 # Reviewed by a fallback model: also stored under that model's key, the one the
                 # next run routes to (the gone model is remembered in the models list).
                 own = [x for x in f.model_findings if x.path == f.path]
-                cache.put(_key(f, gone_to, review, rules), gone_to, own)
+                cache.put(_key(f, gone_to, review, rules_hash(review, f.path)), gone_to, own)
     return stats
 
 

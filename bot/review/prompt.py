@@ -19,8 +19,10 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
+import pathspec
 from pydantic import BaseModel, Field
 
 from bot.config.review import ReviewConfig
@@ -83,19 +85,59 @@ def stable_prefix(sections: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(parts)
 
 
+GUIDANCE_TITLE = "Project guidance from the repository's configuration"
+PATH_INSTRUCTIONS_TITLE = (
+    "Per-path instructions (each applies to the files whose path matches its glob, gitignore-style)"
+)
+
+
+@lru_cache(maxsize=512)
+def _glob(pattern: str) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines([pattern])
+
+
+def path_instructions_for(config: ReviewConfig, path: str) -> list[tuple[str, str]]:
+    """The (glob, instructions) of `review.path_instructions` that apply to `path`."""
+    return [(g, t) for g, t in config.path_instructions.items() if _glob(g).match_file(path)]
+
+
+def _render_instructions(items: Iterable[tuple[str, str]]) -> str:
+    return "\n".join(f"- {json.dumps(glob)}: {' '.join(text.split())}" for glob, text in items)
+
+
+def _global_sections(config: ReviewConfig) -> list[tuple[str, str]]:
+    # The configuration's guidance, then the repository's rules files (bot/review/rules.py).
+    return [(GUIDANCE_TITLE, config.instructions), *config.repo_rules]
+
+
 def system_instruction(config: ReviewConfig) -> str:
     return stable_prefix(
-        [("Project guidance from the repository's configuration", config.instructions)]
+        [
+            *_global_sections(config),
+            (PATH_INSTRUCTIONS_TITLE, _render_instructions(config.path_instructions.items())),
+        ]
     )
 
 
-def rules_hash(config: ReviewConfig) -> str:
-    """Everything that changes what the model would answer for the same diff (cache key part)."""
+@lru_cache(maxsize=1)
+def _answer_schema_json() -> str:
+    return json.dumps(Answer.model_json_schema(), sort_keys=True)
+
+
+def rules_hash(config: ReviewConfig, path: str | None = None) -> str:
+    """Everything that changes what the model would answer for the same diff (cache key part).
+
+    With `path`, only the per-path instructions that apply to that file count: a new
+    instruction for `src/payments/**` re-reviews those files, not every file in the cache."""
     h = hashlib.sha256()
+    instructions = (
+        config.path_instructions.items() if path is None else path_instructions_for(config, path)
+    )
     for part in (
         PROMPT_VERSION,
-        system_instruction(config),
-        json.dumps(Answer.model_json_schema(), sort_keys=True),
+        stable_prefix(_global_sections(config)),
+        _render_instructions(instructions),
+        _answer_schema_json(),
     ):
         h.update(part.encode("utf-8"))
         h.update(b"\0")

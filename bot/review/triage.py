@@ -105,6 +105,11 @@ class Decision:
     not_reviewed: NotReviewed | None = None
 
 
+def _literal(path: str) -> str:
+    """A gitignore pattern matching exactly `path` from the root (wildcards escaped)."""
+    return "/" + re.sub(r"([\\*?\[\]])", r"\\\1", path)
+
+
 @dataclass(frozen=True)
 class Rules:
     ignore: pathspec.PathSpec
@@ -114,7 +119,9 @@ class Rules:
 
     @classmethod
     def from_config(cls, config: ReviewConfig) -> Rules:
-        patterns = tuple(dict.fromkeys([*config.protected.paths, *ALWAYS_PROTECTED]))
+        # The review rules files steer the gate like its config does: a human reviews them.
+        rules_files = [_literal(r.file) for r in config.rules]
+        patterns = tuple(dict.fromkeys([*config.protected.paths, *ALWAYS_PROTECTED, *rules_files]))
         return cls(
             ignore=pathspec.GitIgnoreSpec.from_lines(config.ignore),
             protected=pathspec.GitIgnoreSpec.from_lines(patterns),
