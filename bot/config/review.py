@@ -69,7 +69,7 @@ class RulesSource(Section):
     def _relative(cls, value: str) -> str:
         parts = value.split("/")
         if not value or value.startswith("/") or "\\" in value or ".." in parts or "" in parts:
-            raise ValueError(f"{value!r}: a relative path inside the repository, like docs/x.md")
+            raise ValueError(f"{value!r}: a path relative to the repository root, without '..'")
         return value
 
 

@@ -1,4 +1,4 @@
-"""`/gatebot approve`: the PR-comment trigger of the approval core (bot/github/approval.py).
+"""`/gatebot approve`: the PR-comment trigger of the approval core (`bot.github.approval`).
 
 The core records a maintainer's approval of one head SHA on the gate's own check run (which
 then passes, saying who approved what and when) and refuses bots, the PR's author and anyone
