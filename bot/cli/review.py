@@ -215,7 +215,7 @@ def run_gate(
     if tracker.value.samples > learned.samples:
         try:
             save_calibration(cache, tracker.value)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: restored.StateError (a refused dir)
             log.warning("token calibration not saved: %s", exc)
     write_outputs(run, localstate.claim(out_dir))
     _print_table(run.verdict, out_dir, label)

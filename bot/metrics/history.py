@@ -9,15 +9,17 @@ Interface (binding for callers):
 Recording never fails the run: an unwritable history raises OSError, which the caller reports as a
 warning. The optional outputs (node_exporter textfile, run log) are refreshed after each append.
 
-The file lives in the cache directory so actions/cache carries it from run to run. One writer at a
-time is assumed (one job owns the cache): each append is a single write(2) on an O_APPEND
-descriptor, and trimming to the bound rewrites a temporary file and renames it over the original.
+The file lives in the cache directory so actions/cache carries it from run to run, so it is
+untrusted restored state: every read and write goes through bot/review/restored.py (no link is
+followed, only plain files are read, reads are bounded). One writer at a time is assumed (one job
+owns the cache): each append is a single write(2) on an O_APPEND descriptor, and trimming to the
+bound rewrites a temporary file and renames it over the original.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 from bot.config.metrics import MetricsConfig
 from bot.metrics import openmetrics, runlog
 from bot.metrics.records import ENTRY_ADAPTER, DeployEntry, DeployRecord, ReviewEntry
+from bot.review import restored
 from bot.review.models import Verdict
 
 __all__ = [
@@ -41,6 +44,12 @@ __all__ = [
 ]
 
 HISTORY_FILE = "history.jsonl"
+# Far above what history_max_records lines take; a larger file is restored garbage.
+MAX_HISTORY_BYTES = 64 * 2**20
+
+_MAX_PROBLEMS = 20  # unreadable lines named one by one; the rest are counted
+
+log = logging.getLogger(__name__)
 
 
 def history_path(cache_dir: Path) -> Path:
@@ -109,37 +118,46 @@ def _record(cache_dir: Path, entry: ReviewEntry | DeployEntry, config: MetricsCo
 
 def append_entry(path: Path, entry: ReviewEntry | DeployEntry, max_records: int) -> None:
     line = entry.model_dump_json().encode("utf-8") + b"\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Read-write only so the last byte can be checked; every write still goes to the end.
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    directory, name = path.parent, path.name
     try:
-        size = os.fstat(fd).st_size
-        # A previous writer killed mid-line left no newline: start ours on a fresh line so only
-        # the broken line is lost, not ours with it.
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+        size = restored.append_entry(directory, name, line)
+    except restored.StateError as exc:
+        problem = restored.directory_problem(directory)
+        if problem:
+            raise OSError(problem) from None
+        # Restored state that is not a plain file (a link, a FIFO, a hard link): drop it.
+        log.warning("run history dropped, starting a new one: %s", exc)
+        restored.clear_entry(directory, name)
+        size = restored.append_entry(directory, name, line)
+    if size + len(line) > MAX_HISTORY_BYTES:
+        log.warning("run history %s is over %d bytes: trimmed", path, MAX_HISTORY_BYTES)
     _trim(path, max_records)
 
 
 def _trim(path: Path, max_records: int) -> None:
-    data = path.read_bytes()
-    lines = data.splitlines(keepends=True)
+    try:
+        data = restored.read_entry(path.parent, path.name, MAX_HISTORY_BYTES)
+    except restored.StateError:
+        # Larger than any history we write (max_records lines): restored garbage. Keep only
+        # what this run appended: the last line.
+        data = _tail(path)
+        lines = data.splitlines(keepends=True)
+        restored.write_entry(path.parent, path.name, b"".join(lines[-1:]))
+        return
+    lines = (data or b"").splitlines(keepends=True)
     if len(lines) <= max_records:
         return
-    kept = lines[-max_records:]
-    fd, tmp = tempfile.mkstemp(prefix=".history.", suffix=".tmp", dir=path.parent)
+    restored.write_entry(path.parent, path.name, b"".join(lines[-max_records:]))
+
+
+def _tail(path: Path, size: int = 64 * 1024) -> bytes:
+    """The last `size` bytes of the history (already checked to be a plain file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.writelines(kept)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        end = os.fstat(fd).st_size
+        return os.pread(fd, size, max(0, end - size))
+    finally:
+        os.close(fd)
 
 
 def _why(exc: ValidationError) -> str:
@@ -152,19 +170,29 @@ def _why(exc: ValidationError) -> str:
 
 
 def load_history(path: Path) -> History:
-    """Every readable entry, oldest first. Bad lines become `problems` (line number and why)."""
+    """Every readable entry, oldest first. Bad lines become `problems` (line number and why).
+
+    The file is restored state (bot/review/restored.py): a link, a FIFO or a file over
+    MAX_HISTORY_BYTES is read as an empty history with one problem naming it."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = restored.read_entry(path.parent, path.name, MAX_HISTORY_BYTES)
+    except (restored.StateError, OSError) as exc:
+        return History(problems=[f"run history not read: {exc}"])
+    if data is None:
         return History()
     entries: list[ReviewEntry | DeployEntry] = []
     problems: list[str] = []
+    bad = 0
     for number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             entries.append(ENTRY_ADAPTER.validate_json(raw))
         except ValidationError as exc:
-            problems.append(f"{path}:{number}: skipped unreadable record ({_why(exc)})")
+            if len(problems) < _MAX_PROBLEMS:
+                problems.append(f"{path}:{number}: skipped unreadable record ({_why(exc)})")
+            bad += 1
+    if bad > len(problems):
+        problems.append(f"{path}: {bad - len(problems)} more unreadable record(s) skipped")
     entries.sort(key=lambda e: e.ts)
     return History(entries, problems)

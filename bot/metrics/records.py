@@ -7,15 +7,20 @@ not know: reading ignores them instead of dropping the whole run.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from bot.review.models import Metrics, VerdictValue
 
 HISTORY_VERSION = 1
 
 DeployKind = Literal["deploy", "rollback", "audit"]
+
+# The history is restored state (docs/security.md, §6.3): a number no real run produces is a
+# bad record, not a figure that overflows or poisons an average.
+MAX_FIGURE = 1e15
 
 
 class DeployRecord(BaseModel):
@@ -26,7 +31,7 @@ class DeployRecord(BaseModel):
     (1). A deploy that ran the audit sets `audit_duration_s`, and then counts as an audit result.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: DeployKind
     target: str
@@ -34,18 +39,24 @@ class DeployRecord(BaseModel):
     sha: str | None = None
     release: str | None = None
     ok: bool
-    duration_s: float = Field(0.0, ge=0)
-    bytes_sent: int = Field(0, ge=0)
-    files_sent: int = Field(0, ge=0)
-    audit_duration_s: float | None = Field(None, ge=0)
-    gtw_rtt_p50_ms: float | None = Field(None, ge=0)
-    gtw_rtt_max_ms: float | None = Field(None, ge=0)
+    duration_s: float = Field(0.0, ge=0, le=MAX_FIGURE)
+    bytes_sent: int = Field(0, ge=0, le=MAX_FIGURE)
+    files_sent: int = Field(0, ge=0, le=MAX_FIGURE)
+    audit_duration_s: float | None = Field(None, ge=0, le=MAX_FIGURE)
+    gtw_rtt_p50_ms: float | None = Field(None, ge=0, le=MAX_FIGURE)
+    gtw_rtt_max_ms: float | None = Field(None, ge=0, le=MAX_FIGURE)
     gtw_budget_ms: float | None = Field(
-        None, gt=0, description="the audit's round-trip budget at the time (audit.gtw.budget_ms)"
+        None,
+        gt=0,
+        le=MAX_FIGURE,
+        description="the audit's round-trip budget at the time (audit.gtw.budget_ms)",
     )
     error: str | None = None
     exit_code: int | None = Field(
-        None, ge=0, description="the process exit code the run ended with (3: infrastructure)"
+        None,
+        ge=0,
+        le=255,
+        description="the process exit code the run ended with (3: infrastructure)",
     )
 
 
@@ -56,7 +67,7 @@ class _Stamp(BaseModel):
 
 
 class ReviewEntry(_Stamp):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     kind: Literal["review"] = "review"
     verdict: VerdictValue
@@ -64,12 +75,22 @@ class ReviewEntry(_Stamp):
     degraded: bool = False
     degraded_reason: str | None = None
     head_sha: str | None = None
-    uncovered: int = Field(0, ge=0)
+    uncovered: int = Field(0, ge=0, le=MAX_FIGURE)
     metrics: Metrics
+
+    @field_validator("metrics")
+    @classmethod
+    def _real_figures(cls, metrics: Metrics) -> Metrics:
+        for name, value in metrics.model_dump().items():
+            if isinstance(value, (int, float)) and not (
+                math.isfinite(value) and 0 <= value <= MAX_FIGURE
+            ):
+                raise ValueError(f"metrics.{name} out of range")
+        return metrics
 
 
 class DeployEntry(DeployRecord, _Stamp):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 Entry = Annotated[ReviewEntry | DeployEntry, Field(discriminator="kind")]

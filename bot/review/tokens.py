@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config.routing import GeminiConfig
+from bot.review import restored
 from bot.review.lineup import thinking_style
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ OUTPUT_TOKENS_PER_CALL = 10
 _MIN_FACTOR, _MAX_FACTOR = 0.25, 4.0
 _SMOOTHING = 0.3  # weight of a new observation in the running factor
 CALIBRATION_FILE = "token-calibration.json"
+_MAX_CALIBRATION_BYTES = 4096
+_MAX_SAMPLES = 10**9
 
 
 def estimate_tokens(text: str, factor: float = 1.0) -> int:
@@ -98,29 +100,44 @@ class CalibrationTracker:
 
 
 def load_calibration(directory: Path) -> Calibration:
-    """Read a persisted calibration; anything unreadable is the default (estimates still work)."""
-    path = directory / CALIBRATION_FILE
+    """Read a persisted calibration. The file is restored state (bot/review/restored.py):
+    anything but a small JSON object with a finite factor in range and a sample count is
+    dropped (deleted, one warning) and the default is used: estimates still work."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        factor = float(data["factor"])
-        samples = int(data["samples"])
-    except FileNotFoundError:
+        data = restored.read_entry(directory, CALIBRATION_FILE, _MAX_CALIBRATION_BYTES)
+        if data is None:
+            return Calibration()
+        raw = restored.loads_json(data, CALIBRATION_FILE)
+        if not isinstance(raw, dict) or set(raw) != {"factor", "samples"}:
+            raise restored.StateError(f"{CALIBRATION_FILE}: not {{factor, samples}}")
+        factor, samples = raw["factor"], raw["samples"]
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise restored.StateError(f"{CALIBRATION_FILE}: factor is not a number")
+        if isinstance(samples, bool) or not isinstance(samples, int):
+            raise restored.StateError(f"{CALIBRATION_FILE}: samples is not an integer")
+        if not (math.isfinite(factor) and _MIN_FACTOR <= factor <= _MAX_FACTOR):
+            raise restored.StateError(f"{CALIBRATION_FILE}: factor out of range")
+        if not 0 <= samples <= _MAX_SAMPLES:
+            raise restored.StateError(f"{CALIBRATION_FILE}: samples out of range")
+    except (restored.StateError, OSError) as exc:
+        log.warning("token calibration dropped, estimating cold: %s", exc)
+        _drop(directory)
         return Calibration()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable token calibration %s: %s", path, exc)
-        return Calibration()
-    if not (_MIN_FACTOR <= factor <= _MAX_FACTOR) or samples < 0:
-        log.warning("ignoring out-of-range token calibration in %s", path)
-        return Calibration()
-    return Calibration(factor, samples)
+    return Calibration(float(factor), samples)
+
+
+def _drop(directory: Path) -> None:
+    if restored.directory_problem(directory):
+        return  # not ours to clean: the directory itself is refused
+    try:
+        restored.clear_entry(directory, CALIBRATION_FILE)
+        (directory / CALIBRATION_FILE).unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove the dropped token calibration: %s", exc)
 
 
 def save_calibration(directory: Path, calibration: Calibration) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CALIBRATION_FILE
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps({"factor": calibration.factor, "samples": calibration.samples}),
-        encoding="utf-8",
-    )
-    tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file, never half
+    """Atomic: a concurrent reader sees the old or the new file, never half; a link planted
+    under the name is replaced, not written through. OSError/StateError: not saved."""
+    data = json.dumps({"factor": calibration.factor, "samples": calibration.samples})
+    restored.write_entry(directory, CALIBRATION_FILE, data.encode("utf-8"))
