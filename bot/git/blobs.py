@@ -6,6 +6,9 @@ import pygit2
 
 # The same heuristic git uses: a NUL byte in the first 8000 bytes means binary.
 _BINARY_PROBE = 8000
+# The largest blob the secret scan reads whole (GitHub refuses files over 100 MB; a larger one
+# is reported as not scanned). The scan itself goes window by window (bot.review.secretscan).
+MAX_SCAN_BYTES = 256 * 2**20
 
 
 def blob_size(repo: pygit2.Repository, oid: str | None) -> int:

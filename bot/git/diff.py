@@ -12,7 +12,6 @@ from pathlib import Path
 import pygit2
 
 from bot.errors import UsageError
-from bot.git import attributes
 from bot.git.types import ChangeKind, DiffLine, FileChange, Hunk
 
 _STATUS: dict[str, ChangeKind] = {
@@ -111,6 +110,9 @@ class ChangedFile:
     new_data: bytes | None
     # A side is larger than `max_blob_bytes`: neither side was read, no patch was made.
     too_large: bool = False
+    # A blob side this repository cannot read (a missing object in a shallow or partial
+    # clone, a corrupt pack): no patch was made, the file is not reviewable as it is.
+    unreadable: bool = False
 
 
 def _read(odb: pygit2.Odb, oid: pygit2.Oid, mode: int) -> bytes | None:
@@ -160,8 +162,9 @@ def diff_files(
 
     The tree diff only finds the deltas (and renames); each patch is then made from the two
     blobs read here once, instead of libgit2 loading them for the patch and the caller
-    loading them again for triage and the local checks. `-diff`/`binary` in .gitattributes
-    (at the new commit) marks a file binary as in `git diff`.
+    loading them again for triage and the local checks. `binary` is libgit2's judgement of
+    the content (a NUL byte or mostly unprintable bytes in the first 8,000); .gitattributes is
+    not consulted here.
     """
     old_tree = repo[old_sha].peel(pygit2.Commit).tree
     new_tree = repo[new_sha].peel(pygit2.Commit).tree
@@ -173,7 +176,6 @@ def diff_files(
     )
     diff.find_similar(flags=pygit2.enums.DiffFind.FIND_RENAMES, rename_threshold=RENAME_THRESHOLD)
     deltas = list(diff.deltas)
-    check_attrs = attributes.may_have_attributes(repo, new_sha, [d.new_file.path for d in deltas])
     odb = repo.odb
     out: list[ChangedFile] = []
     k, n = part
@@ -205,6 +207,14 @@ def diff_files(
                 continue
         old_data = _read(odb, old_file.id, old_mode) if old_oid else None
         new_data = _read(odb, new_file.id, new_mode) if new_oid else None
+        missing = any(
+            oid is not None and mode != _COMMIT_MODE and data is None
+            for oid, mode, data in ((old_oid, old_mode, old_data), (new_oid, new_mode, new_data))
+        )
+        if missing:
+            change = _file_change(paths, kind, modes, oids, (0, 0), binary=False)
+            out.append(ChangedFile(change, None, None, unreadable=True))
+            continue
         patch: pygit2.Patch | None
         if (old_oid is None or old_data is not None) and (new_oid is None or new_data is not None):
             patch = pygit2.Patch.create_from(
@@ -217,11 +227,9 @@ def diff_files(
             )
         else:  # a submodule side: libgit2 renders the "Subproject commit" lines itself
             patch = diff[index]
-        binary = (
-            patch is None
-            or bool(patch.delta.is_binary)
-            or (check_attrs and attributes.diff_disabled(repo, new_sha, new_file.path))
-        )
+        # From the content alone: `-diff` in .gitattributes is policy, which the caller reads
+        # from the base (bot.git.attributes), never from the commits being compared.
+        binary = patch is None or bool(patch.delta.is_binary)
         sizes = (
             len(old_data) if old_data is not None else 0,
             len(new_data) if new_data is not None else 0,

@@ -8,27 +8,14 @@ Secret values are never copied into a finding's message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from functools import cache
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 from bot.config.review import LocalChecksConfig, ReviewConfig, Severity
+from bot.review import content, secretscan
 from bot.review.models import Finding
 from bot.review.pysyntax import Parses
 from bot.review.types import FileChange
 
-if TYPE_CHECKING:
-    from detect_secrets.plugins.base import BasePlugin
-
-# Entropy detectors flag hashes, lock-file integrity strings and test fixtures far too often
-# to gate on; a public IP address is not a secret.
-_NOISY_DETECTORS = frozenset(
-    {"Base64 High Entropy String", "Hex High Entropy String", "Public IP (ipv4)"}
-)
-# A keyword match (password = "...") is a hint, not proof: reported, not blocking by default.
-_WEAK_DETECTORS = frozenset({"Secret Keyword"})
-
-_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 _CONFLICT_START = re.compile(r"^<{7}(?: |$)")
 _CONFLICT_END = re.compile(r"^>{7}(?: |$)")
 _CONFLICT_MID = re.compile(r"^={7}$")
@@ -36,71 +23,9 @@ _DEBUG_CALL = re.compile(
     r"(?<![\w.])(?:breakpoint\s*\(\s*\)|i?pdb\.set_trace\s*\(|pudb\.set_trace\s*\()"
 )
 _DEBUG_IMPORT = re.compile(r"^\s*(?:import\s+i?pdb\b|from\s+i?pdb\s+import\b)")
-# Lines longer than this are minified data, not code; scanning them only costs time.
-_MAX_SCANNED_LINE = 4000
-
 PYTHON_SUFFIXES = (".py", ".pyi")
-
-
-@cache
-def _secret_plugins() -> tuple[BasePlugin, ...]:
-    # Imported on first use: detect-secrets (and the requests stack it pulls in) is a tenth of
-    # a second that only a review with the secrets check on needs.
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-
-    mapping: Mapping[str, type[BasePlugin]] = get_mapping_from_secret_type_to_class()
-    return tuple(cls() for name, cls in sorted(mapping.items()) if name not in _NOISY_DETECTORS)
-
-
-_INLINE_FLAGS = ((re.IGNORECASE, "i"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
-_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
-
-
-def _any_of(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
-    """One regex matching where any of `patterns` matches (one search per file instead of
-    ~50); None when they cannot be combined (a back-reference would be renumbered)."""
-    if any(_BACKREFERENCE.search(p.pattern) for p in patterns):
-        return None
-    parts = []
-    for p in patterns:
-        flags = "".join(letter for flag, letter in _INLINE_FLAGS if p.flags & flag)
-        parts.append(f"(?{flags}:{p.pattern})" if flags else f"(?:{p.pattern})")
-    try:
-        return re.compile("|".join(parts), re.MULTILINE)
-    except re.error:
-        return None
-
-
-@cache
-def _quick_check() -> re.Pattern[str] | tuple[re.Pattern[str], ...] | None:
-    patterns = _prefilter()
-    if patterns is None:
-        return None
-    return _any_of(patterns) or patterns
-
-
-@cache
-def _prefilter() -> tuple[re.Pattern[str], ...] | None:
-    """Patterns of which one must occur in a file's added text for any detector to fire.
-
-    Searching the whole added text once per pattern is much cheaper than running every
-    detector on every line; only files that pass are scanned line by line. Multiline mode
-    keeps per-line anchors meaningful, so this finds a superset of what the detectors find.
-    None (scan every line) when a detector does not expose its patterns.
-    """
-    from detect_secrets.plugins import keyword
-    from detect_secrets.plugins.keyword import KeywordDetector
-
-    out: list[re.Pattern[str]] = [_PEM_PRIVATE_KEY]
-    for plugin in _secret_plugins():
-        if isinstance(plugin, KeywordDetector):
-            out.append(re.compile(keyword.DENYLIST_REGEX, re.IGNORECASE))
-            continue
-        denylist = getattr(plugin, "denylist", None)
-        if not denylist:
-            return None
-        out += [re.compile(p.pattern, p.flags | re.MULTILINE) for p in denylist]
-    return tuple(out)
+# Secret-like candidate lines one file may send to the detectors (secretscan.Budget).
+SECRET_SCAN_LINES = 20_000
 
 
 def _finding(
@@ -131,49 +56,142 @@ def added_lines(change: FileChange) -> Iterator[tuple[int, str]]:
                 yield ln.new_lineno, ln.content.rstrip("\r\n")
 
 
-def check_secrets(change: FileChange) -> list[Finding]:
-    lines = [(n, t) for n, t in added_lines(change) if len(t) <= _MAX_SCANNED_LINE]
-    quick = _quick_check()
-    if quick is not None:
-        block = "\n".join(t for _, t in lines)
-        if isinstance(quick, re.Pattern):
-            if not quick.search(block):
-                return []
-        elif not any(p.search(block) for p in quick):
-            return []
+def _secret_findings(change: FileChange, hits: list[secretscan.Hit], blob: bool) -> list[Finding]:
     out: list[Finding] = []
-    for lineno, text in lines:
-        if _PEM_PRIVATE_KEY.search(text):
-            out.append(
-                _finding(change, lineno, "critical", "secret", "a private key is committed here")
+    for hit in hits:
+        where = ""
+        if hit.offset is not None:
+            where = f" at byte {hit.offset:,} of the binary content"
+        elif hit.line is None and not blob:
+            where = " in the file's name"
+        if secretscan.PRIVATE_KEY in hit.kinds:
+            severity: Severity = "critical"
+            message = f"a private key is committed here{where}"
+        elif hit.strong:
+            strong = sorted(k for k in hit.kinds if k not in secretscan.WEAK_DETECTORS)
+            severity = "critical"
+            message = (
+                f"possible committed secret ({', '.join(strong)}){where}; rotate it and remove it"
             )
-            continue
-        kinds: set[str] = set()
-        for plugin in _secret_plugins():
-            for secret in plugin.analyze_line(filename=change.path, line=text, line_number=lineno):
-                kinds.add(str(secret.type))
-        strong = sorted(kinds - _WEAK_DETECTORS)
-        if strong:
-            out.append(
-                _finding(
-                    change,
-                    lineno,
-                    "critical",
-                    "secret",
-                    f"possible committed secret ({', '.join(strong)}); rotate it and remove it",
-                )
+        else:
+            severity = "medium"
+            message = (
+                f"a hard-coded credential-like value (secret keyword){where}; use a secret store"
             )
-        elif kinds:
-            out.append(
-                _finding(
-                    change,
-                    lineno,
-                    "medium",
-                    "secret",
-                    "a hard-coded credential-like value (secret keyword); use a secret store",
-                )
-            )
+        in_diff = hit.line is not None and hit.line in change.changed_lines
+        out.append(_finding(change, hit.line, severity, "secret", message, in_diff=in_diff))
     return out
+
+
+def _scan_incomplete(change: FileChange, budget: secretscan.Budget) -> list[Finding]:
+    if not budget.exhausted:
+        return []
+    return [
+        _finding(
+            change,
+            None,
+            "high",
+            "secret",
+            f"secret scan stopped after {SECRET_SCAN_LINES:,} secret-like lines: the rest of "
+            "this file was not scanned",
+        )
+    ]
+
+
+def check_secrets(change: FileChange) -> list[Finding]:
+    """Secrets in the added lines (long lines in windows, none left out) and the file name."""
+    budget = secretscan.Budget(SECRET_SCAN_LINES)
+    items: list[secretscan.Item] = [(n, None, t) for n, t in added_lines(change)]
+    hits = secretscan.scan_items(change.path, items, budget)
+    hits += secretscan.scan_path(change.path, budget)
+    return _secret_findings(change, hits, blob=False) + _scan_incomplete(change, budget)
+
+
+def check_secrets_in_blob(change: FileChange, new: bytes, old: bytes | None) -> list[Finding]:
+    """Secrets anywhere in the new blob that the old one did not hold (binary content, or a
+    file too large for a diff), and in the file name."""
+    budget = secretscan.Budget(SECRET_SCAN_LINES)
+    binary = b"\0" in new
+    hits = secretscan.new_in_blob(change.path, new, old, binary, budget)
+    findings = _secret_findings(change, hits, blob=True)
+    findings += _secret_findings(change, secretscan.scan_path(change.path, budget), blob=False)
+    return findings + _scan_incomplete(change, budget)
+
+
+def scan_skipped(change: FileChange, limit: int) -> Finding:
+    """A blob too large even for the streamed secret scan."""
+    return _finding(
+        change,
+        None,
+        "high",
+        "secret",
+        f"not secret-scanned: the file is over {limit:,} bytes",
+    )
+
+
+def check_encoding(change: FileChange, new: bytes | None) -> list[Finding]:
+    """Python reads a file in the encoding its first two lines declare (PEP 263). When that
+    encoding turns the bytes into code other than what a UTF-8 reader (the model, a human on
+    GitHub) sees — UTF-7's `+AAo-` is a newline — the change hides code."""
+    if new is None or not content.declares_other_encoding(new):
+        return []
+    cookie = content.coding_cookie(new) or "?"
+    try:
+        as_python = new.decode(cookie)
+    except (LookupError, UnicodeDecodeError, ValueError):
+        return [
+            _finding(
+                change,
+                None,
+                "high",
+                "encoding",
+                f"declares the source encoding {cookie!r}, which Python cannot use to read it",
+                in_diff=False,
+            )
+        ]
+    as_shown = new.decode("utf-8", "replace")
+    # The same ASCII characters in the same order: the declared encoding changes only letters
+    # outside ASCII (Latin-1 comments, say), never the code's structure.
+    if [c for c in as_python if c.isascii()] == [c for c in as_shown if c.isascii()]:
+        return []
+    return [
+        _finding(
+            change,
+            1,
+            "critical",
+            "encoding",
+            f"declares the source encoding {cookie!r}: Python reads different code than "
+            "a UTF-8 reader sees",
+            in_diff=1 in change.changed_lines,
+        )
+    ]
+
+
+def check_symlink(change: FileChange, target: bytes | None) -> list[Finding]:
+    """A link that points outside the repository (absolute, or `..` past the root)."""
+    if change.new_mode != content.SYMLINK_MODE or target is None:
+        return []
+    text = target.decode("utf-8", "replace")
+    depth = change.path.count("/")
+    escapes = text.startswith("/")
+    for part in text.split("/"):
+        if part == "..":
+            depth -= 1
+            escapes = escapes or depth < 0
+        elif part not in ("", "."):
+            depth += 1
+    if not escapes:
+        return []
+    return [
+        _finding(
+            change,
+            1,
+            "high",
+            "symlink",
+            f"symbolic link points outside the repository ({text[:200]!r})",
+            in_diff=1 in change.changed_lines,
+        )
+    ]
 
 
 def check_conflict_markers(change: FileChange) -> list[Finding]:
@@ -190,16 +208,21 @@ def check_conflict_markers(change: FileChange) -> list[Finding]:
     return out
 
 
+def _is_python(change: FileChange, python: bool | None) -> bool:
+    return change.path.endswith(PYTHON_SUFFIXES) if python is None else python
+
+
 def check_python_syntax(
     change: FileChange,
     new_text: str | None,
     parses: Parses | None = None,
     old_text: str | None = None,
+    python: bool | None = None,
 ) -> list[Finding]:
     """A syntax error the change introduces. With `old_text`, only the top-level statements
     the change touches are parsed (bot.review.pysyntax); an error is always the one Python
-    reports for the whole file."""
-    if new_text is None or not change.path.endswith(PYTHON_SUFFIXES):
+    reports for the whole file. `python`: the file is Python (by extension or shebang)."""
+    if new_text is None or not _is_python(change, python):
         return []
     outcome = (parses or Parses()).outcome_of_change(old_text, new_text, change, change.path)
     if outcome.ok:
@@ -223,8 +246,8 @@ def check_python_syntax(
     ]
 
 
-def check_debugger(change: FileChange) -> list[Finding]:
-    if not change.path.endswith(PYTHON_SUFFIXES):
+def check_debugger(change: FileChange, python: bool | None = None) -> list[Finding]:
+    if not _is_python(change, python):
         return []
     out: list[Finding] = []
     for lineno, text in added_lines(change):
@@ -270,18 +293,22 @@ def review_file(
     config: ReviewConfig,
     parses: Parses | None = None,
     old_text: str | None = None,
+    *,
+    python: bool | None = None,
+    secrets: bool = True,
 ) -> list[Finding]:
-    """All enabled local checks on one changed (non-deleted, non-binary) file."""
+    """All enabled local checks on one changed (non-deleted, non-binary) file. `secrets`
+    False: the caller scans secrets itself (the pipeline scans every file, skipped or not)."""
     checks: LocalChecksConfig = config.local
     out: list[Finding] = []
-    if checks.secrets:
+    if checks.secrets and secrets:
         out += check_secrets(change)
     if checks.conflict_markers:
         out += check_conflict_markers(change)
     if checks.syntax:
-        out += check_python_syntax(change, new_text, parses, old_text)
+        out += check_python_syntax(change, new_text, parses, old_text, python)
     if checks.debugger:
-        out += check_debugger(change)
+        out += check_debugger(change, python)
     if checks.large_files:
         out += check_large_file(change, new_text, config)
     return out

@@ -21,8 +21,16 @@ from bot.config.model import GatebotConfig
 from bot.config.review import ReviewConfig
 from bot.errors import InfrastructureError
 from bot.git import attributes, blobs
-from bot.git.diff import ChangeRange, change_range, count_changes, diff_files, open_repo
-from bot.review import local, normalize, triage
+from bot.git.diff import (
+    ChangedFile,
+    ChangeRange,
+    change_range,
+    count_changes,
+    diff_files,
+    hunks_between,
+    open_repo,
+)
+from bot.review import content, keys, local, triage
 from bot.review.accounting import cost_updates, fallback_warnings, naive_baseline
 from bot.review.batch import make_items, plan
 from bot.review.cache import ReviewCache
@@ -71,6 +79,10 @@ class _File:
     old_text: str | None
     new_text: str | None
     decision: triage.Decision
+    # Raw-byte hashes of both sides (bot.review.keys): the cache key never sees decoded text.
+    old_hash: str = keys.ABSENT
+    new_hash: str = keys.ABSENT
+    python: bool = False  # by extension or shebang (bot.review.content.language)
     local_findings: list[Finding] = field(default_factory=list)
     model_findings: list[Finding] = field(default_factory=list)
     tier: str | None = None
@@ -94,11 +106,12 @@ class _File:
         self.not_reviewed = NotReviewed(cause=cause, reason=reason)
 
     def result(self) -> FileResult:
-        reason = self.decision.skip_reason if self.status == "skipped" else None
+        reason = self.decision.skip_reason if self.status == "skipped" else self.decision.note
         if self.not_reviewed is not None:
             reason = self.not_reviewed.reason
-        elif reason is None and self.decision.protected_by:
-            reason = f"protected path (matches {self.decision.protected_by})"
+        elif self.decision.protected_by and self.status != "skipped":
+            protected = f"protected path (matches {self.decision.protected_by})"
+            reason = f"{protected}; {reason}" if reason else protected
         findings = sorted(
             [*self.local_findings, *self.model_findings],
             key=lambda f: (f.line or 0, f.severity, f.category, f.message),
@@ -193,31 +206,79 @@ def _load_files(
         max_blob_bytes=review.max_file_bytes,
     )
     rules = triage.Rules.from_config(review)
-    paths = [c.change.path for c in changed]
-    check_attrs = attributes.may_have_attributes(repo, rng.head_sha, paths)
+    paths = [p for c in changed for p in (c.change.path, c.change.old_path) if p]
+    # Policy comes from the merge base, never from the PR's head (bot.git.attributes).
+    view = (
+        attributes.policy_view(repo)
+        if attributes.may_have_attributes(repo, rng.merge_base_sha, paths)
+        else None
+    )
+
+    def attrs_of(path: str) -> triage.Attributes:
+        if view is None:
+            return triage.Attributes()
+        base = rng.merge_base_sha
+        return triage.Attributes(
+            generated=attributes.attribute_set(view, base, path, "linguist-generated"),
+            vendored=attributes.attribute_set(view, base, path, "linguist-vendored"),
+            diff_disabled=attributes.diff_disabled(view, base, path),
+        )
+
     files: list[_File] = []
     for c in changed:
         change = c.change
+        contents = triage.Contents(c.old_data, c.new_data, c.too_large, c.unreadable)
+        old_attrs = attrs_of(change.old_path) if change.old_path else None
+        decision = triage.triage(
+            change, contents, rules, attrs_of(change.path), parses, old_attrs=old_attrs
+        )
+        if decision.whole_file:
+            change = replace(change, hunks=hunks_between(None, c.new_data, review.context_lines))
         old_text = new_text = None
         if not change.binary:  # each blob was read once, by the diff
             old_text = blobs.as_text(c.old_data)
             new_text = blobs.as_text(c.new_data)
-        attrs = triage.Attributes()
-        if check_attrs:
-            attrs = triage.Attributes(
-                generated=attributes.attribute_set(
-                    repo, rng.head_sha, change.path, "linguist-generated"
-                ),
-                vendored=attributes.attribute_set(
-                    repo, rng.head_sha, change.path, "linguist-vendored"
-                ),
-            )
-        decision = triage.triage(change, old_text, new_text, rules, attrs, parses)
-        f = _File(change, old_text, new_text, decision, not_reviewed=decision.not_reviewed)
+        f = _File(
+            change,
+            old_text,
+            new_text,
+            decision,
+            old_hash=keys.content_hash(c.old_data),
+            new_hash=keys.content_hash(c.new_data),
+            python=content.language(change.path, c.new_data) == "python",
+            not_reviewed=decision.not_reviewed,
+        )
         if decision.skip_reason is not None:
             f.status = "skipped"
+        f.local_findings += decision.findings
+        if f.status != "skipped":  # the checks that need the bytes: the encoding, a link target
+            if review.local.syntax and f.python:
+                f.local_findings += local.check_encoding(change, c.new_data)
+            f.local_findings += local.check_symlink(change, c.new_data)
         files.append(f)
+        if review.local.secrets and change.change != "deleted":
+            f.local_findings += _scan_secrets(repo, c, change, f)
     return files
+
+
+def _scan_secrets(
+    repo: pygit2.Repository, c: ChangedFile, change: FileChange, f: _File
+) -> list[Finding]:
+    """Every changed byte, whatever triage decided: the added lines of a diff; a whole blob
+    (binary, or over review.max_file_bytes, read here one at a time) against its old side."""
+    if change.hunks or (not change.binary and not c.too_large and f.new_text is not None):
+        return local.check_secrets(change)
+    if change.new_mode == content.SUBMODULE_MODE or c.unreadable:
+        return local.check_secrets(change)  # the path only: there are no bytes to read
+    new, old = c.new_data, c.old_data
+    if c.too_large:
+        new = blobs.read_bytes(repo, change.new_oid, blobs.MAX_SCAN_BYTES)
+        old = blobs.read_bytes(repo, change.old_oid, blobs.MAX_SCAN_BYTES)
+        if new is None and change.new_oid is not None:
+            return [*local.check_secrets(change), local.scan_skipped(change, blobs.MAX_SCAN_BYTES)]
+    if new is None:
+        return local.check_secrets(change)
+    return local.check_secrets_in_blob(change, new, old)
 
 
 def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None:
@@ -225,25 +286,32 @@ def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None
         if f.change.change == "deleted":
             continue
         if f.status != "skipped":
-            f.local_findings = local.review_file(
-                f.change, f.new_text, review, parses, old_text=f.old_text
+            f.local_findings += local.review_file(
+                f.change,
+                f.new_text,
+                review,
+                parses,
+                old_text=f.old_text,
+                python=f.python,
+                secrets=False,  # scanned in _load_files, for every file
             )
             continue
-        # Skipped files cost no model call, but a committed secret or a huge blob is still
-        # worth knowing about wherever it hides (docs/, vendor/, a formatting-only change).
-        # A file over review.max_file_bytes has no hunks to scan: only its size is known.
+        # Skipped and not-reviewed files cost no model call, but a huge blob is still worth
+        # knowing about (their secrets were scanned with the rest, in _load_files).
         huge = triage.too_large(f.change, review.max_file_bytes)
-        if review.local.secrets and not f.change.binary and not huge:
-            f.local_findings += local.check_secrets(f.change)
         if review.local.large_files and (f.change.binary or huge):
             f.local_findings += local.check_large_file(f.change, None, review)
 
 
 def _key(f: _File, model: str, review: ReviewConfig, rules: str) -> str:
-    return normalize.cache_key(
+    return keys.cache_key(
         path=f.path,
-        old_hash=normalize.content_hash(f.old_text, f.change.old_oid),
-        new_hash=normalize.content_hash(f.new_text, f.change.new_oid),
+        old_path=f.change.old_path,
+        old_hash=f.old_hash,
+        new_hash=f.new_hash,
+        old_mode=f.change.old_mode,
+        new_mode=f.change.new_mode,
+        view="whole" if f.decision.whole_file else "diff",
         model=model,
         prompt_version=PROMPT_VERSION,
         rules_hash=rules,
@@ -422,7 +490,7 @@ def _record_history(cache_dir: Path, verdict: Verdict, config: GatebotConfig, w:
 
     try:
         record_review(cache_dir, verdict, config.metrics)
-    except (NotImplementedError, OSError) as exc:
+    except (NotImplementedError, OSError, ValueError) as exc:  # ValueError: restored.StateError
         w.add(f"run history not recorded: {exc or type(exc).__name__}")
 
 

@@ -1,21 +1,31 @@
-"""Free, local triage: which changed files need no model call, and which need a human.
+"""Free, local triage: which changed files need no model call, which cannot be reviewed, and
+which need a human.
 
-Pure: the caller reads blob texts and `.gitattributes` flags; `triage()` only decides.
-Each skip carries a reason that is shown to the user (verdict.json, summary.md).
+Sound by construction: a file is skipped (passed without a model) only when the skip provably
+cannot change behaviour, or when the base branch's own policy says so (`review.ignore` from the
+base config; linguist-generated, linguist-vendored or -diff from the base `.gitattributes`).
+Nothing the PR controls — its file names, its own `.gitattributes`, its config — picks a skip.
+What the gate cannot read (too large, binary that is not a known data format, a Git LFS pointer,
+a submodule's commits, an unreadable object) is "not reviewed": listed with its reason, never a
+silent pass. The rules, in order, are in docs/review.md ("Triage").
+
+Pure: the caller reads the bytes and the base attributes; `triage()` only decides.
 """
 
 from __future__ import annotations
 
 import ast
-import posixpath
+import json
 import re
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pathspec
 
 from bot.config.review import ReviewConfig
-from bot.review.models import NotReviewed
+from bot.review import content, lockfiles
+from bot.review.models import Finding, NotReviewed
 from bot.review.pysyntax import Parses
 from bot.review.types import FileChange
 
@@ -23,33 +33,10 @@ from bot.review.types import FileChange
 # (e.g. empty review.protected.paths) in the same change that it gets reviewed with.
 ALWAYS_PROTECTED = (".github/gatebot.yml",)
 
-LOCK_FILES = frozenset(
-    {
-        "package-lock.json",
-        "npm-shrinkwrap.json",
-        "yarn.lock",
-        "pnpm-lock.yaml",
-        "bun.lockb",
-        "poetry.lock",
-        "Pipfile.lock",
-        "uv.lock",
-        "pdm.lock",
-        "Cargo.lock",
-        "go.sum",
-        "composer.lock",
-        "Gemfile.lock",
-        "Podfile.lock",
-        "mix.lock",
-        "pubspec.lock",
-        "packages.lock.json",
-        "flake.lock",
-        "gradle.lockfile",
-        "conda-lock.yml",
-    }
-)
-
-# Well-known vendored and generated locations (gitignore semantics).
-VENDORED_PATTERNS = (
+# Well-known vendored and generated locations (gitignore semantics). A hint only: the PR picks
+# its file names, so these paths are reviewed like any other (see module docstring); the base
+# `.gitattributes` is where a maintainer exempts them.
+WELL_KNOWN_PATTERNS = (
     "vendor/",
     "third_party/",
     "third-party/",
@@ -57,8 +44,6 @@ VENDORED_PATTERNS = (
     "bower_components/",
     "Pods/",
     ".yarn/releases/",
-)
-GENERATED_PATTERNS = (
     "dist/",
     "*.min.js",
     "*.min.css",
@@ -74,35 +59,41 @@ GENERATED_PATTERNS = (
     "__snapshots__/",
     "*.snap",
 )
-
-_VENDORED_SPEC = pathspec.GitIgnoreSpec.from_lines(VENDORED_PATTERNS)
-_GENERATED_SPEC = pathspec.GitIgnoreSpec.from_lines(GENERATED_PATTERNS)
-
-# Where indentation carries meaning, whitespace normalisation may only touch line ends.
-_INDENT_SENSITIVE = re.compile(
-    r"(\.(ya?ml|mk|haml|pug|sass|slim|coffee|nim|rst|md)$|(^|/)Makefile$)"
-)
-
-_SUBMODULE_MODE = 0o160000
-_SYMLINK_MODE = 0o120000
+_WELL_KNOWN = pathspec.GitIgnoreSpec.from_lines(WELL_KNOWN_PATTERNS)
 
 
 @dataclass(frozen=True)
 class Attributes:
-    """`.gitattributes` flags of a path at the head commit."""
+    """`.gitattributes` flags of a path at the merge base (bot.git.attributes)."""
 
     generated: bool = False
     vendored: bool = False
+    diff_disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Contents:
+    """The bytes triage looks at (None: the side is absent, or was not read)."""
+
+    old: bytes | None = None
+    new: bytes | None = None
+    too_large: bool = False  # a side is over review.max_file_bytes: not read
+    unreadable: bool = False  # a blob side could not be read from the repository
 
 
 @dataclass(frozen=True)
 class Decision:
-    skip_reason: str | None  # None: the file goes on to review
+    skip_reason: str | None  # None: the file goes on to review (by the model, when there is one)
     needs_human: bool
     protected_by: str | None = None  # the matching protected pattern, for the summary
-    # Set when the skip means "nobody can review this" (not "nothing to review"): the file
-    # is listed as not reviewed and the gate fails closed (bot/review/verdict.py).
+    # Set when nobody can review this file (not "nothing to review"): listed as not reviewed,
+    # cause content, and the gate fails closed (bot/review/verdict.py).
     not_reviewed: NotReviewed | None = None
+    # Review the whole new content as added (it became executable, moved out of a skipped
+    # path, or its old side was binary): its diff would show nothing.
+    whole_file: bool = False
+    findings: tuple[Finding, ...] = field(default=())  # deterministic (the lock-file check)
+    note: str | None = None  # why a file that looks skippable is reviewed
 
 
 def _literal(path: str) -> str:
@@ -154,13 +145,29 @@ def too_large_reason(change: FileChange, max_file_bytes: int) -> str:
 
 
 def is_lock_file(path: str) -> bool:
-    return posixpath.basename(path) in LOCK_FILES
+    return lockfiles.is_lock_file(path)
+
+
+def policy_skip(path: str, rules: Rules, attrs: Attributes) -> str | None:
+    """The base branch's own reason to skip `path`, or None."""
+    if rules.ignore.match_file(path):
+        return "ignored by review.ignore"
+    if attrs.vendored:
+        return "vendored (linguist-vendored in the base .gitattributes)"
+    if attrs.generated:
+        return "generated (linguist-generated in the base .gitattributes)"
+    if attrs.diff_disabled:
+        return "binary (-diff in the base .gitattributes)"
+    return None
+
+
+# --- formatting-only -------------------------------------------------------------------------
 
 
 def _same_tree(a: ast.AST, b: ast.AST) -> bool:
     # Breadth first, so the usual real change (a statement added or removed) is seen at the
     # top level at once instead of after dumping both trees. Positions are attributes, not
-    # fields, so layout does not count.
+    # fields, so layout does not count. Types are compared at every node and leaf: 1 != 1.0.
     queue: deque[tuple[object, object]] = deque([(a, b)])
     while queue:
         x, y = queue.popleft()
@@ -186,6 +193,10 @@ def _code_words(text: str) -> list[str]:
     return _WORD.findall("\n".join(line.split("#", 1)[0] for line in text.splitlines()))
 
 
+def _words(line: str) -> list[str]:
+    return _WORD.findall(line.split("#", 1)[0])
+
+
 def _changed_words_equal(change: FileChange) -> bool:
     """The words of the removed lines and of the added lines are the same multiset.
 
@@ -198,9 +209,9 @@ def _changed_words_equal(change: FileChange) -> bool:
     for hunk in change.hunks:
         for ln in hunk.lines:
             if ln.origin == "-":
-                removed.update(_WORD.findall(ln.content.split("#", 1)[0]))
+                removed.update(_words(ln.content))
             elif ln.origin == "+":
-                added.update(_WORD.findall(ln.content.split("#", 1)[0]))
+                added.update(_words(ln.content))
     return removed == added
 
 
@@ -222,86 +233,192 @@ def python_ast_equal(old: str, new: str, parses: Parses | None = None) -> bool:
         return False
 
 
-def whitespace_equal(path: str, old: str, new: str) -> bool:
-    if _INDENT_SENSITIVE.search(path):
+def _json_tokens(text: str) -> Any:
+    """The parsed JSON with every number as written and every object as its ordered pairs."""
 
-        def norm(t: str) -> list[str]:
-            lines = [ln.rstrip() for ln in t.replace("\r\n", "\n").split("\n")]
-            return [ln for ln in lines if ln]
+    def raw(kind: str) -> Any:
+        return lambda s: (kind, s)
 
-        return norm(old) == norm(new)
-    # As `git diff -w`: whitespace anywhere (also where the other side has none) is ignored.
-    return "".join(old.split()) == "".join(new.split())
+    def pairs(items: list[tuple[str, Any]]) -> Any:
+        return ("object", tuple(items))
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(
+        text,
+        object_pairs_hook=pairs,
+        parse_float=raw("float"),
+        parse_int=raw("int"),
+        parse_constant=constant,
+    )
+
+
+def json_equal(old: str, new: str) -> bool:
+    """Both are JSON with the same tokens: only whitespace between tokens differs."""
+    if "".join(old.split()) != "".join(new.split()):
+        return False
+    try:
+        return bool(_json_tokens(old) == _json_tokens(new))
+    except (ValueError, RecursionError):
+        return False
+
+
+def _header(data: bytes) -> tuple[bytes, bytes | None, str | None]:
+    first = data.split(b"\n", 1)[0] if data.startswith(b"#!") else None
+    return content.bom(data), first, content.coding_cookie(data)
 
 
 def formatting_only(
-    path: str, old: str | None, new: str | None, parses: Parses | None = None
+    path: str,
+    old: bytes | None,
+    new: bytes | None,
+    parses: Parses | None = None,
 ) -> str | None:
-    """The reason when old → new changes only formatting, else None."""
+    """The reason when old → new provably changes only formatting, else None.
+
+    Only where a parser or the format's specification makes whitespace insignificant: Python
+    (equal AST), JSON (equal tokens), YAML (line ends only: YAML normalises line breaks).
+    Shell, Makefiles, Haskell and anything unknown are whitespace-significant: never. The
+    bytes must be valid UTF-8 without a NUL byte, with the same BOM, shebang line and
+    encoding declaration on both sides, and no declaration of another encoding.
+    """
     if old is None or new is None or old == new:
         return None
-    if path.endswith((".py", ".pyi")):
-        if python_ast_equal(old, new, parses):
+    if content.is_binary(old) or content.is_binary(new):
+        return None
+    if not (content.is_utf8(old) and content.is_utf8(new)):
+        return None
+    if _header(old) != _header(new) or content.declares_other_encoding(new):
+        return None
+    old_lang, new_lang = content.language(path, old), content.language(path, new)
+    if old_lang != new_lang:
+        return None
+    if new_lang == "python":
+        if python_ast_equal(old.decode("utf-8"), new.decode("utf-8"), parses):
             return "formatting-only change (equal Python AST)"
         return None
-    if whitespace_equal(path, old, new):
-        return "formatting-only change (equal after whitespace normalisation)"
+    if new_lang == "json":
+        if json_equal(old.decode("utf-8"), new.decode("utf-8")):
+            return "formatting-only change (equal JSON tokens)"
+        return None
+    if new_lang == "yaml" and old.replace(b"\r\n", b"\n") == new.replace(b"\r\n", b"\n"):
+        return "formatting-only change (line endings only, YAML)"
     return None
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+
+def _binary_decision(path: str, contents: Contents, new_mode: int) -> tuple[str | None, str]:
+    """(skip reason, not-reviewed reason) for binary new content: one of them is set."""
+    fmt = content.inert_format(path, contents.new)
+    if fmt and new_mode != content.EXECUTABLE_MODE:
+        return f"binary ({fmt})", ""
+    size = _size(len(contents.new or b""))
+    return None, f"binary content the gate cannot review ({size}; not a known data format)"
 
 
 def triage(
     change: FileChange,
-    old_text: str | None,
-    new_text: str | None,
+    contents: Contents,
     rules: Rules,
     attrs: Attributes = Attributes(),
     parses: Parses | None = None,
+    old_attrs: Attributes | None = None,
 ) -> Decision:
-    """Skip or review, and whether a human must look. `parses` shares parse results with the
-    local reviewer, so no text is parsed twice."""
+    """Skip, review, or not reviewable — and whether a human must look. `attrs` (and
+    `old_attrs`, for a rename's old path) come from the base. `parses` shares parse results
+    with the local reviewer, so no text is parsed twice."""
     paths = [change.path] + ([change.old_path] if change.old_path else [])
     protected_by = next((p for p in map(rules.protected_pattern, paths) if p), None)
     needs_human = protected_by is not None
 
-    def skip(reason: str) -> Decision:
-        return Decision(reason, needs_human, protected_by)
+    def skip(reason: str, findings: tuple[Finding, ...] = ()) -> Decision:
+        return Decision(reason, needs_human, protected_by, findings=findings)
 
-    def unreadable(reason: str) -> Decision:
-        # Skipped by the model, but not passed: content the gate cannot read is not reviewed.
-        return Decision(
-            reason, needs_human, protected_by, NotReviewed(cause="content", reason=reason)
-        )
+    def not_reviewed(reason: str) -> Decision:
+        why = NotReviewed(cause="content", reason=reason)
+        return Decision(reason, needs_human, protected_by, not_reviewed=why)
 
+    def review(
+        *, whole: bool = False, findings: tuple[Finding, ...] = (), note: str | None = None
+    ) -> Decision:
+        return Decision(None, needs_human, protected_by, None, whole, findings, note)
+
+    old, new = contents.old, contents.new
     if change.change == "deleted":
         return skip("deleted")
-    if change.new_mode == _SUBMODULE_MODE:
-        return unreadable("submodule pointer: the commits it points to are not reviewed")
-    if change.binary:
-        return unreadable("binary content: the gate cannot read it")
-    if rules.ignore.match_file(change.path):
-        return skip("ignored by review.ignore")
-    if is_lock_file(change.path):
-        return skip("lock file")
-    if attrs.vendored:
-        return skip("vendored (linguist-vendored)")
-    if _VENDORED_SPEC.match_file(change.path):
-        return skip("vendored (well-known path)")
-    if attrs.generated:
-        return skip("generated (linguist-generated)")
-    if _GENERATED_SPEC.match_file(change.path):
-        return skip("generated (well-known path)")
-    if change.new_mode == _SYMLINK_MODE:
-        return unreadable("symbolic link: its target is not reviewed")
+    lock = is_lock_file(change.path)
+    lock_findings: tuple[Finding, ...] = ()
+    if lock and new is not None and not content.is_binary(new):
+        old_text = old.decode("utf-8", "replace") if old is not None else None
+        lock_findings = tuple(
+            lockfiles.check(
+                change.path, old_text, new.decode("utf-8", "replace"), change.changed_lines
+            )
+        )
+    reason = policy_skip(change.path, rules, attrs)
+    if reason:
+        return skip(reason, lock_findings)
+    if change.new_mode == content.SUBMODULE_MODE:
+        old_sha = f"{change.old_oid[:12]}.." if change.old_oid else ""
+        return not_reviewed(
+            f"submodule pointer moved ({old_sha}{(change.new_oid or '')[:12]}): the gate cannot "
+            "review the submodule's commits"
+        )
+    if contents.unreadable:
+        return not_reviewed("unreadable: a blob is missing from the repository (fetch it)")
+    if contents.too_large or too_large(change, rules.max_file_bytes):
+        return not_reviewed(too_large_reason(change, rules.max_file_bytes or 0))
+    if content.is_lfs_pointer(new):
+        return not_reviewed("a Git LFS pointer: the content is stored outside the repository")
+    if change.binary or content.is_binary(new):
+        if new is None:
+            return not_reviewed("binary content the gate cannot read")
+        skip_reason, why = _binary_decision(change.path, contents, change.new_mode)
+        return skip(skip_reason) if skip_reason else not_reviewed(why)
+    if content.is_binary(old):
+        return review(whole=True, note="was binary: reviewed as a new file")
+    script = content.is_script(change.new_mode, new)
+    if lock and not script:
+        if lock_findings:
+            return review(findings=lock_findings, note="lock file with new package sources")
+        return skip("lock file (package sources unchanged)")
+    if change.new_mode == content.SYMLINK_MODE:
+        return review(note="symbolic link: its target is reviewed")
     if change.old_oid is not None and change.old_oid == change.new_oid:
-        if change.change == "renamed":
-            return skip("renamed without content change")
-        return skip("mode change only")
-    if rules.max_file_bytes is not None and too_large(change, rules.max_file_bytes):
-        return unreadable(too_large_reason(change, rules.max_file_bytes))
-    python = change.path.endswith((".py", ".pyi"))
-    if python and change.hunks and not _changed_words_equal(change):
-        return Decision(None, needs_human, protected_by)  # a real change: no parse needed
-    reason = formatting_only(change.path, old_text, new_text, parses)
+        return _same_content(change, new, rules, old_attrs, skip, review)
+    reason = None
+    if change.hunks and not (
+        content.language(change.path, new) == "python" and not _changed_words_equal(change)
+    ):
+        reason = formatting_only(change.path, old, new, parses)
     if reason:
         return skip(reason)
-    return Decision(None, needs_human, protected_by)
+    note = (
+        "well-known generated/vendored path (reviewed)"
+        if _WELL_KNOWN.match_file(change.path)
+        else None
+    )
+    return review(note=note)
+
+
+def _same_content(
+    change: FileChange,
+    new: bytes | None,
+    rules: Rules,
+    old_attrs: Attributes | None,
+    skip: Any,
+    review: Any,
+) -> Decision:
+    """A rename or a mode change with the same bytes on both sides."""
+    if change.change == "renamed" and change.old_path:
+        moved_out = policy_skip(change.old_path, rules, old_attrs or Attributes()) is not None
+        same_kind = content.language(change.old_path, new) == content.language(change.path, new)
+        if moved_out or not same_kind or change.old_mode != change.new_mode:
+            return review(whole=True, note="renamed into review: reviewed as a new file")
+        return skip("renamed without content change")
+    if change.new_mode == content.EXECUTABLE_MODE and change.old_mode != content.EXECUTABLE_MODE:
+        return review(whole=True, note="made executable: reviewed as a new file")
+    return skip("mode change only (not executable any more)")

@@ -167,7 +167,9 @@ def test_read_path_at_reads_the_commit_not_the_disk(rb: RepoBuilder) -> None:
         blobs.read_path_at(repo, sha, ".github/gatebot.yml", 5)
 
 
-def test_diff_files_reads_each_side_once_and_honours_binary_attribute(rb: RepoBuilder) -> None:
+def test_diff_files_reads_each_side_once_and_ignores_the_heads_attributes(
+    rb: RepoBuilder,
+) -> None:
     base = rb.commit({"a.py": "x = 1\n", "data.txt": "a\n", "big.txt": "b" * 100})
     rb.commit(
         {
@@ -184,7 +186,9 @@ def test_diff_files_reads_each_side_once_and_honours_binary_attribute(rb: RepoBu
     files = {f.change.path: f for f in diff_files(repo, rng.merge_base_sha, rng.head_sha, 3, 50)}
     assert (files["a.py"].old_data, files["a.py"].new_data) == (b"x = 1\n", b"x = 2\n")
     assert files["a.py"].change.changed_lines == {1} and not files["a.py"].change.binary
-    assert files["data.txt"].change.binary and files["data.txt"].change.hunks == ()
+    # `-diff` is policy, read from the base by triage (bot.git.attributes); the head's own
+    # .gitattributes never turns a text file into an unread "binary" one.
+    assert not files["data.txt"].change.binary and files["data.txt"].change.changed_lines == {1}
     # Over keep_bytes: not kept in memory, but the size is known.
     assert files["big.txt"].new_data is None and files["big.txt"].change.new_size == 100
 

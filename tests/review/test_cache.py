@@ -1,33 +1,34 @@
-"""The review cache on a real diskcache directory: hits, foreign entries, corruption, bounds."""
+"""The review cache on a real SQLite database: hits, foreign entries, corruption, bounds."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-import diskcache
-
-from bot.review.cache import ReviewCache, resolve_cache_dir
+from bot.review.cache import DB_NAME, ReviewCache, resolve_cache_dir
+from bot.review.keys import ABSENT, cache_key, content_hash
 from bot.review.models import Finding
-from bot.review.normalize import cache_key, content_hash, normalise_text
 
 F = Finding(path="a.py", line=3, severity="high", category="bug", message="m", source="model")
 
 
-def test_normalised_hash_ignores_line_endings_and_trailing_space() -> None:
-    assert content_hash("a = 1\r\nb = 2  \n\n\n") == content_hash("a = 1\nb = 2\n")
-    assert content_hash("a = 1\n") != content_hash("a = 2\n")
-    assert content_hash("  a\n") != content_hash("a\n")  # indentation is content
-    assert normalise_text("x \r\ny\t\n").split("\n") == ["x", "y"]  # line numbers kept
-    assert content_hash(None, "abc") == "blob:abc"
-    assert content_hash(None) == "absent"
+def test_content_hash_is_of_the_raw_bytes() -> None:
+    # No normalisation: whitespace can be meaning (a space after a trailing backslash).
+    assert content_hash(b"a = 1\r\nb = 2  \n") != content_hash(b"a = 1\nb = 2\n")
+    assert content_hash(b"rm -rf a\\\n/b\n") != content_hash(b"rm -rf a\\ \n/b\n")
+    assert content_hash(b"a\n") == content_hash(b"a\n")
+    assert content_hash(None) == ABSENT
 
 
 def test_key_depends_on_every_part() -> None:
     base = dict(
         path="a.py",
+        old_path=None,
         old_hash="o",
         new_hash="n",
+        old_mode=0o100644,
+        new_mode=0o100644,
+        view="diff",
         model="m",
         prompt_version="1",
         rules_hash="r",
@@ -36,8 +37,12 @@ def test_key_depends_on_every_part() -> None:
     k = cache_key(**base)
     for field, other in [
         ("path", "b.py"),
+        ("old_path", "a.py"),
         ("old_hash", "x"),
         ("new_hash", "x"),
+        ("old_mode", 0o100755),
+        ("new_mode", 0o100755),
+        ("view", "whole"),
         ("model", "m2"),
         ("prompt_version", "2"),
         ("rules_hash", "r2"),
@@ -56,33 +61,54 @@ def test_roundtrip_and_persistence(tmp_path: Path) -> None:
         assert c.warnings == []
 
 
+def _plant(directory: Path, rows: dict[str, object]) -> None:
+    """Rows written straight into our table, as a crafted restored cache could hold them."""
+    with ReviewCache.open(directory, 10**7):
+        pass  # creates the schema
+    conn = sqlite3.connect(directory / DB_NAME)
+    with conn:
+        for key, value in rows.items():
+            size = len(value) + len(key) if isinstance(value, (str, bytes)) else 0
+            if isinstance(value, str):
+                size = len(value.encode()) + len(key)
+            conn.execute("INSERT INTO reviews VALUES (?, ?, ?, 1.0)", (key, value, size))
+    conn.close()
+
+
 def test_foreign_entries_are_misses_not_crashes(tmp_path: Path) -> None:
     d = tmp_path / "c"
-    raw = diskcache.Cache(str(d))
-    raw.set("pickled", {"findings": []})  # a pickle: refused, never unpickled
-    raw.set("text", "not json")
-    raw.set("json", '{"v": 1, "model": "m", "findings": [{"path": 1}]}')
-    raw.set("bytes", b"\x00\x01")
-    raw.set("future", '{"v": 99, "model": "m", "findings": []}')
-    raw.close()
+    _plant(
+        d,
+        {
+            "text": "not json",
+            "json": '{"v": 1, "model": "m", "findings": [{"path": 1}]}',
+            "future": '{"v": 99, "model": "m", "findings": []}',
+            "extra": '{"v": 1, "model": "m", "findings": [], "approved": true}',
+            "badmodel": '{"v": 1, "model": "../../x", "findings": []}',
+            "nan": '{"v": 1, "model": "m", "findings": [], "stored_at": NaN}',
+            "deep": "[" * 100_000 + "]" * 100_000,
+        },
+    )
     with ReviewCache.open(d, 10**7) as c:
-        for key in ("pickled", "text", "json", "bytes", "future"):
+        for key in ("text", "json", "future", "extra", "badmodel", "nan", "deep"):
             assert c.get(key) is None, key
-        assert len(c.warnings) == 5
+        assert len(c.warnings) == 7, c.warnings
         assert c.put("good", "m", [F]) and c.get("good") is not None
+    with ReviewCache.open(d, 10**7) as c:  # the foreign rows were deleted: no second warning
+        assert c.get("text") is None and c.warnings == []
 
 
-def test_corrupt_database_is_set_aside(tmp_path: Path) -> None:
+def test_corrupt_database_is_dropped(tmp_path: Path) -> None:
     d = tmp_path / "c"
     with ReviewCache.open(d, 10**7) as c:
         c.put("k", "m", [F])
-    (d / "cache.db").write_bytes(b"this is not sqlite" * 100)
+    (d / DB_NAME).write_bytes(b"this is not sqlite" * 100)
     with ReviewCache.open(d, 10**7) as c:
         assert c.enabled and c.get("k") is None
-        assert "unusable" in c.warnings[0]
+        assert "dropped" in c.warnings[0] and "starting cold" in c.warnings[0]
         assert c.put("k", "m", [F]) and c.get("k") is not None
-    assert (d / "cache.db.corrupt").exists()
-    sqlite3.connect(d / "cache.db").execute("select 1").fetchone()
+    assert sorted(p.name for p in d.iterdir()) == [DB_NAME]
+    sqlite3.connect(d / DB_NAME).execute("select 1").fetchone()
 
 
 def test_unusable_directory_runs_without_cache(tmp_path: Path) -> None:
@@ -92,6 +118,7 @@ def test_unusable_directory_runs_without_cache(tmp_path: Path) -> None:
         assert not c.enabled
         assert c.get("k") is None and not c.put("k", "m", [F])
         assert "without a cache" in c.warnings[0]
+        assert blocker.read_text() == "x"
 
 
 def test_size_limit_evicts(tmp_path: Path) -> None:
@@ -99,8 +126,7 @@ def test_size_limit_evicts(tmp_path: Path) -> None:
     with ReviewCache.open(tmp_path / "c", 2_000_000) as c:
         for i in range(200):  # ~45 kB each: 9 MB written into a 2 MB cache
             c.put(f"k{i}", "m", big)
-        assert c._store is not None
-        assert c._store.volume() < 2_500_000
+        assert c.volume() <= 2_000_000
         assert c.get("k0") is None and c.get("k199") is not None
 
 

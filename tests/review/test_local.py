@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from bot.config.review import ReviewConfig
 from bot.git.diff import diff_changes, open_repo
-from bot.review import local
+from bot.review import local, secretscan
 from bot.review.types import FileChange
 from tests.gitrepo import RepoBuilder
 
@@ -112,10 +111,9 @@ def test_every_detector_kind_is_found_among_benign_lines(tmp_path: Path) -> None
     assert local.check_secrets(clean["ok.py"]) == []
 
 
-def test_the_combined_prefilter_matches_where_any_detector_pattern_does() -> None:
-    patterns = local._prefilter()
-    combined = local._quick_check()
-    assert patterns is not None and isinstance(combined, re.Pattern)
+def test_the_re2_prefilter_matches_where_any_detector_pattern_does() -> None:
+    patterns = secretscan._python_patterns()
+    assert patterns is not None and secretscan._prefilter().fast is not None
     samples = [
         "key = '" + "AKIA" + "IOSFODNN7EXAMPLE'",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -125,7 +123,10 @@ def test_the_combined_prefilter_matches_where_any_detector_pattern_does() -> Non
         "def f(x):\n    return x + 1",
         "",
         "SECRET_KEY=abc",
+        "glpat-" + "a" * 30 + " x",
     ]
     for text in samples:
-        assert bool(combined.search(text)) == any(p.search(text) for p in patterns), text
-    assert sum(bool(combined.search(t)) for t in samples) >= 4
+        lines = text.split("\n")
+        expected = {i for i, line in enumerate(lines) if any(p.search(line) for p, _ in patterns)}
+        assert expected <= set(secretscan.candidate_lines(text)), text
+    assert sum(bool(secretscan.candidate_lines(t)) for t in samples) >= 5

@@ -21,12 +21,18 @@ def _change(tmp_path: Path, old: dict, new: dict, **kw) -> dict[str, FileChange]
     return {c.path: c for c in diff_changes(repo, base, head)}
 
 
-def _decide(change: FileChange, old: str | None, new: str | None, **cfg) -> triage.Decision:
+def _b(text: str | bytes | None) -> bytes | None:
+    return text.encode() if isinstance(text, str) else text
+
+
+def _decide(
+    change: FileChange, old: str | bytes | None, new: str | bytes | None, **cfg
+) -> triage.Decision:
     rules = triage.Rules.from_config(ReviewConfig(**cfg))
-    return triage.triage(change, old, new, rules)
+    return triage.triage(change, triage.Contents(_b(old), _b(new)), rules)
 
 
-def test_lock_files_vendored_generated(tmp_path: Path) -> None:
+def test_well_known_paths_are_reviewed_and_lock_files_are_checked(tmp_path: Path) -> None:
     new = {
         "package-lock.json": "{}\n",
         "sub/poetry.lock": "x\n",
@@ -39,29 +45,29 @@ def test_lock_files_vendored_generated(tmp_path: Path) -> None:
         "src/app.py": "x = 1\n",
     }
     ch = _change(tmp_path, {"README": "r\n"}, new)
-    reasons = {p: _decide(c, None, new[p]).skip_reason for p, c in ch.items()}
-    assert reasons["package-lock.json"] == "lock file"
-    assert reasons["sub/poetry.lock"] == "lock file"
-    assert reasons["go.sum"] == "lock file"
-    assert reasons["vendor/lib/a.go"] == "vendored (well-known path)"
-    assert reasons["node_modules/x/i.js"] == "vendored (well-known path)"
-    assert reasons["web/app.min.js"] == "generated (well-known path)"
-    assert reasons["proto/m_pb2.py"] == "generated (well-known path)"
-    assert reasons["dist/out.js"] == "generated (well-known path)"
-    assert reasons["src/app.py"] is None
+    decisions = {p: _decide(c, None, new[p]) for p, c in ch.items()}
+    for lock in ("package-lock.json", "sub/poetry.lock", "go.sum"):
+        assert decisions[lock].skip_reason == "lock file (package sources unchanged)", lock
+    # A PR picks its own file names: a well-known vendored or generated path is no skip.
+    for path in ("vendor/lib/a.go", "node_modules/x/i.js", "web/app.min.js", "dist/out.js"):
+        assert decisions[path].skip_reason is None, path
+        assert decisions[path].note == "well-known generated/vendored path (reviewed)"
+    assert decisions["src/app.py"].skip_reason is None and decisions["src/app.py"].note is None
 
 
 def test_deleted_binary_ignored(tmp_path: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n\x00\x00"
     ch = _change(
         tmp_path,
-        {"gone.py": "x = 1\n", "img.png": b"\x89PNG\x00", "docs/a.md": "a\n"},
-        {"gone.py": None, "img.png": b"\x89PNG\x00\x01", "docs/a.md": "b\n"},
+        {"gone.py": "x = 1\n", "img.png": png, "blob.bin": b"\x00\x01", "docs/a.md": "a\n"},
+        {"gone.py": None, "img.png": png + b"\x01", "blob.bin": b"\x00\x02", "docs/a.md": "b\n"},
     )
     assert _decide(ch["gone.py"], "x = 1\n", None).skip_reason == "deleted"
-    binary = _decide(ch["img.png"], None, None)
-    assert binary.skip_reason == "binary content: the gate cannot read it"
-    # Skipped by the model, but not passed: unreadable content is "not reviewed".
-    assert binary.not_reviewed is not None and binary.not_reviewed.cause == "content"
+    image = _decide(ch["img.png"], png, png + b"\x01")
+    assert image.skip_reason == "binary (PNG image)" and image.not_reviewed is None
+    blob = _decide(ch["blob.bin"], b"\x00\x01", b"\x00\x02")
+    assert blob.not_reviewed is not None and blob.not_reviewed.cause == "content"
+    assert blob.not_reviewed.reason.startswith("binary content")
     assert _decide(ch["gone.py"], "x = 1\n", None).not_reviewed is None
     assert _decide(ch["docs/a.md"], "a\n", "b\n", ignore=["docs/**"]).skip_reason == (
         "ignored by review.ignore"
@@ -69,14 +75,17 @@ def test_deleted_binary_ignored(tmp_path: Path) -> None:
     assert _decide(ch["docs/a.md"], "a\n", "b\n").skip_reason is None
 
 
-def test_gitattributes_flags_win(tmp_path: Path) -> None:
+def test_base_gitattributes_flags_win(tmp_path: Path) -> None:
     ch = _change(tmp_path, {"a": "1\n"}, {"gen/schema.py": "x = 1\n"})
     rules = triage.Rules.from_config(ReviewConfig())
     c = ch["gen/schema.py"]
-    gen = triage.triage(c, None, "x = 1\n", rules, triage.Attributes(generated=True))
-    ven = triage.triage(c, None, "x = 1\n", rules, triage.Attributes(vendored=True))
-    assert gen.skip_reason == "generated (linguist-generated)"
-    assert ven.skip_reason == "vendored (linguist-vendored)"
+    contents = triage.Contents(None, b"x = 1\n")
+    gen = triage.triage(c, contents, rules, triage.Attributes(generated=True))
+    ven = triage.triage(c, contents, rules, triage.Attributes(vendored=True))
+    nodiff = triage.triage(c, contents, rules, triage.Attributes(diff_disabled=True))
+    assert gen.skip_reason == "generated (linguist-generated in the base .gitattributes)"
+    assert ven.skip_reason == "vendored (linguist-vendored in the base .gitattributes)"
+    assert nodiff.skip_reason == "binary (-diff in the base .gitattributes)"
 
 
 @pytest.mark.parametrize(
@@ -85,10 +94,21 @@ def test_gitattributes_flags_win(tmp_path: Path) -> None:
         ("f.py", "def f(a,b):\n  return a+b\n", "def f(a, b):\n    return a + b  # sum\n", True),
         ("f.py", "def f(a, b):\n    return a + b\n", "def f(a, b):\n    return a - b\n", False),
         ("f.py", "x = 1\n", "x = (\n", False),  # a syntax error is never "formatting"
-        ("f.js", "a(b,c);\n", "a(b,  c);\n\n", True),
-        ("f.js", "a(b,c);\n", "a(bc);\n", False),
-        ("c.yml", "a:\n  b: 1\n", "a:\n  b: 1   \n\n", True),
+        ("f.py", "x = 1\n", "x = 1.0\n", False),
+        ("f.py", "# -*- coding: utf-8 -*-\nx = 1\n", "# -*- coding: utf-7 -*-\nx = 1\n", False),
+        ("f.py", "x = 1\n", "\ufeffx = 1\n", False),  # a BOM appears
+        ("f.py", "#!/usr/bin/python2\nx = 1\n", "#!/usr/bin/python3\nx = 1\n", False),
+        ("f.py", "#!/bin/sh\nx = 1\n", "#!/bin/sh\nx  =  1\n", False),  # shell, not Python
+        ("tool", "#!/usr/bin/env python3\nx=1\n", "#!/usr/bin/env python3\nx = 1\n", True),
+        ("f.js", "a(b,c);\n", "a(b,  c);\n\n", False),  # JavaScript: unknown whitespace rules
+        ("run.sh", "rm -rf /opt/app/cache\n", "rm -rf /opt/app /cache\n", False),
+        ("d.json", '{"a": [1, 2]}\n', '{\n  "a": [1,2]\n}\n', True),
+        ("d.json", '{"a": "x y"}\n', '{"a": "x  y"}\n', False),
+        ("d.json", '{"a": 1}\n', '{"a": 1.0}\n', False),
+        ("c.yml", "a:\n  b: 1\n", "a:\r\n  b: 1\r\n", True),
+        ("c.yml", "a:\n  b: 1\n", "a:\n  b: 1   \n\n", False),
         ("c.yml", "a:\n  b: 1\n", "a:\nb: 1\n", False),  # indentation is meaning in YAML
+        ("Makefile", "a:\n\techo\n", "a:\n        echo\n", False),
     ],
 )
 def test_formatting_only(path: str, old: str, new: str, skipped: bool, tmp_path: Path) -> None:
@@ -97,16 +117,63 @@ def test_formatting_only(path: str, old: str, new: str, skipped: bool, tmp_path:
     assert (reason is not None and reason.startswith("formatting-only")) is skipped
 
 
-def test_rename_without_change_and_mode_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"x = 1\n", b"x = 1 \x00\n"),  # a NUL byte
+        (b"x = 'a'\n", b"x = '\xe9'\n"),  # not UTF-8
+        (b"# coding: latin-1\nx = 1\n", b"# coding: latin-1\nx =  1\n"),
+    ],
+)
+def test_undecodable_or_other_encoding_is_never_formatting_only(old: bytes, new: bytes) -> None:
+    assert triage.formatting_only("f.py", old, new) is None
+
+
+def test_rename_without_change_and_mode_changes(tmp_path: Path) -> None:
     body = "".join(f"v{i} = {i}\n" for i in range(20))
     ch = _change(
         tmp_path,
-        {"a/old.py": body, "run.sh": "echo\n"},
-        {"a/old.py": None, "b/new.py": body, "run.sh": "echo\n"},
+        {"a/old.py": body, "run.sh": "echo\n", "tool.sh": "echo\n", "notes.txt": body},
+        {
+            "a/old.py": None,
+            "b/new.py": body,
+            "run.sh": "echo\n",
+            "tool.sh": "echo\n",
+            "notes.txt": None,
+            "notes.py": body,
+        },
         modes={"run.sh": 0o100755},
     )
     assert _decide(ch["b/new.py"], body, body).skip_reason == "renamed without content change"
-    assert _decide(ch["run.sh"], "echo\n", "echo\n").skip_reason == "mode change only"
+    # Data renamed into code is new code: reviewed whole.
+    renamed = _decide(ch["notes.py"], body, body)
+    assert renamed.skip_reason is None and renamed.whole_file
+    # Made executable: a change, reviewed whole.
+    exe = _decide(ch["run.sh"], "echo\n", "echo\n")
+    assert exe.skip_reason is None and exe.whole_file and exe.note is not None
+
+
+def test_renamed_out_of_an_ignored_path_is_reviewed(tmp_path: Path) -> None:
+    body = "".join(f"v{i} = {i}\n" for i in range(20))
+    ch = _change(tmp_path, {"docs/x.py": body}, {"docs/x.py": None, "src/x.py": body})
+    d = _decide(ch["src/x.py"], body, body, ignore=["docs/**"])
+    assert d.skip_reason is None and d.whole_file
+
+
+def test_symlink_submodule_oversize_lfs(tmp_path: Path) -> None:
+    ch = _change(
+        tmp_path,
+        {"a": "1\n"},
+        {"link": "../../etc/passwd", "big.txt": "x" * 2000},
+        modes={"link": 0o120000},
+    )
+    link = _decide(ch["link"], None, "../../etc/passwd")
+    assert link.skip_reason is None and link.not_reviewed is None  # reviewed: target is content
+    big = _decide(ch["big.txt"], None, "x" * 2000, max_file_bytes=1000)
+    assert big.not_reviewed is not None and big.not_reviewed.reason.startswith("too large")
+    lfs = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 9\n"
+    ptr = _decide(ch["big.txt"], None, lfs)
+    assert ptr.not_reviewed is not None and "LFS" in ptr.not_reviewed.reason
 
 
 def test_protected_paths_need_a_human_even_when_skipped(tmp_path: Path) -> None:
