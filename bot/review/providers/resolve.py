@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.review import restored
 from bot.review.lineup import (
     FAMILIES,
     LINEUP_CHECKED,
@@ -102,16 +102,18 @@ class ModelsListFile:
         self.warnings: list[str] = []
 
     def _read(self) -> _Stored | None:
+        # Restored state (bot/review/restored.py): no link followed, a plain file only, bounded.
         try:
-            if self.path.is_symlink() or not self.path.is_file():
-                if self.path.is_symlink():
-                    self._drop("it is a symbolic link")
-                return None
-            with self.path.open("rb") as fh:
-                raw = fh.read(MAX_LIST_BYTES + 1)
-            if len(raw) > MAX_LIST_BYTES:
-                self._drop("it is too large")
-                return None
+            raw = restored.read_entry(self.path.parent, self.path.name, MAX_LIST_BYTES)
+        except restored.StateError as exc:
+            self._drop(str(exc))
+            return None
+        except OSError as exc:
+            self._drop(type(exc).__name__)
+            return None
+        if raw is None:
+            return None
+        try:
             stored = _Stored.model_validate(json.loads(raw.decode("utf-8")))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError, ValidationError) as exc:
             # ValueError covers JSONDecodeError and pydantic's ValidationError
@@ -162,12 +164,11 @@ class ModelsListFile:
         self._write(stored)
 
     def _write(self, data: _Stored) -> None:
+        # A fresh temporary file renamed over the entry: a link planted under either name is
+        # replaced, never written through.
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{LIST_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(data.model_dump_json(), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError as exc:
+            restored.write_entry(self.path.parent, self.path.name, data.model_dump_json().encode())
+        except (OSError, restored.StateError) as exc:
             log.warning("models list not saved: %s", exc)
 
 
