@@ -172,12 +172,13 @@ def _why(exc: ValidationError) -> str:
 def load_history(path: Path) -> History:
     """Every readable entry, oldest first. Bad lines become `problems` (line number and why).
 
-    The file is restored state (bot/review/restored.py): a link, a FIFO or a file over
-    MAX_HISTORY_BYTES is read as an empty history with one problem naming it."""
+    The file is restored state (bot/review/restored.py): a link, a FIFO, a directory or a file
+    over MAX_HISTORY_BYTES raises OSError naming it, as an unreadable file does; the callers
+    report it as a warning."""
     try:
         data = restored.read_entry(path.parent, path.name, MAX_HISTORY_BYTES)
-    except (restored.StateError, OSError) as exc:
-        return History(problems=[f"run history not read: {exc}"])
+    except restored.StateError as exc:
+        raise OSError(str(exc)) from None
     if data is None:
         return History()
     entries: list[ReviewEntry | DeployEntry] = []
