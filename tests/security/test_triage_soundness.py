@@ -279,8 +279,10 @@ def _check(run: GateRun, case: Case, gemini: FakeGemini) -> None:
     assert run.outside == [], run.outside
     f = run.file(case.path)
     if case.status == "not_reviewed":
-        assert not f["covered"] and f["reason"], f
+        assert not f["covered"] and f["not_reviewed"]["cause"] == "content", f
         assert case.path in run.verdict["uncovered"]
+        # Content the PR controls never passes on its own: failure, whatever review.unreviewed.
+        assert run.verdict["verdict"] == "fail" and run.code == 1, run.verdict["reasons"]
     else:
         assert f["covered"], f
         assert f["status"] == case.status, f
@@ -316,4 +318,5 @@ def test_a_missing_blob_is_not_reviewed(tmp_path: Path, gemini: FakeGemini) -> N
     assert run.outside == [], run.outside
     f = run.file("src/app.py")
     assert not f["covered"] and "unreadable" in f["reason"]
-    assert run.verdict["verdict"] != "pass"
+    assert f["not_reviewed"]["cause"] == "content"
+    assert run.verdict["verdict"] == "fail" and run.code == 1
