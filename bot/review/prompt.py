@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
@@ -119,9 +119,10 @@ def system_instruction(config: ReviewConfig) -> str:
     )
 
 
-@lru_cache(maxsize=1)
-def _answer_schema_json() -> str:
-    return json.dumps(Answer.model_json_schema(), sort_keys=True)
+@lru_cache(maxsize=4)
+def _schema_json(schema_of: Callable[[], dict[str, object]]) -> str:
+    # Keyed by the (bound) schema method: computed once per process, not once per file.
+    return json.dumps(schema_of(), sort_keys=True)
 
 
 def rules_hash(config: ReviewConfig, path: str | None = None) -> str:
@@ -137,7 +138,7 @@ def rules_hash(config: ReviewConfig, path: str | None = None) -> str:
         PROMPT_VERSION,
         stable_prefix(_global_sections(config)),
         _render_instructions(instructions),
-        _answer_schema_json(),
+        _schema_json(Answer.model_json_schema),
     ):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
