@@ -115,6 +115,7 @@ if [ -z "$reason" ]; then
         > "$tmp/body"
       api PATCH "/repos/$repo/check-runs/$run_id"
       echo "check run $run_id left open by the review: completed as $finished (HTTP $http)"
+      if [ "$http" = 200 ]; then out posted check; fi
     fi
   fi
   exit 0

@@ -179,7 +179,7 @@ def test_a_finished_review_whose_check_stayed_open_gets_its_verdict(
     tmp_path: Path, github_server: FakeGitHub
 ) -> None:
     run = _open_run(github_server)
-    _close(
+    _, outputs, _ = _close(
         tmp_path,
         github_server,
         GATEBOT_STATUS="1",
@@ -188,6 +188,17 @@ def test_a_finished_review_whose_check_stayed_open_gets_its_verdict(
         GATEBOT_CHECK_RUN_ID=str(run.id),
     )
     assert (run.status, run.conclusion) == ("completed", "failure")
+    assert outputs == {"posted": "check"}
+    run.status, run.conclusion = "in_progress", None
+    _, outputs, _ = _close(
+        tmp_path,
+        github_server,
+        GATEBOT_STATUS="0",
+        GATEBOT_VERDICT="fail",  # approved by a maintainer: the review's exit 0 passes it
+        GATEBOT_POSTED="commands",
+        GATEBOT_CHECK_RUN_ID=str(run.id),
+    )
+    assert (run.status, run.conclusion) == ("completed", "success")
 
 
 def test_post_check_off_or_no_permission_reports_in_the_log_and_summary(
