@@ -95,7 +95,8 @@ run_status() {
 }
 
 can_post() {
-  [ "${GATEBOT_POST_CHECK:-true}" = true ] && [ -n "$token" ] && [ -n "$repo" ] && command -v curl >/dev/null
+  [ "${GATEBOT_POST_CHECK:-true}" = true ] && [ -n "$token" ] && command -v curl >/dev/null &&
+    [[ "$repo" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]]
 }
 
 if [ -z "$reason" ]; then
@@ -136,7 +137,7 @@ if ! can_post; then
   elif ! command -v curl >/dev/null; then
     note="$note: curl is not installed on this runner"
   else
-    note="$note: no token or repository"
+    note="$note: no token, or no OWNER/NAME repository"
   fi
 else
   head_sha=""
@@ -149,7 +150,10 @@ else
     fi
   elif [ -n "${GATEBOT_PR_HEAD_SHA:-}" ]; then
     head_sha=$GATEBOT_PR_HEAD_SHA
-  else
+  elif [ "${GITHUB_EVENT_NAME:-}" != issue_comment ]; then
+    # push, workflow_dispatch, merge_group (the group's head): the run's own commit. A PR
+    # command (issue_comment) runs on the default branch: its PR's head is not known here
+    # unless the review opened the check run, so no check is created on the wrong commit.
     head_sha="${GITHUB_SHA:-}"
   fi
   output="{\"title\":$(json_str "$title"),\"summary\":$(json_str "$summary")}"

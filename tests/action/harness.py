@@ -256,6 +256,8 @@ class ActHarness:
             "self-hosted=-self-hosted",
             "--no-skip-checkout",
             "--no-cache-server",
+            "--defaultbranch",
+            "main",
             "--action-cache-path",
             str(run_dir / "runner"),
             *self.local_repositories(texts),

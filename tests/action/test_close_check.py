@@ -251,3 +251,31 @@ def test_outside_pull_requests_the_head_input_is_resolved_with_git(
     )
     assert not github_server.runs and outputs["posted"] == "commands"
     assert "head commit is unknown" in done.stdout
+
+
+def test_a_pr_command_that_never_opened_a_check_creates_none(
+    tmp_path: Path, github_server: FakeGitHub
+) -> None:
+    """issue_comment runs on the default branch: GITHUB_SHA is not the PR's head."""
+    _, outputs, summary = _close(
+        tmp_path,
+        github_server,
+        GATEBOT_OUTCOME_INSTALL="failure",
+        GATEBOT_PR_HEAD_SHA="",
+        GITHUB_EVENT_NAME="issue_comment",
+        GITHUB_SHA="b" * 40,
+    )
+    assert not github_server.runs and outputs["posted"] == "commands"
+    assert "head commit is unknown" in summary
+
+
+def test_a_repository_that_is_not_owner_name_is_never_put_in_a_url(
+    tmp_path: Path, github_server: FakeGitHub
+) -> None:
+    _, outputs, _ = _close(
+        tmp_path,
+        github_server,
+        GATEBOT_OUTCOME_INSTALL="failure",
+        GITHUB_REPOSITORY="/tmp/origin.git",
+    )
+    assert not github_server.requests and outputs["posted"] == "commands"

@@ -265,6 +265,14 @@ def record_outputs() -> None:
         "job": os.environ.get("GITHUB_JOB", ""),
         "outputs": json.loads(os.environ.get("OUTPUTS") or "{}"),
         "outcome": os.environ.get("OUTCOME", ""),
+        # What the workspace has checked out once the gate is done (a PR command must never
+        # have checked out the PR's code).
+        "workspace_head": subprocess.run(
+            ["git", "-C", os.environ["GITHUB_WORKSPACE"], "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
     }
     with open(os.environ["ACT_STANDIN_OUTPUTS"], "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")
