@@ -32,6 +32,7 @@ import requests
 from github import GithubException
 from github.Repository import Repository
 
+from bot.config.env import GEMINI_KEYS, GITHUB_API_URL, GITHUB_TOKENS, first_set
 from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
 from bot.github.annotations import annotations_for
@@ -61,7 +62,7 @@ from bot.review.models import Verdict
 from bot.review.summary import escape_md
 
 DEFAULT_CHECK_NAME = "gatebot / review"
-SECRET_VARS = ("GATEBOT_GITHUB_TOKEN", "GITHUB_TOKEN", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+SECRET_VARS = (*GITHUB_TOKENS, *GEMINI_KEYS)
 # Statuses meaning "this token may not write check runs here": fall back, do not retry.
 _NO_PERMISSION = frozenset({401, 403, 404})
 _API_ERRORS = (GithubException, requests.RequestException, OSError)
@@ -108,11 +109,9 @@ class ActionsSettings:
         check_name = env.get("GATEBOT_CHECK_NAME", "").strip() or DEFAULT_CHECK_NAME
         return cls(
             repository=repository,
-            api_url=env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL,
+            api_url=env.get(GITHUB_API_URL, "").strip() or DEFAULT_API_URL,
             server_url=env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com",
-            token=env.get("GATEBOT_GITHUB_TOKEN", "").strip()
-            or env.get("GITHUB_TOKEN", "").strip()
-            or None,
+            token=first_set(env, GITHUB_TOKENS),
             event_name=env.get("GITHUB_EVENT_NAME", "").strip(),
             event_path=_path(env, "GITHUB_EVENT_PATH"),
             step_summary=_path(env, "GITHUB_STEP_SUMMARY"),

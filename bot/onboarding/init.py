@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from bot.config import DEFAULT_CONFIG_PATH, GatebotConfig, parse_config
 from bot.config.deploy import DeployConfig, TargetConfig
+from bot.config.env import GEMINI_KEYS
 from bot.errors import ConfigError, UsageError
 from bot.github.integration import DEFAULT_CHECK_NAME
 from bot.onboarding.pins import CHECKOUT, GATEBOT, ActionPin
@@ -31,7 +32,7 @@ from bot.onboarding.pins import CHECKOUT, GATEBOT, ActionPin
 CHECK_NAME = DEFAULT_CHECK_NAME
 SSH_KEY_ENV = "GATEBOT_SSH_KEY"
 KNOWN_HOSTS_ENV = "GATEBOT_KNOWN_HOSTS"
-GEMINI_KEY_ENV = "GEMINI_API_KEY"
+GEMINI_KEY_ENV = GEMINI_KEYS[0]
 
 REVIEW_WORKFLOW = ".github/workflows/review.yml"
 COMMANDS_WORKFLOW = ".github/workflows/gatebot-commands.yml"

@@ -27,13 +27,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.config.env import CACHE_DIR
 from bot.review import restored
 from bot.review.models import Finding
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path(".gatebot-cache")
-CACHE_ENV = "GATEBOT_CACHE_DIR"
+CACHE_ENV = CACHE_DIR
 VALUE_VERSION = 1
 DB_NAME = "cache.db"
 # SQLite opens these beside the database by name: each must be absent or a plain file.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pygit2
 
+from bot.config.env import GEMINI_KEYS, first_set
 from bot.config.model import GatebotConfig
 from bot.config.review import ReviewConfig
 from bot.errors import InfrastructureError
@@ -581,7 +582,7 @@ def run_review(
 
 
 def _has_key(env: Mapping[str, str]) -> bool:
-    return bool(env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY"))
+    return first_set(env, GEMINI_KEYS) is not None
 
 
 def write_outputs(run: ReviewRun, out_dir: Path) -> None:

@@ -6,15 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config.env import SECRETS
+
 # Names whose values never appear in doctor output, whatever an error message echoes.
-SECRET_ENV = (
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GITHUB_TOKEN",
-    "GATEBOT_GITHUB_TOKEN",
-    "GATEBOT_SSH_KEY",
-    "GATEBOT_KNOWN_HOSTS",
-)
+SECRET_ENV = SECRETS
 
 
 @dataclass(frozen=True)

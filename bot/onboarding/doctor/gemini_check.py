@@ -19,6 +19,7 @@ import httpx2
 from google.genai import errors as genai_errors
 
 from bot.config import GatebotConfig
+from bot.config.env import GEMINI_BASE_URL, GEMINI_KEYS
 from bot.onboarding.doctor.context import DoctorContext
 from bot.onboarding.doctor.model import CheckResult, failed, passed, skipped, warned
 from bot.review.cost import today_utc
@@ -27,7 +28,7 @@ from bot.review.providers.resolve import deprecation_note
 from bot.review.providers.resolve import plan as resolve_plan
 from bot.review.route import tiers_of
 
-KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+KEY_ENVS = GEMINI_KEYS
 _AUTH_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
 _KEY_FIX = "create a key at https://aistudio.google.com/apikey and export GEMINI_API_KEY"
 _PROBE_TEXT = "gatebot doctor"
@@ -47,12 +48,12 @@ def _provider(ctx: DoctorContext, config: GatebotConfig, key: str) -> GeminiProv
     return GeminiProvider(
         key,
         review.model_copy(update={"gemini": quick}),
-        base_url=ctx.env.get("GOOGLE_GEMINI_BASE_URL") or None,
+        base_url=ctx.env.get(GEMINI_BASE_URL) or None,
     )
 
 
 def _endpoint(ctx: DoctorContext) -> str:
-    return ctx.env.get("GOOGLE_GEMINI_BASE_URL") or "the Gemini API"
+    return ctx.env.get(GEMINI_BASE_URL) or "the Gemini API"
 
 
 def _is_auth(exc: genai_errors.APIError) -> bool:

@@ -37,6 +37,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as gtypes
 
+from bot.config.env import GEMINI_BASE_URL, GEMINI_KEYS, first_set
 from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.review.budget import CallBudget
@@ -486,13 +487,13 @@ def gemini_from_env(
     calibration: CalibrationTracker | None = None,
     budget: CallBudget | None = None,
 ) -> GeminiProvider | None:
-    key = env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY")
+    key = first_set(env, GEMINI_KEYS)
     if not key:
         return None
     return GeminiProvider(
         key,
         config,
-        base_url=env.get("GOOGLE_GEMINI_BASE_URL") or None,
+        base_url=env.get(GEMINI_BASE_URL) or None,
         calibration=calibration,
         budget=budget,
     )
