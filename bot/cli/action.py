@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 import click
 import yaml
 
+from bot.cli.options import config_option, repo_option
 from bot.config.load import printable, yaml_problem
 from bot.errors import ConfigError, UsageError
 from bot.github.cachedir import prepare_action_cache_dir
@@ -84,19 +85,8 @@ def _head_in_workspace(repo: Path, sha: str) -> bool:
 
 
 @click.command("cache-key")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="the repository whose configuration is reviewed with",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="configuration file (default: .github/gatebot.yml, optional)",
-)
+@repo_option("the repository whose configuration is reviewed with")
+@config_option("configuration file (default: .github/gatebot.yml, optional)")
 @click.option(
     "--base-ref",
     help="base branch for the key outside pull_request events (default: $GITHUB_REF_NAME)",
@@ -202,13 +192,7 @@ def cache_key_command(
 
 
 @click.command("check-abandon")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="the reviewed repository (to resolve --head)",
-)
+@repo_option("the reviewed repository (to resolve --head)")
 @click.option("--head", help="head revision outside pull_request events")
 @click.option("--reason", required=True, help="why the review did not finish (shown on the check)")
 @click.option(

@@ -14,6 +14,7 @@ import click
 
 from bot import localstate
 from bot.audit.report import AuditReport, render_markdown
+from bot.cli.options import cache_dir_option, config_option, repo_option
 from bot.config.load import load_config
 from bot.deploy.manifest import open_repo, resolve_commit
 from bot.errors import AuditFailed, GatebotError, UsageError
@@ -72,19 +73,11 @@ def echo_report(report: AuditReport) -> None:
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="JSON report")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="markdown report")
 @click.option("--sha", help="expected live commit (default: whatever release is live)")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    show_default=True,
-    help="git checkout holding the audited commit (its tree is the integrity reference)",
-)
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="gatebot.yml")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="where the run history (history.jsonl) is kept, beside the review cache "
-    "(default: $GATEBOT_CACHE_DIR or .gatebot-cache)",
+@repo_option("git checkout holding the audited commit (its tree is the integrity reference)")
+@config_option("configuration file (default: .github/gatebot.yml in --repo)")
+@cache_dir_option(
+    "where the run history (history.jsonl) is kept, beside the review cache "
+    "(default: $GATEBOT_CACHE_DIR or .gatebot-cache)"
 )
 def audit_cmd(
     target_name: str,

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli.options import config_option, repo_option
 from bot.config.load import load_config
 from bot.config.model import GatebotConfig
 from bot.deploy import flow
@@ -105,20 +106,8 @@ _target = click.option(
     required=True,
     help="target name from deploy.targets; repeat, or `all`",
 )
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="configuration file (default: .github/gatebot.yml in --repo)",
-)
-_repo = click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    show_default=True,
-    help="git repository holding the commit",
-)
+_config = config_option("configuration file (default: .github/gatebot.yml in --repo)")
+_repo = repo_option("git repository holding the commit")
 _report = click.option(
     "--report",
     "report_file",

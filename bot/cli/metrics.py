@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bot.cli.options import cache_dir_option, config_option
 from bot.config.load import load_config
 from bot.errors import AlertsFiring, UsageError
 from bot.github.outlet import ActionsOutlet
@@ -19,12 +20,9 @@ FORMATS = ("table", "json", "markdown", "openmetrics")
 
 
 @click.command("metrics")
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="the review cache directory holding history.jsonl [default: $GATEBOT_CACHE_DIR or "
-    ".gatebot-cache]",
+@cache_dir_option(
+    "the review cache directory holding history.jsonl [default: $GATEBOT_CACHE_DIR or "
+    ".gatebot-cache]"
 )
 @click.option("--since", default=None, help="only runs since: a duration (7d, 24h) or ISO time")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
@@ -35,13 +33,7 @@ FORMATS = ("table", "json", "markdown", "openmetrics")
     default=None,
     help="also write a node_exporter textfile (*.prom) [default: metrics.textfile]",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="configuration file [default: .github/gatebot.yml when present]",
-)
+@config_option("configuration file [default: .github/gatebot.yml when present]")
 def metrics_command(
     cache_dir: Path | None,
     since: str | None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bot.cli.options import config_option, repo_option
 from bot.config import DEFAULT_CONFIG_PATH
 from bot.errors import UsageError
 from bot.onboarding.init import (
@@ -40,13 +41,7 @@ def _target_spec(
 
 
 @click.command("init")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="the repository (any directory in its work tree)",
-)
+@repo_option("the repository (any directory in its work tree)")
 @click.option("--force", is_flag=True, help="overwrite files that exist with other content")
 @click.option("--dry-run", is_flag=True, help="show what would be written; write nothing")
 @click.option("--deploy-target", "target_name", metavar="NAME", help="add a deploy target")
@@ -122,20 +117,9 @@ def init_command(
 
 
 @click.command("doctor")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="the repository (any directory in its work tree)",
-)
-@click.option(
-    "--config",
-    "config_path",
-    # A --config that is not there is a usage error (exit 2), not a failing check.
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="config file [default: REPO/.github/gatebot.yml]",
-)
+@repo_option("the repository (any directory in its work tree)")
+# A --config that is not there is a usage error (exit 2), not a failing check.
+@config_option("config file [default: REPO/.github/gatebot.yml]", must_exist=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--target", metavar="NAME", help="check only this deploy target")
 @click.option(

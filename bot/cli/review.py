@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import localstate
+from bot.cli.options import cache_dir_option, config_option, repo_option
 from bot.config.review import SEVERITY_ORDER
 from bot.errors import GateFailed, UsageError
 
@@ -56,13 +57,7 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
 
 
 @click.command("review")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="the git repository to review",
-)
+@repo_option("the git repository to review")
 @click.option("--base", help="base revision (branch, tag, sha, HEAD~1); from the event in Actions")
 @click.option("--head", help="head revision; from the event in Actions")
 @click.option(
@@ -73,18 +68,11 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
     show_default=True,
     help="where verdict.json, summary.md and metrics.json go",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="configuration file (default: .github/gatebot.yml as committed at the merge base "
-    "of base...head, optional; the PR's own copy is not used)",
+@config_option(
+    "configuration file (default: .github/gatebot.yml as committed at the merge base "
+    "of base...head, optional; the PR's own copy is not used)"
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="review cache directory (default: $GATEBOT_CACHE_DIR or .gatebot-cache)",
-)
+@cache_dir_option("review cache directory (default: $GATEBOT_CACHE_DIR or .gatebot-cache)")
 @click.option(
     "--blocking-severity",
     type=click.Choice(SEVERITY_ORDER),
