@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "bot.config",
         "bot.localstate",
         "bot.review.models",
+        "bot.review.restored",  # untrusted restored state, read safely (standard library only)
         "bot.git",
         "bot.ssh",
         "bot.deploy.hostside",
