@@ -3,8 +3,8 @@
 A lock file is long, machine-written and skipped by the model, which makes it the place to
 slip in a dependency from somewhere else: an npm `resolved` URL pointed at an attacker's
 tarball with a matching `integrity`, a git source in place of a registry, a weaker hash. So a
-lock file is free only when this check has compared its package sources (shared/DESIGN.md §5
-item 2): every URL, VCS source and hash algorithm of the new content must already appear in the
+lock file is free only when this check has compared its package sources (docs/review.md,
+triage): every URL, VCS source and hash algorithm of the new content must already appear in the
 old content (or, for a registry everyone uses, be that registry). Anything new is a finding the
 model cannot remove, and the file then goes to the model as well.
 
