@@ -96,10 +96,8 @@ def review_command(
     Exit codes: 0 pass (or neutral where the config opted in), 1 the gate failed the change or
     could not review all of it, 2 usage or configuration error, 3 infrastructure.
     """
-    from bot.github.integration import ActionsContext
-
     env = dict(os.environ)
-    ctx = ActionsContext.from_env(env)
+    ctx = _actions_context(env)
     if ctx is not None and ctx.settings.event_name == "issue_comment":
         # A `/gatebot ...` comment on a pull request (docs/action.md, "PR commands").
         from bot.github.pr_commands import run_comment
@@ -133,6 +131,16 @@ def review_command(
         raise GateFailed("the review gate failed the change: " + "; ".join(run.reasons))
     if code != 0:
         raise click.exceptions.Exit(code)
+
+
+def _actions_context(env: dict[str, str]) -> ActionsContext | None:
+    """The Actions context inside a workflow; outside, None without loading PyGithub (its
+    import alone is a few hundred milliseconds of a local review)."""
+    if env.get("GITHUB_ACTIONS", "").strip().lower() != "true":
+        return None
+    from bot.github.integration import ActionsContext
+
+    return ActionsContext.from_env(env)
 
 
 def run_gate(
