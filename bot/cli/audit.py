@@ -16,8 +16,8 @@ from bot import localstate
 from bot.audit.report import AuditReport, render_markdown
 from bot.cli.options import cache_dir_option, config_option, repo_option
 from bot.config.load import load_config
-from bot.deploy.manifest import open_repo, resolve_commit
 from bot.errors import AuditFailed, GatebotError, UsageError
+from bot.git.diff import open_repo, resolve_commit
 from bot.github.outlet import ActionsOutlet
 
 if TYPE_CHECKING:
@@ -96,11 +96,7 @@ def audit_cmd(
     from bot.review.cache import resolve_cache_dir
 
     config = load_config(config_path, repo)
-    targets = config.deploy.targets
-    if target_name not in targets:
-        known = ", ".join(sorted(targets)) or "none configured"
-        raise UsageError(f"--target {target_name}: no such deploy target (known: {known})")
-    target = targets[target_name]
+    target = config.deploy.target(target_name)
     expected = resolve_sha(repo, sha) if sha else None
     env = dict(os.environ)
     history = resolve_cache_dir(cache_dir, env)

@@ -19,10 +19,11 @@ from bot.config.load import load_config
 from bot.config.model import GatebotConfig
 from bot.deploy import flow
 from bot.deploy.lock import run_id_from_env
-from bot.deploy.manifest import Manifest, build_manifest, open_repo, resolve_commit
+from bot.deploy.manifest import Manifest, build_manifest
 from bot.deploy.progress import make_reporter, print_summary
 from bot.deploy.report import RolloutReport
 from bot.errors import DeployFailed, UsageError
+from bot.git.diff import open_repo, resolve_commit
 from bot.github.outlet import ActionsOutlet
 from bot.review.cache import resolve_cache_dir
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.base import Section
+from bot.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -100,3 +101,13 @@ class DeployConfig(Section):
             if not _NAME.match(name):
                 raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
         return v
+
+    def target(self, name: str) -> TargetConfig:
+        """The target `name`; a usage error listing the configured ones otherwise (the one
+        lookup deploy, audit and doctor share)."""
+        if name not in self.targets:
+            known = ", ".join(sorted(self.targets)) or "none configured"
+            raise UsageError(
+                f"unknown target {name!r}: no such deploy target (deploy.targets: {known})"
+            )
+        return self.targets[name]

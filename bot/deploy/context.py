@@ -52,12 +52,7 @@ class DeployContext:
 
 
 def target_of(config: GatebotConfig, name: str) -> TargetConfig:
-    """The configured target `name`; a UsageError listing the known ones otherwise."""
-    targets = config.deploy.targets
-    if name not in targets:
-        known = ", ".join(sorted(targets)) or "none configured"
-        raise UsageError(f"unknown target {name!r} (deploy.targets: {known})")
-    return targets[name]
+    return config.deploy.target(name)
 
 
 def resolve_targets(config: GatebotConfig, names: list[str]) -> list[str]:

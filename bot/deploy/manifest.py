@@ -21,6 +21,8 @@ import pygit2
 
 from bot.deploy.hostside.protocol import entry_line, lines_digest
 from bot.errors import DeployFailed, UsageError
+from bot.git.diff import open_repo as open_repo
+from bot.git.diff import resolve_commit as resolve_commit
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -234,23 +236,6 @@ def old_entries_from_diff(
     return out
 
 
-def open_repo(repo_path: Path | str) -> pygit2.Repository:
-    try:
-        return pygit2.Repository(str(repo_path))
-    except pygit2.GitError:
-        raise UsageError(f"{repo_path}: not a git repository") from None
-
-
-def resolve_commit(repo: pygit2.Repository, ref: str) -> pygit2.Commit:
-    """`ref` as a commit; a branch that exists only as `origin/<ref>` (a CI checkout) works too."""
-    for spec in (ref, f"origin/{ref}"):
-        try:
-            return repo.revparse_single(spec).peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
-            continue
-    raise UsageError(f"ref {ref!r} does not name a commit in {repo.path}")
-
-
 def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     """The manifest of `ref` (any rev-spec naming a commit) in the repository at `repo_path`.
 
@@ -258,7 +243,7 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     cannot be parsed or holds a path or symlink that would escape the release (also through
     other in-tree links).
     """
-    repo = open_repo(repo_path)
+    repo = open_repo(Path(repo_path))
     commit = resolve_commit(repo, ref)
     entries: list[ManifestEntry] = []
     subs: list[str] = []

@@ -48,16 +48,19 @@ def open_repo(path: Path) -> pygit2.Repository:
 
 
 def resolve_commit(repo: pygit2.Repository, ref: str) -> pygit2.Commit:
-    """Resolve a branch/tag name, sha or revision expression (HEAD~1, origin/main) to a commit."""
+    """Resolve a branch/tag name, sha or revision expression (HEAD~1, origin/main) to a commit;
+    a branch that exists only as `origin/<ref>` (a CI checkout) resolves too."""
     try:
-        obj = repo.revparse_single(ref)
-        commit = obj.peel(pygit2.Commit)
+        return repo.revparse_single(ref).peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+        first = exc
+    try:
+        return repo.revparse_single(f"origin/{ref}").peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
         raise UsageError(
-            f"cannot resolve git revision {ref!r}: {exc}",
+            f"cannot resolve git revision {ref!r}: {first}",
             hint="fetch enough history (actions/checkout with fetch-depth: 0) or pass a sha",
         ) from None
-    return commit
 
 
 def change_range(repo: pygit2.Repository, base: str, head: str) -> ChangeRange:

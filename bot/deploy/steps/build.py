@@ -14,6 +14,7 @@ import dataclasses
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pygit2
 
@@ -28,13 +29,14 @@ from bot.deploy.layout import (
     lock_hash,
     shared_link_target,
 )
-from bot.deploy.manifest import Manifest, old_entries_from_diff, open_repo, read_blob
+from bot.deploy.manifest import Manifest, old_entries_from_diff, read_blob
 from bot.deploy.state import ReleaseMarker, RemoteState
 from bot.deploy.steps.base import HostRun
 from bot.deploy.steps.plan import count_hashing, hash_reuse
 from bot.deploy.transfer import OldEntries, TransferPlan, plan_transfer, seed_release, send_changes
 from bot.deploy.venv import ensure_venv
 from bot.errors import DeployFailed, GatebotError, UsageError
+from bot.git.diff import open_repo
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def git_old_entries(
     if marker is None or run.ctx.repo_path is None:
         return None
     try:
-        return old_entries_from_diff(open_repo(run.ctx.repo_path), marker.sha, deployed, shared)
+        return old_entries_from_diff(
+            open_repo(Path(run.ctx.repo_path)), marker.sha, deployed, shared
+        )
     except (UsageError, DeployFailed):
         return None
 
@@ -150,7 +154,7 @@ async def build(run: HostRun) -> None:
     target, shared = run.target, shared_of(run)
     deployed = manifest.without(shared)
     release_dir = run.layout.release(release_id)
-    repo = open_repo(manifest.repo_path)
+    repo = open_repo(Path(manifest.repo_path))
     lock_entry = manifest.get(target.lock_file) if target.lock_file else None
     lh = lock_hash(read_blob(repo, lock_entry.oid) if lock_entry else None)
     live = state.live if state.live_marker is not None else None

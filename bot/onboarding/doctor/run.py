@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from bot.config import GatebotConfig
-from bot.errors import UsageError
 from bot.onboarding.doctor.cache_check import check_cache
 from bot.onboarding.doctor.config_check import check_config
 from bot.onboarding.doctor.context import DoctorContext
@@ -19,9 +18,7 @@ def _target_names(config: GatebotConfig, only: str | None) -> list[str]:
     names = list(config.deploy.targets)
     if only is None:
         return names
-    if only not in config.deploy.targets:
-        known = ", ".join(names) or "none configured"
-        raise UsageError(f"--target {only!r}: no such deploy target (known: {known})")
+    config.deploy.target(only)  # an unknown name is a usage error listing the known ones
     return [only]
 
 
