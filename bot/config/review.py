@@ -145,6 +145,11 @@ class ReviewConfig(Section):
         1_000_000, ge=1, description="an added file above this is flagged"
     )
     local: LocalChecksConfig = Field(default_factory=LocalChecksConfig)
+    walkthrough: bool = Field(
+        True,
+        description="a one-line summary of each changed file in the check run (asked in the "
+        "same model calls: a few output tokens per file, no extra call)",
+    )
     comments: Annotated[
         Literal["off", "findings", "suggestions"],
         # YAML 1.1 reads a bare `off` as false: the schema accepts what the loader does.

@@ -69,6 +69,7 @@ class CachedReview(BaseModel):
     v: int = VALUE_VERSION
     model: str
     findings: list[Finding] = Field(max_length=1000)
+    summary: str | None = Field(None, max_length=1000)  # the walkthrough line (untrusted text)
     stored_at: float = 0.0
 
     @field_validator("model")
@@ -270,13 +271,17 @@ class ReviewCache:
         except sqlite3.Error as exc:
             self._fail("write", exc)
 
-    def put(self, key: str, model: str, findings: list[Finding]) -> bool:
+    def put(
+        self, key: str, model: str, findings: list[Finding], *, summary: str | None = None
+    ) -> bool:
         if self._store is None:
             return False
         if not _KEY.fullmatch(key):
             raise ValueError(f"not a cache key: {key[:80]!r}")
         try:
-            value = CachedReview(model=model, findings=findings, stored_at=time.time())
+            value = CachedReview(
+                model=model, findings=findings, summary=summary, stored_at=time.time()
+            )
         except ValidationError as exc:
             self._warn(f"review not cached ({_short(exc)})")
             return False

@@ -72,6 +72,9 @@ class FileResult(_Model):
     not_reviewed: NotReviewed | None = Field(
         None, description="why no reviewer covered this file; None when one did"
     )
+    summary: str | None = Field(
+        None, description="the model's one line on what the change does (the walkthrough)"
+    )
     findings: list[Finding] = Field(default_factory=list)
     findings_omitted: int = Field(
         0, ge=0, description="model findings past review.max_findings_per_file, not listed"

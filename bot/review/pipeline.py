@@ -86,6 +86,7 @@ class _File:
     python: bool = False  # by extension or shebang (bot.review.content.language)
     local_findings: list[Finding] = field(default_factory=list)
     model_findings: list[Finding] = field(default_factory=list)
+    summary: str | None = None  # the model's one line on the change (the walkthrough)
     tier: str | None = None
     model: str | None = None
     key: str | None = None
@@ -126,6 +127,7 @@ class _File:
             model=self.model if self.status != "skipped" and self.covered else None,
             needs_human=self.decision.needs_human,
             not_reviewed=self.not_reviewed,
+            summary=self.summary if self.covered else None,
             findings=findings,
         )
 
@@ -356,6 +358,7 @@ def _review_with_model(
                 f.status = "cached"
                 f.model = hit.model
                 f.model_findings = [_model_finding(x, f) for x in hit.findings]
+                f.summary = hit.summary
             else:
                 misses.append(f)
     if not misses:
@@ -378,6 +381,7 @@ def _review_with_model(
             item_owner[item.cache_key].model = batch.model
 
     answered: dict[str, list[Finding]] = {}
+    summaries: dict[str, str] = {}
     failed: dict[str, str] = {}
     causes: dict[str, NotReviewedCause] = {}
     try:
@@ -388,6 +392,7 @@ def _review_with_model(
         failed = {item.cache_key: exc.message for item in items}
     for outcome in outcomes:
         answered.update(outcome.findings)
+        summaries.update(outcome.summaries)
         failed.update(outcome.failed)
         stats.fallbacks += outcome.fallbacks
         for key, model in outcome.answered_by.items():
@@ -413,6 +418,10 @@ def _review_with_model(
                 continue
             owner.model_findings.append(_model_finding(finding, owner))
 
+    for f in misses:  # a file split into parts: its parts' lines, in order
+        lines = [summaries[it.cache_key] for it in items_of[f.path] if it.cache_key in summaries]
+        f.summary = "; ".join(lines) if lines else None
+
     fell_back = {
         item_owner[k].path: m for o in outcomes for k, m in o.answered_by.items() if k in item_owner
     }
@@ -424,7 +433,8 @@ def _review_with_model(
                 # Reviewed by a fallback model: also stored under that model's key, the one the
                 # next run routes to (the gone model is remembered in the models list).
                 own = [x for x in f.model_findings if x.path == f.path]
-                cache.put(_key(f, gone_to, review, rules_hash(review, f.path)), gone_to, own)
+                key = _key(f, gone_to, review, rules_hash(review, f.path))
+                cache.put(key, gone_to, own, summary=f.summary)
     return stats
 
 
@@ -451,7 +461,7 @@ def _store_answer(
         return
     assert f.key is not None and f.model is not None
     own = [x for x in f.model_findings if x.path == f.path]
-    cache.put(f.key, f.model, own)
+    cache.put(f.key, f.model, own, summary=f.summary)
     stats.files_answered += 1
 
 

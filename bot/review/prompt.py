@@ -70,9 +70,18 @@ class AnswerFinding(BaseModel):
 
 # The response schema sent to Gemini (`response_schema`); google-genai sends the fields' order
 # as `propertyOrdering`. No docstring: it would be sent as the schema's description, billed.
+class AnswerSummary(BaseModel):
+    file: int = Field(description="the #n of the file block")
+    text: str = Field(description="what the change does, one line")
+
+
 class Answer(BaseModel):
     reviewed: list[int] = Field(description="the #n of every file block reviewed")
     findings: list[AnswerFinding]
+    # Optional: the walkthrough (review.walkthrough); an answer without it is still valid.
+    summaries: list[AnswerSummary] = Field(
+        default_factory=list, description="one line per file block: what the change does"
+    )
 
 
 def stable_prefix(sections: Sequence[tuple[str, str]]) -> str:
@@ -110,9 +119,17 @@ def _global_sections(config: ReviewConfig) -> list[tuple[str, str]]:
     return [(GUIDANCE_TITLE, config.instructions), *config.repo_rules]
 
 
+WALKTHROUGH_TITLE = "Walkthrough"
+WALKTHROUGH = (
+    "Also answer `summaries`: for every file block, `file` = its #n and `text` = one line of "
+    "at most 15 words saying what the change does (not whether it is good)."
+)
+
+
 def system_instruction(config: ReviewConfig) -> str:
     return stable_prefix(
         [
+            (WALKTHROUGH_TITLE, WALKTHROUGH if config.walkthrough else ""),
             *_global_sections(config),
             (PATH_INSTRUCTIONS_TITLE, _render_instructions(config.path_instructions.items())),
         ]
@@ -136,7 +153,12 @@ def rules_hash(config: ReviewConfig, path: str | None = None) -> str:
     )
     for part in (
         PROMPT_VERSION,
-        stable_prefix(_global_sections(config)),
+        stable_prefix(
+            [
+                (WALKTHROUGH_TITLE, WALKTHROUGH if config.walkthrough else ""),
+                *_global_sections(config),
+            ]
+        ),
         _render_instructions(instructions),
         _schema_json(Answer.model_json_schema),
     ):

@@ -181,6 +181,9 @@ def render_summary(
         details.append("")
         details.append("Warnings:")
         details += [f"- {escape_md(w)}" for w in warnings]
+    # Imported here: the walkthrough renders with this module's escaping helpers.
+    from bot.review.walkthrough import walkthrough_md
+
     template = Template(
         resources.files("bot.review").joinpath("templates/summary.md").read_text("utf-8")
     )
@@ -196,6 +199,7 @@ def render_summary(
         degraded=degraded,
         files_total=m.files_total,
         not_reviewed=not_reviewed_section(verdict.files),
+        walkthrough=walkthrough_md(verdict.files),
         files_table=_files_table(verdict.files),
         findings_count=count,
         findings_list=findings,

@@ -101,6 +101,8 @@ class BatchOutcome:
     # the model that answered each item, where it differs from batch.model (a fallback)
     answered_by: dict[str, str] = field(default_factory=dict)
     fallbacks: list[ModelFallback] = field(default_factory=list)
+    # cache_key -> the model's one-line summary of the change (the walkthrough)
+    summaries: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -203,13 +203,25 @@ def findings_for(body: str) -> list[dict[str, Any]]:
     return out
 
 
-def answer_for(blocks: list[Block]) -> dict[str, Any]:
+def summary_for(block: Block) -> str:
+    """The walkthrough line a model writes for a block: what the change does, in brief."""
+    added = sum(1 for ln in block.body.splitlines() if ln.startswith("+"))
+    removed = sum(1 for ln in block.body.splitlines() if ln.startswith("-"))
+    name = block.path.rsplit("/", 1)[-1]
+    return f"Changes {name}: {added} line(s) added, {removed} removed"
+
+
+def answer_for(blocks: list[Block], walkthrough: bool = False) -> dict[str, Any]:
     """The answer a faithful model gives, in the compact schema: every block's number in
-    `reviewed`, and findings naming their block by number."""
-    return {
+    `reviewed`, findings naming their block by number, and (when the instructions ask for the
+    walkthrough) one summary line per block."""
+    answer: dict[str, Any] = {
         "reviewed": [b.number for b in blocks],
         "findings": [{"file": b.number, **f} for b in blocks for f in findings_for(b.body)],
     }
+    if walkthrough:
+        answer["summaries"] = [{"file": b.number, "text": summary_for(b)} for b in blocks]
+    return answer
 
 
 def _target_numbers(blocks: list[Block], fault: Fault | None) -> set[int]:
@@ -395,7 +407,7 @@ class FakeGemini:
         if kind == "not_json":
             return 200, b"this is not json", fault
 
-        answer = answer_for(blocks)
+        answer = answer_for(blocks, walkthrough="Also answer `summaries`" in system)
         numbers = {b.number for b in blocks}
         if kind == "omit_file" and blocks:
             # Left out of `reviewed`, and no finding names it either (that would count).

@@ -129,7 +129,8 @@ def test_the_request_asks_for_structured_output_with_gemini_3_parameters(
     schema = gen["responseSchema"]
     # the compact answer: block numbers, no per-file entries; the SDK sends the field order
     assert schema["required"] == ["reviewed", "findings"]
-    assert schema["property_ordering"] == ["reviewed", "findings"]
+    # `summaries` (the walkthrough) is sent last and is not required
+    assert schema["property_ordering"] == ["reviewed", "findings", "summaries"]
     assert schema["properties"]["reviewed"]["items"]["type"] == "INTEGER"
     finding = schema["properties"]["findings"]["items"]
     assert finding["property_ordering"][0] == "file" and "path" not in finding["properties"]
@@ -489,7 +490,7 @@ def test_an_answer_of_the_wrong_shape_is_unparseable(answer: Any) -> None:
 
 
 def test_a_clean_file_costs_about_a_token_of_output(gemini_server: FakeGemini) -> None:
-    cfg = fast_config()
+    cfg = fast_config().model_copy(update={"walkthrough": False})
     chs = [added_file(f"src/clean{i}.py", [f"v = {i}"] * 20) for i in range(40)]
     outcomes = provider(gemini_server, cfg).review(batches_for(cfg, chs))
     assert failed(outcomes) == {} and len(answered(outcomes)) == 40
@@ -498,6 +499,19 @@ def test_a_clean_file_costs_about_a_token_of_output(gemini_server: FakeGemini) -
     # ~14 tokens per clean file
     out = gemini_server.stats.output_tokens - gemini_server.stats.thoughts_tokens
     assert out <= 10 + 1.5 * 40, out
+
+
+def test_the_walkthrough_rides_in_the_same_call_for_a_line_per_file(
+    gemini_server: FakeGemini,
+) -> None:
+    cfg = fast_config()  # review.walkthrough defaults to on
+    chs = [added_file(f"src/clean{i}.py", [f"v = {i}"] * 20) for i in range(40)]
+    outcomes = provider(gemini_server, cfg).review(batches_for(cfg, chs))
+    assert failed(outcomes) == {} and gemini_server.stats.generate_calls == 1
+    lines = {k: v for o in outcomes for k, v in o.summaries.items()}
+    assert len(lines) == 40 and all(v.startswith("Changes clean") for v in lines.values())
+    out = gemini_server.stats.output_tokens - gemini_server.stats.thoughts_tokens
+    assert out <= 10 + 25 * 40, out  # one short line per file: tokens, not a second call
     # thinking is reported apart and billed as output, at the configured low level
     outcome_usage = [u for o in outcomes for u in o.usage_by_model.values()]
     assert sum(u.thoughts_tokens for u in outcome_usage) == gemini_server.stats.thoughts_tokens > 0

@@ -21,15 +21,18 @@ def item(path: str, diff: str, lines: frozenset[int] = frozenset({1})) -> Review
 
 
 def test_stable_prefix_and_rules_hash() -> None:
-    cfg = ReviewConfig()
+    cfg = ReviewConfig(walkthrough=False)
     assert system_instruction(cfg) == SYSTEM_PROMPT
-    assert rules_hash(cfg) == rules_hash(ReviewConfig())
-    guided = ReviewConfig(instructions="Money is always Decimal.")
+    assert rules_hash(cfg) == rules_hash(ReviewConfig(walkthrough=False))
+    # the walkthrough asks for one line per file in the same call: part of the stable prefix
+    assert system_instruction(ReviewConfig()).startswith(SYSTEM_PROMPT + "\n\nWalkthrough:")
+    assert rules_hash(ReviewConfig()) != rules_hash(cfg)
+    guided = ReviewConfig(instructions="Money is always Decimal.", walkthrough=False)
     assert system_instruction(guided).startswith(SYSTEM_PROMPT)
     assert "Money is always Decimal." in system_instruction(guided)
     assert rules_hash(guided) != rules_hash(cfg)
     # settings that do not change the model's answer do not invalidate the cache
-    assert rules_hash(ReviewConfig(blocking_severity="low")) == rules_hash(cfg)
+    assert rules_hash(ReviewConfig(blocking_severity="low", walkthrough=False)) == rules_hash(cfg)
 
 
 def test_the_rules_hash_covers_the_answer_schema(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +50,9 @@ def test_the_rules_hash_covers_the_answer_schema(monkeypatch: pytest.MonkeyPatch
 def test_the_instructions_ask_for_numbers_not_an_echo_per_file() -> None:
     assert "`reviewed`" in SYSTEM_PROMPT and "#n" in SYSTEM_PROMPT
     assert "empty findings list" not in SYSTEM_PROMPT
-    assert list(prompt.Answer.model_fields) == ["reviewed", "findings"]
+    # `summaries` (the walkthrough) is optional: an answer without it is complete.
+    assert list(prompt.Answer.model_fields) == ["reviewed", "findings", "summaries"]
+    assert not prompt.Answer.model_fields["summaries"].is_required()
     assert "path" not in prompt.AnswerFinding.model_fields
     assert next(iter(prompt.AnswerFinding.model_fields)) == "file"
 

@@ -29,6 +29,7 @@ class CallResult:
     ok: dict[str, list[Finding]] = field(default_factory=dict)
     bad: dict[str, str] = field(default_factory=dict)
     unparseable: bool = False
+    summaries: dict[str, str] = field(default_factory=dict)  # cache_key -> walkthrough line
 
 
 _MAX_SUGGESTION = 10_000
@@ -60,6 +61,17 @@ def _clean_finding(item: ReviewItem, raw: AnswerFinding) -> Finding:
         # Untrusted text: bot/github/inline.py checks it before it may become a suggestion.
         suggestion=_suggestion(line, raw.suggestion),
     )
+
+
+MAX_SUMMARY = 200
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def summary_line(text: str) -> str:
+    """A walkthrough line from model text: one line, no control or bidi characters, bounded.
+    (Markdown is escaped where it is shown, bot/github/walkthrough.py.)"""
+    line = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
 
 def _block_number(value: object, count: int) -> int | None:
@@ -121,6 +133,14 @@ def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> CallResult:
             continue
         answered.add(number)  # a finding on a block says it was reviewed
         found.setdefault(number, []).append(_clean_finding(items[number - 1], raw))
+
+    summaries = data.get("summaries") if isinstance(data, dict) else None
+    for entry in summaries if isinstance(summaries, list) else []:
+        number = _block_number(entry.get("file") if isinstance(entry, dict) else None, count)
+        text = entry.get("text") if isinstance(entry, dict) else None
+        line = summary_line(text) if isinstance(text, str) else ""
+        if number is not None and line:
+            result.summaries[items[number - 1].cache_key] = line
 
     for number, item in enumerate(items, start=1):
         if number in errors:

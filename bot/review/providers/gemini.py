@@ -395,6 +395,7 @@ class GeminiProvider:
 
     def review_batch(self, batch: Batch) -> BatchOutcome:
         findings: dict[str, list[Finding]] = {}
+        summaries: dict[str, str] = {}
         failed: dict[str, str] = {}
         causes: dict[str, NotReviewedCause] = {}  # where a failure is not the provider's
         usage_by_model: dict[str, Usage] = {}
@@ -434,6 +435,7 @@ class GeminiProvider:
                 continue
             usage_by_model[model] = usage_by_model.get(model, Usage()) + result.usage
             findings.update(result.ok)
+            summaries.update({k: v for k, v in result.summaries.items() if k in result.ok})
             if model != batch.model:
                 answered_by.update({k: model for k in result.ok})
             bad = [it for it in items if it.cache_key in result.bad]
@@ -454,6 +456,7 @@ class GeminiProvider:
             usage_by_model=usage_by_model,
             answered_by=answered_by,
             fallbacks=fallbacks,
+            summaries=summaries,
         )
 
     def review(self, batches: list[Batch]) -> list[BatchOutcome]:
