@@ -213,6 +213,13 @@ def run_gate(
             save_calibration(cache, tracker.value)
         except (OSError, ValueError) as exc:  # ValueError: restored.StateError (a refused dir)
             log.warning("token calibration not saved: %s", exc)
+    pr = ctx.pr if ctx is not None else None
+    if pr is not None and pr.action == "synchronize" and pr.before:
+        # A push to an open PR: what changed since the previous head, and what was sent.
+        from bot.github.incremental import since, since_md, with_since
+
+        section = since_md(since(repo, pr.before, run.verdict), run.verdict)
+        run.summary_md = with_since(run.summary_md, section)
     write_outputs(run, localstate.claim(out_dir))
     _print_table(run.verdict, out_dir, label)
 

@@ -36,6 +36,8 @@ class PullRequestEvent:
     base_repo: str
     head_repo: str | None  # None when the fork was deleted after the PR was opened
     fork: bool
+    # `synchronize`: the head before the push (the payload's `before`); None otherwise
+    before: str | None = None
 
 
 def sha(payload: Mapping[str, Any], dotted: str, source: str) -> str:
@@ -93,6 +95,7 @@ def parse_pull_request(
             bool(head_repo_obj.get("fork")) and base_id is not None and head_id != base_id
         )
     action = payload.get("action")
+    before = payload.get("before")
     return PullRequestEvent(
         event_name=event_name,
         action=action if isinstance(action, str) else None,
@@ -104,6 +107,7 @@ def parse_pull_request(
         base_repo=base_repo,
         head_repo=head_repo,
         fork=fork,
+        before=before if isinstance(before, str) and _SHA.fullmatch(before) else None,
     )
 
 
