@@ -182,5 +182,10 @@ def run_comment(ctx: ActionsContext, repo: Path, review_pull: ReviewPull) -> int
         code_ = 3
         why = f"HTTP {exc.status}" if isinstance(exc, GithubException) else type(exc).__name__
         outcome = Outcome(f"⚠️ The command did not complete: the GitHub API failed ({why}).")
-    outlet.reply(event.number, reply_text(event, command, outcome.text))
+    try:
+        outlet.reply(event.number, reply_text(event, command, outcome.text))
+    except _API_ERRORS as exc:
+        why = f"HTTP {exc.status}" if isinstance(exc, GithubException) else type(exc).__name__
+        print(f"::error::gatebot could not reply to the command ({why})", flush=True)
+        return code_ or 3
     return code_

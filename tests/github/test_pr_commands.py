@@ -133,3 +133,18 @@ def test_a_closed_pull_request_is_not_reviewed(world: PrWorld) -> None:
     (reply,) = world.github.replies(NUMBER)
     assert "pull request #7 is closed" in reply["body"]
     assert world.github.runs_for(world.head) == []
+
+
+def test_a_reply_the_api_refuses_ends_the_job_with_a_clear_error(world: PrWorld) -> None:
+    world.github.fail(
+        "POST",
+        r"/issues/\d+/comments$",
+        403,
+        times=5,
+        message="Resource not accessible by integration",
+    )
+    run, cid = command(world, "/gatebot help")
+    assert run.code == 3
+    assert "::error::gatebot could not reply to the command (HTTP 403)" in run.stdout
+    assert "Traceback" not in run.stderr
+    assert reactions(world, cid) == ["eyes"]
