@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pygit2
 import requests
 from github import GithubException
 
+from bot.errors import GatebotError
 from bot.github import inline
 from bot.github.difflines import pr_diff
 from bot.github.inline import CommentsMode, FileLines, Planned
@@ -142,5 +144,10 @@ def post_inline(ctx: ActionsContext, verdict: Verdict, mode: CommentsMode, repo:
     outlet = ctx.pulls()
     if outlet is None:
         return
-    files = pr_diff(repo, verdict.base_sha, verdict.head_sha, verdict.files)
+    try:
+        files = pr_diff(repo, verdict.base_sha, verdict.head_sha, verdict.files)
+    except (GatebotError, pygit2.GitError, OSError, ValueError) as exc:
+        # Never worth a check left in progress: the findings are in the annotations anyway.
+        ctx.notes.append(f"Inline review skipped: the PR diff could not be read ({exc}).")
+        return
     ctx.notes.append(publish(outlet, pr.number, verdict, files, mode).note())
