@@ -35,7 +35,7 @@ def approve_from_comment(ctx: ActionsContext, event: CommentEvent, pull: PullInf
             pr_number=pull.number,
             sha=pull.head_sha,
             approver=event.login,
-            via="pr_comment",
+            via="issue_comment",
             run_url=s.details_url(),
         )
     except core.ApprovalRefused as exc:
