@@ -69,7 +69,7 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-
 
 def summary_line(text: str) -> str:
     """A walkthrough line from model text: one line, no control or bidi characters, bounded.
-    (Markdown is escaped where it is shown, bot/github/walkthrough.py.)"""
+    (Markdown is escaped where it is shown, bot/review/walkthrough.py.)"""
     line = " ".join(_UNPRINTABLE.sub(" ", text).split())
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
 
