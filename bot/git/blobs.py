@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
 import pygit2
 
 # The same heuristic git uses: a NUL byte in the first 8000 bytes means binary.
@@ -21,16 +26,55 @@ def blob_size(repo: pygit2.Repository, oid: str | None) -> int:
 
 
 def read_bytes(repo: pygit2.Repository, oid: str | None, max_bytes: int) -> bytes | None:
-    """The blob's bytes, or None when absent, not a blob, or larger than `max_bytes`."""
+    """The blob's bytes, or None when absent, not a blob, or larger than `max_bytes` (known
+    from the object header, before anything is inflated)."""
     if oid is None:
         return None
     try:
+        kind, size = repo.odb.read_header(pygit2.Oid(hex=oid))
+        if int(kind) != int(pygit2.enums.ObjectType.BLOB) or size > max_bytes:
+            return None
         obj = repo.get(oid)
-    except (ValueError, pygit2.GitError):
+    except (KeyError, ValueError, pygit2.GitError):
         return None
-    if not isinstance(obj, pygit2.Blob) or obj.size > max_bytes:
+    if not isinstance(obj, pygit2.Blob):
         return None
     return bytes(obj.data)
+
+
+def stream(repo: pygit2.Repository, oid: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A blob's bytes in chunks of at most `chunk`, for a blob too large to hold twice.
+
+    libgit2 only hands out whole objects, so this asks `git cat-file` (a child process; this
+    one then holds one chunk at a time). Without a usable git (not installed, or refusing the
+    repository), the blob is read whole, within MAX_SCAN_BYTES. Nothing from the environment
+    or the user's git configuration is passed on: only the repository's own.
+    """
+    git = shutil.which("git")
+    if git is not None:
+        env = {"PATH": os.environ.get("PATH", ""), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/"}
+        with subprocess.Popen(
+            [git, "--git-dir", repo.path, "cat-file", "blob", oid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        ) as proc:
+            assert proc.stdout is not None
+            first = proc.stdout.read(chunk)
+            if first or proc.wait() == 0:
+                if first:
+                    yield first
+                while data := proc.stdout.read(chunk):
+                    yield data
+                if proc.wait() == 0:
+                    return
+                raise ValueError(f"git cat-file failed while reading blob {oid[:12]}")
+    whole = read_bytes(repo, oid, MAX_SCAN_BYTES)
+    if whole is None:
+        raise ValueError(f"blob {oid[:12]} cannot be read (or is over {MAX_SCAN_BYTES:,} bytes)")
+    for start in range(0, len(whole), chunk):
+        yield whole[start : start + chunk]
 
 
 def looks_binary(data: bytes) -> bool:

@@ -8,7 +8,7 @@ Secret values are never copied into a finding's message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from bot.config.review import LocalChecksConfig, ReviewConfig, Severity
 from bot.review import content, secretscan
@@ -107,26 +107,21 @@ def check_secrets(change: FileChange) -> list[Finding]:
     return _secret_findings(change, hits, blob=False) + _scan_incomplete(change, budget)
 
 
-def check_secrets_in_blob(change: FileChange, new: bytes, old: bytes | None) -> list[Finding]:
-    """Secrets anywhere in the new blob that the old one did not hold (binary content, or a
-    file too large for a diff), and in the file name."""
+def check_secrets_in_blob(
+    change: FileChange, new: Iterable[bytes], old: Iterable[bytes] | None
+) -> list[Finding]:
+    """Secrets anywhere in the new blob (a stream of chunks) that the old one did not hold
+    (binary content, or a file too large for a diff), and in the file name."""
     budget = secretscan.Budget(SECRET_SCAN_LINES)
-    binary = b"\0" in new
-    hits = secretscan.new_in_blob(change.path, new, old, binary, budget)
+    hits = secretscan.new_in_stream(change.path, new, old, budget)
     findings = _secret_findings(change, hits, blob=True)
     findings += _secret_findings(change, secretscan.scan_path(change.path, budget), blob=False)
     return findings + _scan_incomplete(change, budget)
 
 
-def scan_skipped(change: FileChange, limit: int) -> Finding:
-    """A blob too large even for the streamed secret scan."""
-    return _finding(
-        change,
-        None,
-        "high",
-        "secret",
-        f"not secret-scanned: the file is over {limit:,} bytes",
-    )
+def scan_failed(change: FileChange, why: str) -> Finding:
+    """A blob the secret scan could not read to the end."""
+    return _finding(change, None, "high", "secret", f"not secret-scanned: {why}")
 
 
 def check_encoding(change: FileChange, new: bytes | None) -> list[Finding]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from bot.git.diff import (
     hunks_between,
     open_repo,
 )
-from bot.review import content, keys, local, triage
+from bot.review import content, keys, local, secretscan, triage
 from bot.review.accounting import cost_updates, fallback_warnings, naive_baseline
 from bot.review.batch import make_items, plan
 from bot.review.cache import ReviewCache
@@ -268,20 +268,25 @@ def _scan_secrets(
     repo: pygit2.Repository, c: ChangedFile, change: FileChange, f: _File
 ) -> list[Finding]:
     """Every changed byte, whatever triage decided: the added lines of a diff; a whole blob
-    (binary, or over review.max_file_bytes, read here one at a time) against its old side."""
+    (binary content, or over review.max_file_bytes: streamed) against its old side."""
     if change.hunks or (not change.binary and not c.too_large and f.new_text is not None):
         return local.check_secrets(change)
-    if change.new_mode == content.SUBMODULE_MODE or c.unreadable:
+    if change.new_mode == content.SUBMODULE_MODE or c.unreadable or change.new_oid is None:
         return local.check_secrets(change)  # the path only: there are no bytes to read
-    new, old = c.new_data, c.old_data
+    new: Iterable[bytes]
+    old: Iterable[bytes] | None
     if c.too_large:
-        new = blobs.read_bytes(repo, change.new_oid, blobs.MAX_SCAN_BYTES)
-        old = blobs.read_bytes(repo, change.old_oid, blobs.MAX_SCAN_BYTES)
-        if new is None and change.new_oid is not None:
-            return [*local.check_secrets(change), local.scan_skipped(change, blobs.MAX_SCAN_BYTES)]
-    if new is None:
+        new = blobs.stream(repo, change.new_oid)
+        old = blobs.stream(repo, change.old_oid) if change.old_oid else None
+    elif c.new_data is not None:
+        new = secretscan.chunked(c.new_data)
+        old = secretscan.chunked(c.old_data) if c.old_data is not None else None
+    else:
         return local.check_secrets(change)
-    return local.check_secrets_in_blob(change, new, old)
+    try:
+        return local.check_secrets_in_blob(change, new, old)
+    except (ValueError, OSError) as exc:
+        return [*local.check_secrets(change), local.scan_failed(change, str(exc))]
 
 
 def _run_local(files: list[_File], review: ReviewConfig, parses: Parses) -> None:

@@ -53,7 +53,13 @@ WINDOW_BYTES = 1 << 20
 _MIN_RUN = 8
 _ASCII_RUN = re.compile(rb"[\t\x20-\x7e]{%d,}" % _MIN_RUN)
 _UTF16_RUN = re.compile(rb"(?:[\t\x20-\x7e]\x00){%d,}" % _MIN_RUN)
-_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+# Letters Python's `re` matches case-insensitively where RE2 does not (sre_compile's fixes and
+# the Turkic i), plus their partners: the only places the two engines can disagree.
+_FOLDED = re.compile(
+    "[\u0130\u0131\u017f\u212a\u00b5\u1e9b\u1e61\ufb05\ufb06\u0345\u1fbe\u0390\u1fd3"
+    "\u03b0\u1fe3\u03d0\u03f5\u03d1\u03f0\u03d6\u03f1\u03c2\u03d5\u03bc\u03b9\u03b2"
+    "\u03b5\u03b8\u03ba\u03c0\u03c1\u03c3\u03c6]"
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,9 @@ _OUTSIDE = {
     "S": f"[^{_SPACE}]",
     "b": "",
     "B": "",
-    "Z": r"\z",
+    # Lines are matched in a block in multi-line mode: a line's end is its `$` there.
+    "Z": "$",
+    "A": "^",
 }
 # Inside a class a negated set cannot be spelled in RE2: any character (a superset) instead.
 _INSIDE = {
@@ -201,7 +209,9 @@ def for_re2(pattern: str) -> str:
 
 @dataclass(frozen=True)
 class _Prefilter:
-    fast: Any  # one RE2 program; group `p<i>` is pattern i of _python_patterns()
+    fast: Any  # one RE2 program of every pattern RE2 accepts: finds the candidate lines
+    each: Any  # the same patterns as an RE2 set: which of them match one candidate line
+    set_index: tuple[int, ...]  # set entry -> pattern index in _python_patterns()
     slow: tuple[tuple[re.Pattern[str], int], ...]  # patterns RE2 refused, for Python's re
     plugin_of: tuple[int, ...]  # pattern index -> plugin index (PEM for the key pattern)
     everything: bool  # no prefilter possible: every line, every plugin
@@ -213,59 +223,77 @@ def _prefilter() -> _Prefilter:
 
     patterns = _python_patterns()
     if patterns is None:
-        return _Prefilter(None, (), (), everything=True)
+        return _Prefilter(None, None, (), (), (), everything=True)
     options = re2.Options()
     options.log_errors = False
     options.max_mem = 64 << 20
     parts: list[str] = []
+    indexes: list[int] = []
     slow: list[tuple[re.Pattern[str], int]] = []
+    each = re2.Set.SearchSet(options)
     for n, (p, plugin) in enumerate(patterns):
         flags = (
             "m" + ("i" if p.flags & re.IGNORECASE else "") + ("s" if p.flags & re.DOTALL else "")
         )
         try:
-            part = f"(?P<p{n}>(?{flags}:{for_re2(p.pattern)}))"
+            part = f"(?{flags}:{for_re2(p.pattern)})"
             re2.compile(part, options)
+            each.Add(part)
         except (ValueError, re2.error):
             slow.append((p, plugin))
             continue
         parts.append(part)
-    fast = re2.compile("|".join(parts), options) if parts else None
-    return _Prefilter(fast, tuple(slow), tuple(pl for _, pl in patterns), everything=False)
+        indexes.append(n)
+    if not parts:
+        return _Prefilter(None, None, (), tuple(slow), (), everything=False)
+    each.Compile()
+    plugin_of = tuple(pl for _, pl in patterns)
+    fast = re2.compile("|".join(parts), options)
+    return _Prefilter(fast, each, tuple(indexes), tuple(slow), plugin_of, everything=False)
 
 
-ALL = frozenset({-2})  # "every plugin" (no prefilter, or a match no pattern claims)
+ALL = frozenset({-2})  # "every plugin" (no prefilter possible)
 
 
 def candidate_lines(block: str) -> dict[int, set[int]]:
     """0-based index of each line of `block` where some detector could fire -> the plugins
-    that could (PEM for the private-key check; ALL: every plugin)."""
+    that could (PEM for the private-key check; ALL: every plugin).
+
+    One pass of the combined program finds the lines (its matches do not overlap, but every
+    place where any pattern matches lies inside one of them); then the set says which
+    patterns match each of those lines on its own, as the detectors see it."""
     pre = _prefilter()
+    found = [] if pre.fast is None else [(m.start(), m.end()) for m in pre.fast.finditer(block)]
+    if not found and not pre.slow and not pre.everything and block.isascii():
+        return {}  # the usual case, decided by one RE2 pass
     starts = [0, *(m.end() for m in re.finditer("\n", block))]
     if pre.everything:
         return {i: set(ALL) for i in range(len(starts))}
-    hits: dict[int, set[int]] = {}
 
-    def mark(start: int, end: int, plugin: int) -> None:
+    def line_text(index: int) -> str:
+        end = starts[index + 1] - 1 if index + 1 < len(starts) else len(block)
+        return block[starts[index] : end]
+
+    lines: set[int] = set()
+    for start, end in found:
         first = bisect_right(starts, start) - 1
         last = bisect_right(starts, max(start, end - 1)) - 1
-        for line in range(first, last + 1):
-            hits.setdefault(line, set()).add(plugin)
-
-    if pre.fast is not None:
-        for m in pre.fast.finditer(block):
-            name = m.lastgroup
-            mark(m.start(), m.end(), pre.plugin_of[int(name[1:])] if name else -2)
+        lines.update(range(first, last + 1))
+    hits: dict[int, set[int]] = {}
+    for index in lines:
+        matched = pre.each.Match(line_text(index))
+        if matched:
+            hits[index] = {pre.plugin_of[pre.set_index[i]] for i in matched}
     for p, plugin in pre.slow:
         for m in p.finditer(block):
-            mark(m.start(), m.end(), plugin)
+            hits.setdefault(bisect_right(starts, m.start()) - 1, set()).add(plugin)
     if not block.isascii():
-        # RE2's case folding is Unicode's simple folding; Python's differs on a few letters.
-        # Lines outside ASCII are rare in code: check them with Python's own patterns too.
-        lines = sorted({bisect_right(starts, m.start()) - 1 for m in _NOT_ASCII.finditer(block)})
-        for line in lines:
-            end = starts[line + 1] - 1 if line + 1 < len(starts) else len(block)
-            text = block[starts[line] : end]
+        # RE2 folds case by Unicode's simple case folding; Python's `re` also folds the letters
+        # of _FOLDED (dotless i, and its own extra pairs). A line holding one is checked with
+        # Python's own patterns too.
+        foreign = sorted({bisect_right(starts, m.start()) - 1 for m in _FOLDED.finditer(block)})
+        for line in foreign:
+            text = line_text(line)
             for p, plugin in _python_patterns() or ():
                 if plugin not in hits.get(line, ()) and p.search(text):
                     hits.setdefault(line, set()).add(plugin)
@@ -298,6 +326,7 @@ class Budget:
     the gate run for hours."""
 
     def __init__(self, lines: int = 20_000) -> None:
+        self.limit = lines
         self.left = lines
         self.exhausted = False
 
@@ -353,71 +382,107 @@ def scan_items(path: str, items: list[Item], budget: Budget) -> list[Hit]:
     return out
 
 
+def scan_text(path: str, text: str, first_line: int, budget: Budget) -> list[Hit]:
+    """Hits in a text of many lines (the first numbered `first_line`): one prefilter pass over
+    the text; only the flagged lines are split out for the detectors."""
+    candidates = candidate_lines(text)
+    if not candidates:
+        return []
+    lines = text.split("\n")
+    out: list[Hit] = []
+    for index, plugins in sorted(candidates.items()):
+        if not budget.take():
+            break
+        out += scan_line(path, lines[index], first_line + index, None, plugins)
+    return out
+
+
 def scan_path(path: str, budget: Budget) -> list[Hit]:
     """A secret in the file's name (a path is changed content too)."""
     return scan_items(path, [(None, None, path)], budget)
 
 
-def _text_windows(data: bytes) -> Iterator[tuple[int, str]]:
-    """(first line number, text) of successive windows of a text blob, cut at line ends; a
-    line longer than a window is cut anywhere, and the windows then overlap."""
-    line, start = 1, 0
-    while start < len(data):
-        end = min(len(data), start + WINDOW_BYTES)
-        cut = data.rfind(b"\n", start, end) if end < len(data) else -1
-        if cut > start:
-            end = cut + 1
-        chunk = data[start:end]
-        yield line, chunk.decode("utf-8", "replace")
-        line += chunk.count(b"\n")
-        whole_lines = end == len(data) or data[end - 1] == 0x0A
-        start = end if whole_lines else end - _OVERLAP
+@dataclass(frozen=True)
+class _Window:
+    data: bytes
+    line: int  # 1-based line number of its first byte
+    offset: int  # byte offset of its first byte
 
 
-def _binary_runs(data: bytes) -> Iterator[Item]:
+def windows(chunks: Iterable[bytes]) -> Iterator[_Window]:
+    """Successive windows of about WINDOW_BYTES over a stream of chunks, cut after a line end
+    where there is one; a line longer than a window is cut anywhere, and the next window then
+    starts _OVERLAP bytes back, so a secret across the cut is whole in one of them. Memory: one
+    window and one chunk."""
+    buf = bytearray()
+    line, offset = 1, 0
+    source = iter(chunks)
+    done = False
+    while not done or buf:
+        while not done and len(buf) < WINDOW_BYTES:
+            chunk = next(source, None)
+            if chunk is None:
+                done = True
+            else:
+                buf += chunk
+        if not buf:
+            break
+        end = min(len(buf), WINDOW_BYTES)
+        if end < len(buf) or not done:
+            cut = buf.rfind(b"\n", 0, end)
+            end = cut + 1 if cut > 0 else end
+        window = bytes(buf[:end])
+        yield _Window(window, line, offset)
+        whole_lines = window.endswith(b"\n") or (done and end == len(buf))
+        keep = end if whole_lines else max(end - _OVERLAP, 1)
+        line += window.count(b"\n", 0, keep)
+        offset += keep
+        del buf[:keep]
+
+
+def _binary_runs(window: _Window) -> Iterator[Item]:
     """Every printable ASCII or UTF-16LE run in binary content, with its byte offset."""
-    for start in range(0, len(data), WINDOW_BYTES):
-        chunk = data[start : start + WINDOW_BYTES + _OVERLAP]
-        last = start + WINDOW_BYTES >= len(data)
-        for m in _ASCII_RUN.finditer(chunk):
-            if m.start() < WINDOW_BYTES or last:
-                yield None, start + m.start(), m.group().decode("ascii")
-        for m in _UTF16_RUN.finditer(chunk):
-            if m.start() < WINDOW_BYTES or last:
-                yield None, start + m.start(), m.group().decode("utf-16-le")
+    for m in _ASCII_RUN.finditer(window.data):
+        yield None, window.offset + m.start(), m.group().decode("ascii")
+    for m in _UTF16_RUN.finditer(window.data):
+        yield None, window.offset + m.start(), m.group().decode("utf-16-le")
 
 
-def scan_blob(path: str, data: bytes, binary: bool, budget: Budget) -> list[Hit]:
-    """Hits anywhere in a blob: text by lines, binary content by printable runs."""
-    out: list[Hit] = []
-    if binary:
-        batch: list[Item] = []
-        for item in _binary_runs(data):
-            batch.append(item)
-            if len(batch) >= 4096:
-                out += scan_items(path, batch, budget)
-                batch = []
-        out += scan_items(path, batch, budget)
-    else:
-        for first, text in _text_windows(data):
-            lines = text.split("\n")
-            out += scan_items(path, [(first + i, None, t) for i, t in enumerate(lines)], budget)
+def scan_stream(path: str, chunks: Iterable[bytes], budget: Budget) -> list[Hit]:
+    """Hits anywhere in a blob, window by window: a window holding a NUL byte is scanned as
+    binary content (its printable runs), any other as UTF-8 text lines."""
     seen: set[tuple[str, int | None]] = set()
-    unique: list[Hit] = []
-    for hit in out:
-        if (hit.identity, hit.line) not in seen:
-            seen.add((hit.identity, hit.line))
-            unique.append(hit)
-    return unique
+    out: list[Hit] = []
+    for window in windows(chunks):
+        if b"\0" in window.data:
+            hits = scan_items(path, list(_binary_runs(window)), budget)
+        else:
+            hits = scan_text(path, window.data.decode("utf-8", "replace"), window.line, budget)
+        for hit in hits:
+            if (hit.identity, hit.line) not in seen:
+                seen.add((hit.identity, hit.line))
+                out.append(hit)
+        if budget.exhausted:
+            break
+    return out
 
 
-def new_in_blob(
-    path: str, new: bytes, old: bytes | None, binary: bool, budget: Budget
+def chunked(data: bytes, size: int = WINDOW_BYTES) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        yield bytes(view[start : start + size])
+
+
+def new_in_stream(
+    path: str,
+    new: Iterable[bytes],
+    old: Iterable[bytes] | None,
+    budget: Budget,
 ) -> list[Hit]:
-    """Hits in `new` whose secret value was not already in `old` (the changed bytes of a blob
-    that has no diff)."""
-    hits = scan_blob(path, new, binary, budget)
+    """Hits in the new blob whose secret value was not already in the old one (the changed
+    bytes of a blob that has no diff). The old side is scanned only when the new one has hits."""
+    hits = scan_stream(path, new, budget)
     if not hits or old is None:
         return hits
-    known = {h.identity for h in scan_blob(path, old, binary or b"\0" in old, Budget())}
+    known = {h.identity for h in scan_stream(path, old, Budget(budget.limit))}
     return [h for h in hits if h.identity not in known]

@@ -34,7 +34,9 @@ def build(repo_dir: Path, kind: str) -> None:
             index.add(pygit2.IndexEntry(f"pkg{i // 100:03d}/m{i:05d}.py", blob, 0o100644))
     else:
         line = b"# " + b"x" * 77 + b"\n"
-        blob = repo.create_blob(line * (50 * 1024 * 1024 // len(line)))
+        # A key at the very end: the streamed secret scan must read all 50 MB to find it.
+        key = b"aws_key = '" + b"AKIA" + b"Q" * 16 + b"'\n"
+        blob = repo.create_blob(line * (50 * 1024 * 1024 // len(line)) + key)
         index.add(pygit2.IndexEntry("data/big.py", blob, 0o100644))
     repo.create_commit("refs/heads/feature", SIG, SIG, kind, index.write_tree(repo), [base])
 

@@ -11,16 +11,23 @@ output directories changed.
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pygit2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bot.review import triage
 from tests.fakes.gemini import FakeGemini
 from tests.gitrepo import RepoBuilder
 from tests.security.gate import Gate, GateRun
+from tests.security.strategies import fuzz_settings
 
 MARK = "FIXME-SECURITY"
 SCRIPT = "#!/bin/sh\nset -eu\nrm -rf /opt/app/cache\necho done\n"
@@ -320,3 +327,51 @@ def test_a_missing_blob_is_not_reviewed(tmp_path: Path, gemini: FakeGemini) -> N
     assert not f["covered"] and "unreadable" in f["reason"]
     assert f["not_reviewed"]["cause"] == "content"
     assert run.verdict["verdict"] == "fail" and run.code == 1
+
+
+# --- properties of formatting-only -------------------------------------------------------
+
+_WS = st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\\\n", "\\ \n", ""])
+_WORDS = st.sampled_from(["x", "=", "1", "(", ")", "rm", "-rf", "/opt", "#", '"a b"', ":", "["])
+_SOURCE = st.lists(st.tuples(_WORDS, _WS), max_size=16).map(
+    lambda parts: "".join(w + s for w, s in parts)
+)
+
+
+@fuzz_settings(300)
+@given(
+    path=st.sampled_from(["run.sh", "Makefile", "tool", "a.js", "b.hs", "c.txt", "d.md"]),
+    old=_SOURCE,
+    new=_SOURCE,
+)
+def test_whitespace_significant_or_unknown_languages_are_never_formatting_only(
+    path: str, old: str, new: str
+) -> None:
+    assert triage.formatting_only(path, old.encode(), new.encode()) is None
+
+
+@fuzz_settings(300)
+@given(old=_SOURCE, new=_SOURCE, noise=st.binary(max_size=4))
+def test_formatting_only_python_means_the_same_program(old: str, new: str, noise: bytes) -> None:
+    for a, b in ((old, new), (old, new + noise.decode("latin-1"))):
+        reason = triage.formatting_only("m.py", a.encode(), b.encode("utf-8", "surrogatepass"))
+        if reason is not None:
+            assert ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+
+
+@fuzz_settings(300)
+@given(
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids),
+        max_leaves=8,
+    ),
+    indent=st.sampled_from([None, 0, 2, "\t"]),
+    other=st.integers(),
+)
+def test_formatting_only_json_means_the_same_document(value: Any, indent: Any, other: int) -> None:
+    old = json.dumps(value).encode()
+    new = json.dumps(value, indent=indent).encode()
+    assert triage.formatting_only("d.json", old, new) is not None or old == new
+    changed = json.dumps([value, other], indent=indent).encode()
+    assert triage.formatting_only("d.json", old, changed) is None
