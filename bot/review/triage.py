@@ -29,9 +29,11 @@ from bot.review.models import Finding, NotReviewed
 from bot.review.pysyntax import Parses
 from bot.review.types import FileChange
 
-# The gate's own config is always protected: a PR must not be able to switch the gate off
-# (e.g. empty review.protected.paths) in the same change that it gets reviewed with.
-ALWAYS_PROTECTED = (".github/gatebot.yml",)
+# The gate's own policy is always protected: a PR must not be able to switch the gate off
+# (e.g. empty review.protected.paths) in the same change that it gets reviewed with, nor get
+# later PRs' files skipped by marking them generated or vendored in a `.gitattributes` (any
+# directory: a pattern without a slash matches at every depth).
+ALWAYS_PROTECTED = (".github/gatebot.yml", ".gitattributes")
 
 # Well-known vendored and generated locations (gitignore semantics). A hint only: the PR picks
 # its file names, so these paths are reviewed like any other (see module docstring); the base

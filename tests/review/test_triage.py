@@ -209,3 +209,14 @@ def test_renamed_out_of_a_protected_path_is_protected(tmp_path: Path) -> None:
     c = ch["attic/deploy.yml"]
     assert c.old_path == ".github/workflows/deploy.yml"
     assert _decide(c, body, body + "x: 1\n").needs_human
+
+
+def test_gitattributes_are_policy_and_always_protected(tmp_path: Path) -> None:
+    ch = _change(
+        tmp_path,
+        {"a": "1\n"},
+        {".gitattributes": "* -diff\n", "src/.gitattributes": "*.py linguist-generated\n"},
+    )
+    for path in (".gitattributes", "src/.gitattributes"):
+        d = _decide(ch[path], None, "x\n", protected={"paths": []})
+        assert d.needs_human and d.protected_by == ".gitattributes", path
