@@ -21,7 +21,8 @@ class ProtectedConfig(Section):
 
     paths: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PROTECTED),
-        description="gitignore-style globs a human must review (.github/gatebot.yml and .gitattributes always are)",
+        description="gitignore-style globs a human must review"
+        " (.github/gatebot.yml and .gitattributes always are)",
     )
     conclusion: Literal["neutral", "failure"] = Field(
         "failure",

@@ -15,9 +15,11 @@ Bundler, Composer, Mix, Pub, NuGet, Nix flakes, Go sums): it reads URLs, scp-sty
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from bot.review.models import Finding
 
@@ -138,6 +140,77 @@ def sources(text: str) -> Sources:
     return Sources(origins, hashes)
 
 
+# npm-style registries: a tarball URL names its package (`/<name>/-/<name>-<version>.tgz`).
+_NPM_HOSTS = frozenset({"registry.npmjs.org", "registry.yarnpkg.com"})
+_NPM_TARBALL = re.compile(r"https?://([^/\s\"']+)/((?:@[^/\s\"']+/)?[^/\s\"'@]+)/-/")
+
+
+def _url_package(url: str) -> str | None:
+    m = _NPM_TARBALL.match(url)
+    if not m or m[1].lower() not in _NPM_HOSTS:
+        return None
+    return unquote(m[2]).lower()
+
+
+def _npm_entries(text: str) -> list[tuple[str, str]]:
+    """(package name, resolved URL) of a package-lock.json / npm-shrinkwrap.json."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return []
+    packages = data.get("packages") if isinstance(data, dict) else None
+    out: list[tuple[str, str]] = []
+    if isinstance(packages, dict):
+        for key, entry in packages.items():
+            if not isinstance(key, str) or not isinstance(entry, dict):
+                continue
+            resolved = entry.get("resolved")
+            if "node_modules/" not in key or not isinstance(resolved, str):
+                continue
+            name = entry.get("name") or key.rsplit("node_modules/", 1)[1]
+            if isinstance(name, str):
+                out.append((name.lower(), resolved))
+    return out
+
+
+_YARN_HEADER = re.compile(r'^"?((?:@[^@/\s"]+/)?[^@\s",]+)@')
+_YARN_ALIAS = re.compile(r'@npm:((?:@[^@/\s"]+/)?[^@\s",]+)@')
+_YARN_RESOLVED = re.compile(r'^\s+resolved\s+"([^"]+)"')
+
+
+def _yarn_entries(text: str) -> list[tuple[str, str]]:
+    """(package name, resolved URL) of a yarn.lock (v1: `name@range:` blocks)."""
+    out: list[tuple[str, str]] = []
+    name: str | None = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            m = _YARN_ALIAS.search(line) or _YARN_HEADER.match(line)
+            name = m[1].lower() if m else None
+        elif name is not None:
+            resolved = _YARN_RESOLVED.match(line)
+            if resolved:
+                out.append((name, resolved[1]))
+    return out
+
+
+def _renamed_packages(path: str, text: str) -> set[tuple[str, str, str]]:
+    """(name, the package its URL names, URL) for entries whose registry tarball is another
+    package's: `lodash` resolved to `/evil-lodash/-/…` on the same registry."""
+    base = posixpath.basename(path)
+    if base in ("package-lock.json", "npm-shrinkwrap.json"):
+        entries = _npm_entries(text)
+    elif base == "yarn.lock":
+        entries = _yarn_entries(text)
+    else:
+        return set()
+    out: set[tuple[str, str, str]] = set()
+    for name, url in entries:
+        named = _url_package(url)
+        if named is not None and named != name:
+            out.add((name, named, url))
+    return out
+
+
 def _finding(path: str, line: int, changed: frozenset[int], message: str) -> Finding:
     return Finding(
         path=path,
@@ -149,6 +222,11 @@ def _finding(path: str, line: int, changed: frozenset[int], message: str) -> Fin
         source="local",
         in_diff=line in changed,
     )
+
+
+def _line_of(text: str, needle: str) -> int:
+    at = text.find(needle)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
 def check(
@@ -168,6 +246,18 @@ def check(
                 changed_lines,
                 f"lock file adds a package source not used before: {origin[:120]}; "
                 "confirm every package from it is meant to come from there",
+            )
+        )
+    old_renamed = _renamed_packages(path, old_text) if old_text is not None else set()
+    for name, named, url in sorted(_renamed_packages(path, new_text) - old_renamed):
+        line = _line_of(new_text, url)
+        out.append(
+            _finding(
+                path,
+                line,
+                changed_lines,
+                f"lock file entry {name[:80]!r} resolves to another package's tarball "
+                f"({named[:80]!r})",
             )
         )
     for algorithm, line in sorted(new.hashes.items(), key=lambda kv: kv[1]):

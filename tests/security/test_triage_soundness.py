@@ -149,6 +149,21 @@ CASES: dict[str, Case] = {
         passes=False,
         finding="supply-chain",
     ),
+    "lock file entry swapped for another package on the same registry": Case(
+        {
+            **BASE,
+            "package-lock.json": '{"packages": {"node_modules/lodash": {"resolved": '
+            '"https://registry.npmjs.org/lodash/-/lodash-4.17.21.tgz"}}}\n',
+        },
+        {
+            "package-lock.json": '{"packages": {"node_modules/lodash": {"resolved": '
+            '"https://registry.npmjs.org/lodahs/-/lodahs-4.17.22.tgz"}}}\n'
+        },
+        "package-lock.json",
+        "reviewed",
+        passes=False,
+        finding="supply-chain",
+    ),
     "lock file bumped on the same registry is free": Case(
         {
             **BASE,
