@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.config.review import ReviewConfig
 from bot.git.diff import diff_changes, open_repo
-from bot.review import local, secretscan
+from bot.review import local, secretfilter
 from bot.review.types import FileChange
 from tests.gitrepo import RepoBuilder
 
@@ -112,8 +112,8 @@ def test_every_detector_kind_is_found_among_benign_lines(tmp_path: Path) -> None
 
 
 def test_the_re2_prefilter_matches_where_any_detector_pattern_does() -> None:
-    patterns = secretscan._python_patterns()
-    assert patterns is not None and secretscan._prefilter().fast is not None
+    patterns = secretfilter._python_patterns()
+    assert patterns is not None and secretfilter._prefilter().fast is not None
     samples = [
         "key = '" + "AKIA" + "IOSFODNN7EXAMPLE'",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -128,5 +128,5 @@ def test_the_re2_prefilter_matches_where_any_detector_pattern_does() -> None:
     for text in samples:
         lines = text.split("\n")
         expected = {i for i, line in enumerate(lines) if any(p.search(line) for p, _ in patterns)}
-        assert expected <= set(secretscan.candidate_lines(text)), text
-    assert sum(bool(secretscan.candidate_lines(t)) for t in samples) >= 5
+        assert expected <= set(secretfilter.candidate_lines(text)), text
+    assert sum(bool(secretfilter.candidate_lines(t)) for t in samples) >= 5

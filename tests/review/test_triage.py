@@ -8,7 +8,7 @@ import pytest
 
 from bot.config.review import ReviewConfig
 from bot.git.diff import diff_changes, open_repo
-from bot.review import triage
+from bot.review import formatting, triage
 from bot.review.types import FileChange
 from tests.gitrepo import RepoBuilder
 
@@ -126,7 +126,7 @@ def test_formatting_only(path: str, old: str, new: str, skipped: bool, tmp_path:
     ],
 )
 def test_undecodable_or_other_encoding_is_never_formatting_only(old: bytes, new: bytes) -> None:
-    assert triage.formatting_only("f.py", old, new) is None
+    assert formatting.formatting_only("f.py", old, new) is None
 
 
 def test_rename_without_change_and_mode_changes(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.review import secretscan
+from bot.review import secretfilter, secretscan
 from tests.fakes.gemini import FakeGemini
 from tests.gitrepo import RepoBuilder
 from tests.security.gate import Gate
@@ -173,16 +173,16 @@ _LINES = st.lists(st.one_of(_PIECES, _TOKENS), max_size=12).map("".join)
 @fuzz_settings(400)
 @given(st.lists(_LINES, min_size=1, max_size=6))
 def test_the_prefilter_never_misses_a_line_a_detector_pattern_matches(lines: list[str]) -> None:
-    patterns = secretscan._python_patterns()
+    patterns = secretfilter._python_patterns()
     assert patterns is not None
     block = "\n".join(lines)
-    candidates = secretscan.candidate_lines(block)
+    candidates = secretfilter.candidate_lines(block)
     for index, line in enumerate(lines):
         for pattern, plugin in patterns:
             if pattern.search(line):
                 assert index in candidates, (line, pattern.pattern)
                 wanted = candidates[index]
-                assert plugin in wanted or wanted & secretscan.ALL, (line, pattern.pattern)
+                assert plugin in wanted or wanted & secretfilter.ALL, (line, pattern.pattern)
 
 
 @fuzz_settings(100)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.review import triage
+from bot.review import formatting
 from tests.fakes.gemini import FakeGemini
 from tests.gitrepo import RepoBuilder
 from tests.security.gate import Gate, GateRun
@@ -362,14 +362,14 @@ _SOURCE = st.lists(st.tuples(_WORDS, _WS), max_size=16).map(
 def test_whitespace_significant_or_unknown_languages_are_never_formatting_only(
     path: str, old: str, new: str
 ) -> None:
-    assert triage.formatting_only(path, old.encode(), new.encode()) is None
+    assert formatting.formatting_only(path, old.encode(), new.encode()) is None
 
 
 @fuzz_settings(300)
 @given(old=_SOURCE, new=_SOURCE, noise=st.binary(max_size=4))
 def test_formatting_only_python_means_the_same_program(old: str, new: str, noise: bytes) -> None:
     for a, b in ((old, new), (old, new + noise.decode("latin-1"))):
-        reason = triage.formatting_only("m.py", a.encode(), b.encode("utf-8", "surrogatepass"))
+        reason = formatting.formatting_only("m.py", a.encode(), b.encode("utf-8", "surrogatepass"))
         if reason is not None:
             assert ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
 
@@ -387,6 +387,6 @@ def test_formatting_only_python_means_the_same_program(old: str, new: str, noise
 def test_formatting_only_json_means_the_same_document(value: Any, indent: Any, other: int) -> None:
     old = json.dumps(value).encode()
     new = json.dumps(value, indent=indent).encode()
-    assert triage.formatting_only("d.json", old, new) is not None or old == new
+    assert formatting.formatting_only("d.json", old, new) is not None or old == new
     changed = json.dumps([value, other], indent=indent).encode()
-    assert triage.formatting_only("d.json", old, changed) is None
+    assert formatting.formatting_only("d.json", old, changed) is None
