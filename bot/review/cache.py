@@ -94,8 +94,9 @@ def _connect(db: Path) -> sqlite3.Connection:
     # (dropped), not a decoding error that would end the cache for the run.
     conn.text_factory = bytes
     try:
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4 * MAX_VALUE_BYTES)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        if hasattr(conn, "setlimit"):  # Python 3.11+; the value check in get() holds anyway
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4 * MAX_VALUE_BYTES)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         for pragma in (
             "trusted_schema = OFF",
             "cell_size_check = ON",

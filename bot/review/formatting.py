@@ -120,6 +120,17 @@ def json_equal(old: str, new: str) -> bool:
         return False
 
 
+# Comments that are instructions to tools: `# type: ignore`, `# noqa`, `# nosec`, `# pragma: no
+# cover`, `# pylint: disable=…`, `# fmt: off`, `# mypy: …`, `# ruff: noqa`, `# isort: skip`.
+_DIRECTIVE = re.compile(r"#\s*(type|noqa|nosec|pragma|pylint|fmt|mypy|ruff|isort|pyright)\b.*")
+
+
+def _directives(text: str) -> list[str]:
+    if "#" not in text:
+        return []
+    return ["".join(m.group().split()) for m in _DIRECTIVE.finditer(text)]
+
+
 def _header(data: bytes) -> tuple[bytes, bytes | None, str | None]:
     first = data.split(b"\n", 1)[0] if data.startswith(b"#!") else None
     return content.bom(data), first, content.coding_cookie(data)
@@ -133,8 +144,10 @@ def formatting_only(
 ) -> str | None:
     """The reason when old → new provably changes only formatting, else None.
 
-    Only where a parser or the format's specification makes whitespace insignificant: Python
-    (equal AST), JSON (equal tokens), YAML (line ends only: YAML normalises line breaks).
+    Only where a parser or the format's specification proves the meaning unchanged: Python
+    (whitespace is significant, so no normalisation: the parser must give the same AST, and no
+    comment that steers a tool may change), JSON (equal tokens), YAML (line ends only: YAML
+    normalises line breaks).
     Shell, Makefiles, Haskell and anything unknown are whitespace-significant: never. The
     bytes must be valid UTF-8 without a NUL byte, with the same BOM, shebang line and
     encoding declaration on both sides, and no declaration of another encoding.
@@ -151,7 +164,10 @@ def formatting_only(
     if old_lang != new_lang:
         return None
     if new_lang == "python":
-        if python_ast_equal(old.decode("utf-8"), new.decode("utf-8"), parses):
+        old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
+        if _directives(old_text) != _directives(new_text):
+            return None  # comments that steer tools (type checkers, linters, coverage)
+        if python_ast_equal(old_text, new_text, parses):
             return "formatting-only change (equal Python AST)"
         return None
     if new_lang == "json":

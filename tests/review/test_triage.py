@@ -95,6 +95,8 @@ def test_base_gitattributes_flags_win(tmp_path: Path) -> None:
         ("f.py", "def f(a, b):\n    return a + b\n", "def f(a, b):\n    return a - b\n", False),
         ("f.py", "x = 1\n", "x = (\n", False),  # a syntax error is never "formatting"
         ("f.py", "x = 1\n", "x = 1.0\n", False),
+        ("f.py", "x = f()\n", "x = f()  # type: ignore\n", False),  # a tool's directive
+        ("f.py", "x = f()\n", "x = f()  # nosec B602\n", False),
         ("f.py", "# -*- coding: utf-8 -*-\nx = 1\n", "# -*- coding: utf-7 -*-\nx = 1\n", False),
         ("f.py", "x = 1\n", "\ufeffx = 1\n", False),  # a BOM appears
         ("f.py", "#!/usr/bin/python2\nx = 1\n", "#!/usr/bin/python3\nx = 1\n", False),
