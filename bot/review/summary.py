@@ -76,7 +76,7 @@ def _file_detail(fr: FileResult) -> str:
     parts: list[str] = []
     if fr.old_path:
         parts.append(f"renamed from {code(fr.old_path)}")
-    if fr.status == "skipped" and fr.reason:
+    if fr.status == "skipped" and fr.reason and fr.not_reviewed is None:
         parts.append(escape_md(fr.reason))
     elif fr.model:
         parts.append(f"{escape_md(fr.tier or '')} · {code(fr.model)}")
