@@ -1,24 +1,33 @@
-"""gatebot deploy vs rsync over the same loopback OpenSSH sshd, side by side in one run.
+"""`gatebot deploy` vs `rsync`, each timed as the process a user runs, over the same loopback
+OpenSSH sshd, side by side in one run.
 
-    python3 benchmarks/deploy_vs_rsync.py                 # 10,000 files, ~100 MB
-    python3 benchmarks/deploy_vs_rsync.py --files 2000    # a quicker run
+    python3 benchmarks/deploy_vs_rsync.py                   # 10,000 files, ~100 MB, 5 rounds
+    python3 benchmarks/deploy_vs_rsync.py --files 2000      # a quicker run
+    python3 benchmarks/deploy_vs_rsync.py --json out.json   # also write every timing
 
-Scenarios (shared/DESIGN.md §7):
-1. first release            gatebot deploy          vs  rsync -a   (into an empty directory)
-2. one changed file         gatebot deploy          vs  rsync -a -c
-3. redeploy of the live sha gatebot deploy (no transfer)
-4. rollback                 gatebot rollback (no transfer)
+Scenarios (shared/DESIGN.md §7), each round on fresh target directories:
+1. first release              `gatebot deploy`            vs  `rsync -a`    (empty directory)
+2. first release, tmpfs       the same with both targets on /dev/shm: CPU-bound, not disk-bound
+3. one changed file           `gatebot deploy`            vs  `rsync -a -c`
+4. one changed file, no seed  the same with `prepare_next: false` (the seed linked while waiting)
+5. no-op                      `gatebot deploy` of the live sha  vs  `rsync -a` with nothing new
+6. rollback                   `gatebot rollback` (no transfer; absolute target < 0.3 s)
 
-Both tools log in as the same user with the same key and the same pinned host key. Times are
-wall clock from the client's side, connection set-up included. Bytes: gatebot's upload stream
-(tar headers included) vs rsync's "Total bytes sent" from --stats.
+Both are timed the same way: `subprocess.run` of the command, start to exit (interpreter
+start-up, imports, config, connection and host program included for gatebot; ssh start-up and
+the remote rsync for rsync). gatebot runs with `--no-audit`, `install: true` and a
+`--without-pip` venv: the release mechanics. Both log in as the same user with the same key and
+the same pinned host key. In each round the two tools of a scenario run back to back, in
+alternating order, after `sync`, and after the host finished preparing the next seed in the
+background (`prepare_next`), so neither is timed while the other's work still runs. The figure
+is the median of the per-round ratios. Bytes: gatebot's upload stream (its report) vs rsync's
+"Total bytes sent" (--stats).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import io
+import json
 import os
 import random
 import re
@@ -31,19 +40,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config.load import parse_config
-from bot.deploy import flow
-from bot.deploy.manifest import build_manifest
-from bot.deploy.progress import Reporter
-from bot.deploy.report import HostReport
 from tests.fakes.sshd import SshServer, start_sshd
 
 _SIG = pygit2.Signature("bench", "bench@example.invalid", 1_700_000_000, 0)
+GATEBOT = str(Path(sys.executable).with_name("gatebot"))
 
 
 def make_tree(files: int, total_mb: int, seed: int = 7) -> dict[str, bytes]:
@@ -84,37 +90,43 @@ def write_files(root: Path, tree: dict[str, bytes]) -> None:
         dest.write_bytes(data)
 
 
-def rsync(server: SshServer, src: Path, dest: str, *flags: str) -> tuple[float, int]:
+def run_rsync(server: SshServer, src: Path, dest: Path, *flags: str) -> tuple[float, int]:
     ssh = (
         f"ssh -p {server.port} -i {server.client_key} -o UserKnownHostsFile={server.known_hosts} "
         "-o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes"
     )
+    argv = ["rsync", *flags, "--stats", "-e", ssh, f"{src}/", f"{server.user}@127.0.0.1:{dest}/"]
     start = time.perf_counter()
-    res = subprocess.run(
-        ["rsync", *flags, "--stats", "-e", ssh, f"{src}/", f"{server.user}@127.0.0.1:{dest}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"rsync failed ({res.returncode}): {res.stderr[-2000:]}")
     m = re.search(r"Total bytes sent: ([\d,.]+)", res.stdout)
     return took, int(m.group(1).replace(",", "").replace(".", "")) if m else -1
 
 
-def gatebot_ctx(
-    server: SshServer, path: Path, repo: Path, *, prepare_next: bool = True
-) -> flow.DeployContext:
-    config = parse_config(
-        {
+@dataclass
+class Gatebot:
+    """`gatebot` as a user runs it: its own process, a config file, a clean environment."""
+
+    server: SshServer
+    work: Path
+    repo: Path
+    env: dict[str, str]
+
+    def config(self, target: Path, *, prepare_next: bool = True) -> Path:
+        import yaml
+
+        data = {
             "deploy": {
                 "targets": {
                     "bench": {
                         "host": "127.0.0.1",
-                        "port": server.port,
-                        "user": server.user,
-                        "path": str(path),
-                        "identity_file": str(server.client_key),
-                        "known_hosts_file": str(server.known_hosts),
+                        "port": self.server.port,
+                        "user": self.server.user,
+                        "path": str(target),
+                        "identity_file": str(self.server.client_key),
+                        "known_hosts_file": str(self.server.known_hosts),
                         "python": sys.executable,
                         "venv_args": "--system-site-packages --without-pip",
                         "install": "true",
@@ -124,26 +136,22 @@ def gatebot_ctx(
                 }
             }
         }
-    )
-    return flow.DeployContext(
-        config=config,
-        env={},
-        base=repo,
-        reporter=Reporter(plain=True, stream=io.StringIO()),
-        repo_path=repo,
-        run_id="bench",
-        audit=False,
-    )
+        path = self.work / f"gatebot-{target.name}-{int(prepare_next)}.yml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return path
 
-
-def timed_deploy(ctx: flow.DeployContext, repo: Path, ref: str) -> tuple[float, HostReport]:
-    start = time.perf_counter()
-    # As `gatebot deploy` does: the manifest is read from git while the host is connected to.
-    report = asyncio.run(flow.deploy(ctx, ["bench"], lambda: build_manifest(repo, ref))).hosts[0]
-    took = time.perf_counter() - start
-    if not report.ok:
-        raise SystemExit(f"gatebot deploy failed: {report.error}")
-    return took, report
+    def run(self, config: Path, *args: str) -> tuple[float, dict[str, Any]]:
+        report = self.work / "report.json"
+        report.unlink(missing_ok=True)
+        argv = [GATEBOT, *args, "--target", "bench", "--repo", str(self.repo)]
+        argv += ["--config", str(config), "--no-audit", "--report", str(report)]
+        start = time.perf_counter()
+        res = subprocess.run(argv, capture_output=True, text=True, env=self.env, check=False)
+        took = time.perf_counter() - start
+        if res.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+        host: dict[str, Any] = json.loads(report.read_text())["hosts"][0]
+        return took, host
 
 
 def settle(target: Path, live: str | None, timeout: float = 120.0) -> None:
@@ -156,8 +164,8 @@ def settle(target: Path, live: str | None, timeout: float = 120.0) -> None:
         if done and not any(".tmp-" in n for n in names):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"the background preparation did not finish: {names}")
-        time.sleep(0.05)
+            raise SystemExit(f"the background preparation did not finish: {names} (live {live})")
+        time.sleep(0.02)
 
 
 @dataclass
@@ -176,49 +184,84 @@ class Row:
         return statistics.median(g / r for g, r in zip(self.gatebot, self.rsync, strict=True))
 
 
-def one_round(
-    n: int,
-    server: SshServer,
-    work: Path,
-    repo_dir: Path,
-    tree: dict[str, bytes],
-    rows: dict[str, Row],
-) -> None:
-    """One round of every scenario, on fresh target directories. Even rounds time gatebot
-    first, odd rounds rsync first, so neither always runs on the warmer cache."""
-    repo = pygit2.Repository(str(repo_dir))
-    src = work / "src"
-    g_dir, r_dir = work / "host" / f"gatebot-{n}", work / "host" / f"rsync-{n}"
-    ctx = gatebot_ctx(server, g_dir, repo_dir)
-    first_sha = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
+@dataclass
+class Bench:
+    server: SshServer
+    work: Path
+    gatebot: Gatebot
+    rows: dict[str, Row] = field(default_factory=dict)
 
     def pair(
-        name: str, deploy: Callable[[], tuple[float, HostReport]], prepared: bool, *flags: str
-    ) -> HostReport:
-        row = rows.setdefault(name, Row(name))
+        self,
+        n: int,
+        name: str,
+        deploy: Callable[[], tuple[float, dict[str, Any]]],
+        g_dir: Path,
+        rsync: Callable[[], tuple[float, int]],
+        prepared: bool = True,
+    ) -> dict[str, Any]:
+        """Both tools on one scenario, back to back; even rounds gatebot first."""
+        row = self.rows.setdefault(name, Row(name))
 
-        def run_rsync() -> tuple[float, int]:
+        def time_rsync() -> tuple[float, int]:
             os.sync()  # neither tool pays for the other's (or the set-up's) write-back
-            return rsync(server, src, str(r_dir), *flags)
+            return rsync()
 
-        def run_gatebot() -> tuple[float, HostReport]:
+        def time_gatebot() -> tuple[float, dict[str, Any]]:
             os.sync()
-            g, rep = deploy()
-            settle(g_dir, rep.live if prepared else None)
-            return g, rep
+            took, rep = deploy()
+            settle(g_dir, rep.get("live") if prepared else None)
+            return took, rep
 
         if n % 2:
-            s, b = run_rsync()
-            g, rep = run_gatebot()
+            s, b = time_rsync()
+            g, rep = time_gatebot()
         else:
-            g, rep = run_gatebot()
-            s, b = run_rsync()
+            g, rep = time_gatebot()
+            s, b = time_rsync()
         row.gatebot.append(g)
         row.rsync.append(s)
-        row.gatebot_bytes, row.rsync_bytes, row.phases = rep.bytes_sent, b, rep.phases
+        row.gatebot_bytes, row.rsync_bytes, row.phases = rep["bytes_sent"], b, rep["phases"]
         return rep
 
-    pair("first release (rsync -a)", lambda: timed_deploy(ctx, repo_dir, first_sha), True, "-a")
+    def alone(self, name: str, took: float, rep: dict[str, Any]) -> None:
+        row = self.rows.setdefault(name, Row(name))
+        row.gatebot.append(took)
+        row.gatebot_bytes, row.phases = rep["bytes_sent"], rep["phases"]
+
+
+def one_round(
+    n: int, bench: Bench, repo_dir: Path, tree: dict[str, bytes], tmpfs: Path | None
+) -> None:
+    server, work, gb = bench.server, bench.work, bench.gatebot
+    repo = pygit2.Repository(str(repo_dir))
+    src = work / "src"
+    first_sha = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
+
+    if tmpfs is not None:
+        # Both targets in memory: the first release is bound by CPU (both ends share the
+        # machine's cores), not by the disk.
+        tg, tr = tmpfs / f"gatebot-{n}", tmpfs / f"rsync-{n}"
+        cfg = gb.config(tg)
+        bench.pair(
+            n,
+            "first release, targets on tmpfs (rsync -a)",
+            lambda: gb.run(cfg, "deploy", "--ref", first_sha),
+            tg,
+            lambda: run_rsync(server, src, tr, "-a"),
+        )
+        shutil.rmtree(tg)
+        shutil.rmtree(tr)
+
+    g_dir, r_dir = work / "host" / f"gatebot-{n}", work / "host" / f"rsync-{n}"
+    cfg = gb.config(g_dir)
+    bench.pair(
+        n,
+        "first release (rsync -a)",
+        lambda: gb.run(cfg, "deploy", "--ref", first_sha),
+        g_dir,
+        lambda: run_rsync(server, src, r_dir, "-a"),
+    )
 
     # One changed file, twice: as deploys run (the seed was prepared after the previous
     # deploy), and with prepare_next off (the seed is linked while you wait).
@@ -229,28 +272,31 @@ def one_round(
         head = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
         commit_tree(repo, {changed: new_content}, head)
         (src / changed).write_bytes(new_content)
-        c = ctx if prepared else gatebot_ctx(server, g_dir, repo_dir, prepare_next=False)
-        rep = pair(
+        c = cfg if prepared else gb.config(g_dir, prepare_next=False)
+        rep = bench.pair(
+            n,
             f"one changed file{label} (rsync -a -c)",
-            lambda c=c: timed_deploy(c, repo_dir, "main"),  # type: ignore[misc]
+            lambda c=c: gb.run(c, "deploy", "--ref", "main"),  # type: ignore[misc]
+            g_dir,
+            lambda: run_rsync(server, src, r_dir, "-a", "-c"),
             prepared,
-            "-a",
-            "-c",
         )
-        assert rep.files_sent == 1, rep
+        assert rep["files_sent"] == 1, rep
 
-    g3, r3 = timed_deploy(ctx, repo_dir, "main")
-    assert r3.status == "already-live" and r3.bytes_sent == 0, r3
-    settle(g_dir, r3.live)
-    row = rows.setdefault("redeploy of the live sha", Row("redeploy of the live sha"))
-    row.gatebot.append(g3)
+    rep = bench.pair(
+        n,
+        "no-op: redeploy of the live sha (rsync -a)",
+        lambda: gb.run(cfg, "deploy", "--ref", "main"),
+        g_dir,
+        lambda: run_rsync(server, src, r_dir, "-a"),
+    )
+    assert rep["status"] == "already-live" and rep["bytes_sent"] == 0, rep
 
-    start = time.perf_counter()
-    rb = asyncio.run(flow.rollback(ctx, ["bench"], None)).hosts[0]
-    g4 = time.perf_counter() - start
-    assert rb.ok and rb.live is not None, rb
-    settle(g_dir, rb.live)
-    rows.setdefault("rollback", Row("rollback")).gatebot.append(g4)
+    os.sync()
+    took, rb = gb.run(cfg, "rollback")
+    assert rb["ok"] and rb["live"], rb
+    settle(g_dir, rb["live"])
+    bench.alone("rollback", took, rb)
     # Next round starts from the first commit's tree again (fresh directories).
     shutil.rmtree(g_dir)
     shutil.rmtree(r_dir)
@@ -260,57 +306,109 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--mb", type=int, default=None, help="total size (default files/100 MB)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of every scenario (medians)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of every scenario (medians)")
+    ap.add_argument("--no-tmpfs", action="store_true", help="skip the tmpfs first release")
+    ap.add_argument("--json", type=Path, default=None, help="write every timing here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
+    if not Path(GATEBOT).exists():
+        raise SystemExit(f"no gatebot command beside {sys.executable}: pip install -e .")
     total_mb = args.mb if args.mb is not None else max(1, args.files // 100)
     work = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
+    shm = Path("/dev/shm")
+    tmpfs = None if args.no_tmpfs or not shm.is_dir() else Path(tempfile.mkdtemp(dir=shm))
     server = start_sshd(work / "sshd")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GATEBOT_"))}
+    env.pop("CI", None)
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         print(f"tree: {args.files} files, ~{total_mb} MB; sshd on 127.0.0.1:{server.port}")
         tree = make_tree(args.files, total_mb)
         repo_dir = work / "repo"
         repo = pygit2.init_repository(str(repo_dir), initial_head="main")
         commit_tree(repo, tree, None)
-        rows: dict[str, Row] = {}
+        bench = Bench(server, work, Gatebot(server, work, repo_dir, env))
         for n in range(args.rounds):
             write_files(work / "src", tree)
             if n:
                 # Each round deploys the same first tree again.
                 head = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
                 commit_tree(repo, tree, head)
-            one_round(n, server, work, repo_dir, tree, rows)
+            one_round(n, bench, repo_dir, tree, tmpfs)
             shutil.rmtree(work / "src")
-
-        print()
-        print(f"median of {args.rounds} rounds (ratio: median of the per-round ratios)")
-        print(
-            f"{'scenario':52} {'gatebot s':>10} {'rsync s':>9} {'ratio':>7} "
-            f"{'gatebot bytes':>14} {'rsync bytes':>12}"
-        )
-        for row in rows.values():
-            g = statistics.median(row.gatebot)
-            s_med = statistics.median(row.rsync) if row.rsync else None
-            ratio = row.ratio()
-            print(
-                f"{row.name:52} {g:10.3f} {f'{s_med:.3f}' if s_med else '-':>9} "
-                f"{f'{ratio:.2f}x' if ratio else '-':>7} {row.gatebot_bytes:>14,} "
-                f"{f'{row.rsync_bytes:,}' if row.rsync_bytes is not None else '-':>12}"
-            )
-        print()
-        for row in rows.values():
-            if row.rsync:
-                each = ", ".join(
-                    f"{g:.2f}/{r:.2f}" for g, r in zip(row.gatebot, row.rsync, strict=True)
-                )
-                print(f"{row.name}: gatebot/rsync s per round: {each}")
-                print(f"  phases (last round): {row.phases}")
+        load_after = os.getloadavg()
+        report(bench.rows, args.rounds, started, load_before, load_after, args.json)
     finally:
         server.stop()
+        if tmpfs is not None:
+            shutil.rmtree(tmpfs, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}", file=sys.stderr)
+
+
+def report(
+    rows: dict[str, Row],
+    rounds: int,
+    started: str,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    json_out: Path | None,
+) -> None:
+    print()
+    print(
+        f"{started}; load average before {load_before[0]:.2f} {load_before[1]:.2f} "
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
+        f"{load_after[2]:.2f}; {os.cpu_count()} CPUs"
+    )
+    print(f"median of {rounds} rounds (ratio: median of the per-round ratios)")
+    print(
+        f"{'scenario':48} {'gatebot s':>10} {'rsync s':>9} {'ratio':>7} "
+        f"{'gatebot bytes':>14} {'rsync bytes':>12}"
+    )
+    for row in rows.values():
+        g = statistics.median(row.gatebot)
+        s_med = statistics.median(row.rsync) if row.rsync else None
+        ratio = row.ratio()
+        print(
+            f"{row.name:48} {g:10.3f} {f'{s_med:.3f}' if s_med else '-':>9} "
+            f"{f'{ratio:.2f}x' if ratio else '-':>7} {row.gatebot_bytes:>14,} "
+            f"{f'{row.rsync_bytes:,}' if row.rsync_bytes is not None else '-':>12}"
+        )
+    print()
+    for row in rows.values():
+        if row.rsync:
+            pairs = zip(row.gatebot, row.rsync, strict=True)
+            each = ", ".join(f"{g:.2f}/{r:.2f}" for g, r in pairs)
+            print(f"{row.name}: gatebot/rsync s per round: {each}")
+        else:
+            print(f"{row.name}: gatebot s per round: {', '.join(f'{g:.3f}' for g in row.gatebot)}")
+        print(f"  phases (last round): {row.phases}")
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(
+                {
+                    "started": started,
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "rounds": rounds,
+                    "rows": {
+                        r.name: {
+                            "gatebot_s": r.gatebot,
+                            "rsync_s": r.rsync,
+                            "ratio": r.ratio(),
+                            "gatebot_bytes": r.gatebot_bytes,
+                            "rsync_bytes": r.rsync_bytes,
+                        }
+                        for r in rows.values()
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ repository root, a user's own directory) is never touched."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+
+from bot.config.env import CACHE_DIR
 
 GITIGNORE = "# created by gatebot: local state, never committed\n*\n"
 
@@ -17,3 +20,15 @@ def claim(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     return directory
+
+
+#: The review cache and the run history, unless --cache-dir or $GATEBOT_CACHE_DIR say otherwise.
+DEFAULT_CACHE_DIR = Path(".gatebot-cache")
+
+
+def resolve_cache_dir(option: Path | None, env: Mapping[str, str]) -> Path:
+    if option is not None:
+        return option
+    if env.get(CACHE_DIR):
+        return Path(env[CACHE_DIR])
+    return DEFAULT_CACHE_DIR

@@ -37,7 +37,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 3: the audit (reads releases through the deploy's primitives)
     ("bot.audit",),
     # 4: the outlets to GitHub; the host seam's implementations (they run the audit)
-    ("bot.github", "bot.deploy.host.ssh", "bot.deploy.host.memory"),
+    (
+        "bot.github",
+        "bot.deploy.host.program",
+        "bot.deploy.host.ssh",
+        "bot.deploy.host.openssh",
+        "bot.deploy.host.connect",
+        "bot.deploy.host.memory",
+    ),
     # 5: the deploy's steps and orchestration
     (
         "bot.deploy.steps",

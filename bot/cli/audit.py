@@ -92,8 +92,8 @@ def audit_cmd(
     # Imported here: every command module loads at start-up, the run history only when it runs.
     from bot.audit.record import audit_record
     from bot.audit.run import audit_target  # asyncssh
+    from bot.localstate import resolve_cache_dir
     from bot.metrics.records import DeployRecord
-    from bot.review.cache import resolve_cache_dir
 
     config = load_config(config_path, repo)
     target = config.deploy.target(target_name)

@@ -1,4 +1,10 @@
-"""`gatebot deploy | rollback | releases | unlock`: releases over SSH (see docs/deploy.md)."""
+"""`gatebot deploy | rollback | releases | unlock`: releases over SSH (see docs/deploy.md).
+
+Start-up is part of every deploy's time: this module imports only what parsing the command
+needs. A deploy or rollback loads its config, starts connecting to the hosts of the first
+rollout batch (OpenSSH's `ssh` does that in other processes, bot/deploy/host/openssh.py), and
+only then imports the deploy flow and reads git, while the hosts answer.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,17 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from bot.cli.options import config_option, repo_option
-from bot.config.load import load_config
-from bot.config.model import GatebotConfig
-from bot.deploy import flow
-from bot.deploy.lock import run_id_from_env
-from bot.deploy.manifest import Manifest, build_manifest
-from bot.deploy.progress import make_reporter, print_summary
-from bot.deploy.report import RolloutReport
 from bot.errors import DeployFailed, UsageError
-from bot.git.diff import open_repo, resolve_commit
-from bot.github.outlet import ActionsOutlet
-from bot.review.cache import resolve_cache_dir
+
+if TYPE_CHECKING:
+    from bot.deploy.context import DeployContext
+    from bot.deploy.manifest import Manifest
+    from bot.deploy.report import RolloutReport
 
 T = TypeVar("T")
 
@@ -62,10 +61,16 @@ def run_cancellable(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
-def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> flow.DeployContext:
-    config: GatebotConfig = load_config(config_path, repo)
+def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> DeployContext:
+    from bot.config.load import load_config
+    from bot.deploy.context import DeployContext
+    from bot.deploy.lock import run_id_from_env
+    from bot.deploy.progress import make_reporter
+    from bot.localstate import resolve_cache_dir
+
+    config = load_config(config_path, repo)
     env = dict(os.environ)
-    return flow.DeployContext(
+    return DeployContext(
         config=config,
         env=env,
         # Relative key and known_hosts files (e.g. .github/inf_known_hosts) live in the repo.
@@ -78,7 +83,16 @@ def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> fl
     )
 
 
+async def _started(ctx: DeployContext, names: list[str]) -> None:
+    """Begin connecting to the hosts the rollout goes to first."""
+    await ctx.prestart(names[: ctx.config.deploy.rollout.batch_size])
+
+
 def _finish(report: RolloutReport, report_file: Path | None) -> None:
+    from bot.deploy.progress import print_summary
+    from bot.deploy.rollout import raise_for_failures
+    from bot.github.outlet import ActionsOutlet
+
     print_summary(report.hosts)
     if report_file is not None:
         report_file.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +111,7 @@ def _finish(report: RolloutReport, report_file: Path | None) -> None:
                 f"| {h.files_sent} | {h.bytes_sent} |"
             )
         outlet.summary("\n".join(lines), full="the deploy log and --report")
-    flow.raise_for_failures(report)
+    raise_for_failures(report)
 
 
 _target = click.option(
@@ -136,19 +150,34 @@ def deploy_cmd(
     report_file: Path | None,
 ) -> None:
     """Release REF to the target(s): delta upload, venv, atomic switch, audit, auto-rollback."""
-    ctx = _context(config_path, repo, no_audit)
-    names = flow.resolve_targets(ctx.config, list(targets))
-    resolve_commit(open_repo(repo), ref)  # an unknown ref is a usage error before any host
+    from bot.deploy.context import resolve_targets
 
-    def manifest() -> Manifest:
-        # Read from git while the hosts are connected to (flow.deploy).
-        built = build_manifest(repo, ref)
-        if built.submodules:
-            ctx.reporter.warn(f"submodules are not deployed: {', '.join(built.submodules)}")
-        return built
+    ctx = _context(config_path, repo, no_audit)
+    names = resolve_targets(ctx.config, list(targets))
+
+    async def run() -> RolloutReport:
+        try:
+            await _started(ctx, names)
+            # Imported while the hosts are connected to.
+            from bot.deploy import flow
+            from bot.deploy.manifest import build_manifest
+            from bot.git.diff import open_repo, resolve_commit
+
+            resolve_commit(open_repo(repo), ref)  # an unknown ref: a usage error, no host touched
+
+            def manifest() -> Manifest:
+                # Read from git while the hosts answer (flow.deploy).
+                built = build_manifest(repo, ref)
+                if built.submodules:
+                    ctx.reporter.warn(f"submodules are not deployed: {', '.join(built.submodules)}")
+                return built
+
+            return await flow.deploy(ctx, names, manifest, dry_run=dry_run)
+        finally:
+            await ctx.close_hosts()
 
     try:
-        report = run_cancellable(flow.deploy(ctx, names, manifest, dry_run=dry_run))
+        report = run_cancellable(run())
     finally:
         ctx.reporter.close()
     _finish(report, report_file)
@@ -170,10 +199,22 @@ def rollback_cmd(
     report_file: Path | None,
 ) -> None:
     """Switch back to the previous good release (or --to); no transfer."""
+    from bot.deploy.context import resolve_targets
+
     ctx = _context(config_path, repo, no_audit)
-    names = flow.resolve_targets(ctx.config, list(targets))
+    names = resolve_targets(ctx.config, list(targets))
+
+    async def run() -> RolloutReport:
+        try:
+            await _started(ctx, names)
+            from bot.deploy import flow  # imported while the hosts are connected to
+
+            return await flow.rollback(ctx, names, to)
+        finally:
+            await ctx.close_hosts()
+
     try:
-        report = run_cancellable(flow.rollback(ctx, names, to))
+        report = run_cancellable(run())
     finally:
         ctx.reporter.close()
     _finish(report, report_file)
@@ -185,6 +226,11 @@ def rollback_cmd(
 @_config
 def releases_cmd(targets: tuple[str, ...], repo: Path, config_path: Path | None) -> None:
     """List the releases on the target(s): id, sha, live, bad, created."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.deploy import flow
+
     ctx = _context(config_path, repo)
     names = flow.resolve_targets(ctx.config, list(targets))
     console = Console(file=sys.stdout, highlight=False, width=160)
@@ -224,6 +270,8 @@ def unlock_cmd(
     """Remove the deploy lock left by a dead deploy (say whose with --owner, or --force)."""
     if owner and force:
         raise UsageError("use either --owner RUN_ID or --force, not both")
+    from bot.deploy import flow
+
     ctx = _context(config_path, repo)
     names = flow.resolve_targets(ctx.config, list(targets))
     for name in names:

@@ -12,9 +12,9 @@ from bot.cli.options import cache_dir_option, config_option
 from bot.config.load import load_config
 from bot.errors import AlertsFiring, UsageError
 from bot.github.outlet import ActionsOutlet
+from bot.localstate import resolve_cache_dir
 from bot.metrics import openmetrics, render, report
 from bot.metrics.figures import parse_since
-from bot.review.cache import resolve_cache_dir
 
 FORMATS = ("table", "json", "markdown", "openmetrics")
 

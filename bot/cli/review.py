@@ -158,9 +158,9 @@ def run_gate(
     # Imported here, not at the top: `gatebot` registers every command at start-up, and the
     # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
     from bot.git.diff import change_range, open_repo
+    from bot.localstate import resolve_cache_dir
     from bot.review import config_source
     from bot.review import rules as repo_rules
-    from bot.review.cache import resolve_cache_dir
     from bot.review.pipeline import run_review, write_outputs
     from bot.review.tokens import CalibrationTracker, load_calibration, save_calibration
 

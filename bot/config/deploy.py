@@ -46,6 +46,12 @@ class TargetConfig(Section):
         " the live one in the background (one hard link per file, no data), so the next deploy"
         " starts from it instead of linking every file while you wait",
     )
+    ssh_client: Literal["auto", "openssh", "asyncssh"] = Field(
+        "auto",
+        description="how gatebot deploy reaches the host. auto: OpenSSH's `ssh` command when it"
+        " is on PATH (it connects while gatebot starts and encrypts on another core), else"
+        " asyncssh in-process; the audit and doctor always use asyncssh",
+    )
     verify: Literal["index", "full"] = Field(
         "index",
         description="how the host checks a new release against the git tree before it goes"

@@ -32,7 +32,7 @@ class DeployContext:
     cache_dir: Path | None = None  # where the run history goes (None: not recorded)
     run_id: str = ""
     audit: bool = True
-    #: How hosts are reached; None: over SSH with the targets' keys (bot/deploy/host/ssh.py).
+    #: How hosts are reached; None: over SSH with the targets' keys (bot/deploy/host/connect.py).
     connector: Connector | None = None
     hooks: Mapping[str, Sequence[Hook]] = field(default_factory=dict)
 
@@ -44,11 +44,24 @@ class DeployContext:
 
     def hosts(self) -> Connector:
         if self.connector is None:
-            # Imported here: asyncssh is loaded only by runs that reach a real host.
-            from bot.deploy.host.ssh import SshConnector
+            # Imported here: the SSH clients are loaded only by runs that reach a real host.
+            from bot.deploy.host.connect import HostConnector
 
-            self.connector = SshConnector(self.env, self.base)
+            self.connector = HostConnector(self.env, self.base)
         return self.connector
+
+    async def prestart(self, names: Sequence[str]) -> None:
+        """Begin connecting to `names` ahead of need (a connector that cannot does nothing)."""
+        start = getattr(self.hosts(), "prestart", None)
+        if start is not None:
+            for name in names:
+                await start(name, self.target(name))
+
+    async def close_hosts(self) -> None:
+        """Stop connections begun ahead and never used."""
+        close = getattr(self.connector, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def target_of(config: GatebotConfig, name: str) -> TargetConfig:

@@ -170,6 +170,7 @@ async def deploy(
     finally:
         if not job.done():
             job.cancel()  # no host got as far as needing it (or the run was cancelled)
+        await ctx.close_hosts()
     if not job.cancelled() and job.exception() is None:
         built = job.result()
         for r in reports:  # hosts that failed before reading it, or that the rollout skipped
@@ -188,5 +189,8 @@ async def rollback(ctx: DeployContext, names: list[str], to: str | None) -> Roll
     async def one(name: str) -> HostReport:
         return await on_host(ctx, name, target, ROLLBACK_STEPS, op="rollback")
 
-    reports = await rollout(names, one, ctx.config.deploy.rollout, ctx.reporter, "rollback")
+    try:
+        reports = await rollout(names, one, ctx.config.deploy.rollout, ctx.reporter, "rollback")
+    finally:
+        await ctx.close_hosts()
     return RolloutReport(op="rollback", ok=all(r.ok for r in reports), hosts=reports)

@@ -21,7 +21,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import StrictInt, StrictStr, TypeAdapter, ValidationError
 
@@ -31,8 +31,9 @@ from bot.deploy.hostside.protocol import Verified, VerifyHash
 from bot.deploy.layout import is_bytecode_cache, is_excluded
 from bot.deploy.manifest import Manifest
 from bot.errors import TransportError
-from bot.ssh.remote import RemoteTimeout, run_bounded
-from bot.ssh.session import SSHSession, quote
+
+if TYPE_CHECKING:
+    from bot.ssh.session import SSHSession
 
 RemoteEntry = tuple[int, str, int]  # (git mode, blob id, size); mode 0 = not a file or link
 # Strict: a float, bool or numeric string from the host is a malformed answer, not a mode.
@@ -205,6 +206,10 @@ async def remote_hashes(
     """{path: (mode, blob id, size)} of every file and symlink under `release_dir` on the host,
     without a deploy's agent (the audit): the host program's one-shot `hash` command, whose
     process group is killed on the host when it outlives `timeout` (bot/ssh/remote.py)."""
+    # Imported here: the audit's asyncssh session; a deploy checks through its host agent.
+    from bot.ssh.remote import RemoteTimeout, run_bounded
+    from bot.ssh.session import quote
+
     excl = list(exclude)
     interp = python or session.target.python
     command = quote([interp, "-S", "-c", host_program(), "hash", release_dir, json.dumps(excl)])

@@ -16,13 +16,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from bot.deploy.hostside.protocol import entry_line, lines_digest
 from bot.errors import DeployFailed, UsageError
-from bot.git.diff import open_repo as open_repo
-from bot.git.diff import resolve_commit as resolve_commit
+
+if TYPE_CHECKING:
+    import pygit2
+
+# pygit2 is imported by the functions that read git: a rollback, which reads none, never loads it.
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -178,6 +180,8 @@ def _walk(
     out: list[ManifestEntry],
     subs: list[str],
 ) -> None:
+    import pygit2
+
     odb = repo.odb
     for item in tree:
         path = _check_component(str(item.name), prefix)
@@ -216,6 +220,8 @@ def old_entries_from_diff(
     one-file change costs about one path's worth of tree reads, not a walk of every entry.
 
     Raises UsageError when `old_sha` is not a commit of `repo`."""
+    import pygit2
+
     try:
         old_tree = repo[old_sha].peel(pygit2.Commit).tree
         new_tree = repo[new.sha].peel(pygit2.Commit).tree
@@ -243,6 +249,10 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     cannot be parsed or holds a path or symlink that would escape the release (also through
     other in-tree links).
     """
+    import pygit2
+
+    from bot.git.diff import open_repo, resolve_commit
+
     repo = open_repo(Path(repo_path))
     commit = resolve_commit(repo, ref)
     entries: list[ManifestEntry] = []
@@ -266,6 +276,8 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
 
 def read_blob(repo: pygit2.Repository, oid: str) -> bytes:
     """The content of one blob of a manifest (the bytes a release file must hold)."""
+    import pygit2
+
     try:
         kind, data = repo.odb.read(pygit2.Oid(hex=oid))[:2]
     except (KeyError, ValueError, pygit2.GitError):

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from bot.deploy.hostside.protocol import RECORD
 from bot.deploy.manifest import ManifestEntry, read_blob
 from bot.errors import DeployFailed
+
+if TYPE_CHECKING:
+    import pygit2
 
 CHUNK = 1 << 20  # bytes buffered before a piece is handed on
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from bot.deploy import stream
 from bot.deploy.host.base import AgentError, HostAgent
 from bot.deploy.hostside.protocol import Extract, PrepareNext, Seed
 from bot.deploy.manifest import Manifest, ManifestEntry
 from bot.errors import DeployFailed, TransportError
+
+if TYPE_CHECKING:
+    import pygit2
 
 OldEntries = Mapping[str, tuple[int, str]]  # path -> (git mode, blob id)
 

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.config.metrics import MetricsConfig
-from bot.metrics import openmetrics, runlog
+from bot.metrics import runlog
 from bot.metrics.records import ENTRY_ADAPTER, DeployEntry, DeployRecord, ReviewEntry
 from bot.review import restored
 from bot.review.models import Verdict
@@ -113,6 +113,9 @@ def _record(cache_dir: Path, entry: ReviewEntry | DeployEntry, config: MetricsCo
     path = history_path(cache_dir)
     append_entry(path, entry, config.history_max_records)
     if config.textfile:
+        # Imported here: prometheus-client, which only a textfile export needs.
+        from bot.metrics import openmetrics
+
         openmetrics.write_textfile(Path(config.textfile), load_history(path).entries, config)
 
 

@@ -21,7 +21,7 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from bot.review.models import Finding
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = Path(".gatebot-cache")
 CACHE_ENV = CACHE_DIR
 VALUE_VERSION = 1
 DB_NAME = "cache.db"
@@ -78,14 +77,6 @@ class CachedReview(BaseModel):
         if not _MODEL.fullmatch(value):
             raise ValueError("not a model name")
         return value
-
-
-def resolve_cache_dir(option: Path | None, env: Mapping[str, str]) -> Path:
-    if option is not None:
-        return option
-    if env.get(CACHE_ENV):
-        return Path(env[CACHE_ENV])
-    return DEFAULT_CACHE_DIR
 
 
 def _connect(db: Path) -> sqlite3.Connection:

@@ -10,6 +10,7 @@ import asyncssh
 
 from bot.config.deploy import TargetConfig
 from bot.errors import ConfigError
+from bot.ssh.sources import pinned_hosts, read_source
 
 
 @dataclass(frozen=True)
@@ -20,39 +21,12 @@ class Credentials:
     pinned_hosts: tuple[str, ...] = ()
 
 
-def _read_source(
-    name: str, file_value: str | None, env_value: str | None, env: Mapping[str, str], base: Path
-) -> str:
-    if env_value is not None:
-        text = env.get(env_value)
-        if not text:
-            raise ConfigError(f"{name}: environment variable {env_value} is not set or empty")
-        return text
-    assert file_value is not None  # the config model guarantees one of the two
-    path = Path(file_value).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
-
-
-def _pinned_hosts(text: str) -> tuple[str, ...]:
-    hosts: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            hosts.append(line.split()[0])
-    return tuple(hosts)
-
-
 def load_credentials(
     target_name: str, target: TargetConfig, env: Mapping[str, str], base: Path
 ) -> Credentials:
     """Read the SSH key and the pinned known_hosts entries; `base` resolves relative files."""
     prefix = f"deploy.targets.{target_name}"
-    key_text = _read_source(
+    key_text = read_source(
         f"{prefix}.identity", target.identity_file, target.identity_env, env, base
     )
     try:
@@ -60,14 +34,14 @@ def load_credentials(
     except (asyncssh.KeyImportError, ValueError):
         # Never echo the material: only say which setting held an unusable key.
         raise ConfigError(f"{prefix}: the SSH private key could not be parsed") from None
-    hosts_text = _read_source(
+    hosts_text = read_source(
         f"{prefix}.known_hosts", target.known_hosts_file, target.known_hosts_env, env, base
     )
     try:
         known = asyncssh.import_known_hosts(hosts_text)
     except (ValueError, asyncssh.KeyImportError) as exc:
         raise ConfigError(f"{prefix}: known_hosts content is not valid: {exc}") from None
-    pinned = _pinned_hosts(hosts_text)
+    pinned = pinned_hosts(hosts_text)
     if not pinned:
         raise ConfigError(f"{prefix}: known_hosts has no entries; host keys must be pinned")
     return Credentials(client_key=key, known_hosts=known, pinned_hosts=pinned)

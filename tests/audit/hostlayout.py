@@ -23,7 +23,8 @@ from bot.deploy.layout import (
     shared_link_target,
     venv_link_target,
 )
-from bot.deploy.manifest import MODE_EXEC, MODE_LINK, build_manifest, open_repo, read_blob
+from bot.deploy.manifest import MODE_EXEC, MODE_LINK, build_manifest, read_blob
+from bot.git.diff import open_repo
 
 
 def make_venv(venv: Path) -> None:

@@ -15,8 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from bot.deploy.host.base import AgentError
 from bot.deploy.hostside.protocol import Link, Remove, WriteFile
@@ -36,7 +35,9 @@ from bot.deploy.steps.plan import count_hashing, hash_reuse
 from bot.deploy.transfer import OldEntries, TransferPlan, plan_transfer, seed_release, send_changes
 from bot.deploy.venv import ensure_venv
 from bot.errors import DeployFailed, GatebotError, UsageError
-from bot.git.diff import open_repo
+
+if TYPE_CHECKING:
+    import pygit2
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def git_old_entries(
     A diff of the two trees (libgit2 skips subtrees whose ids are equal) names what changed;
     every other path holds what the new tree holds. The host's check before going live finds
     anything else (a file edited by hand) and the deploy sends it again."""
+    from bot.git.diff import open_repo
+
     marker = state.live_marker
     if marker is None or run.ctx.repo_path is None:
         return None
@@ -149,6 +152,8 @@ async def _check(
 
 
 async def build(run: HostRun) -> None:
+    from bot.git.diff import open_repo
+
     assert run.plan is not None and run.manifest is not None
     manifest, state, release_id = run.manifest, run.plan.state, run.plan.release
     target, shared = run.target, shared_of(run)

@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 
 from bot.config import GatebotConfig
+from bot.localstate import resolve_cache_dir
 from bot.onboarding.doctor.context import DoctorContext
 from bot.onboarding.doctor.model import CheckResult, failed, passed, warned
-from bot.review.cache import CACHE_ENV, resolve_cache_dir
+from bot.review.cache import CACHE_ENV
 
 TITLE = "review cache"
 
