@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bot.review.cache import DB_NAME, ReviewCache, resolve_cache_dir
+from bot.localstate import resolve_cache_dir
+from bot.review.cache import DB_NAME, ReviewCache
 from bot.review.keys import ABSENT, cache_key, content_hash
 from bot.review.models import Finding
 
