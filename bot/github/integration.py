@@ -52,9 +52,9 @@ from bot.github.event import (
     load_merge_group,
     load_pull_request,
 )
-from bot.github.limits import MAX_CHECK_ANNOTATIONS, STEP_SUMMARY_LIMIT, truncate_bytes
+from bot.github.limits import MAX_CHECK_ANNOTATIONS
 from bot.github.monitoring import Monitoring, monitoring
-from bot.github.outputs import append_file, write_outputs
+from bot.github.outlet import ActionsOutlet
 from bot.github.pulls import GitHubPulls
 from bot.github.sarif import render_sarif
 from bot.github.summary import check_title, report_markdown
@@ -151,6 +151,13 @@ class ActionsContext:
         self.settings = settings
         self._api = api
         self._stdout = stdout
+        # The runner's files (job summary, step outputs) through the one Actions outlet.
+        self.outlet = ActionsOutlet(
+            in_actions=True,
+            summary_path=settings.step_summary,
+            output_path=settings.output,
+            stdout=stdout,
+        )
         self.pr: PullRequestEvent | None = None
         self.mode = "check"  # or "commands" once the check run is known to be out of reach
         self.notes: list[str] = []  # what happened to the delivery, for the job summary
@@ -248,10 +255,9 @@ class ActionsContext:
                     summary=f"gatebot is reviewing `{head_sha[:12]}`.",
                 ),
             )
-            if s.output is not None:
-                # At once, not at the end: when this process is killed (timeout) or crashes,
-                # the action's shell step closes this run by id (action/close-check.sh).
-                write_outputs(s.output, {"check-run-id": str(run.id)})
+            # At once, not at the end: when this process is killed (timeout) or crashes,
+            # the action's shell step closes this run by id (action/close-check.sh).
+            self.outlet.outputs({"check-run-id": str(run.id)})
         except GithubException as exc:
             if exc.status in _NO_PERMISSION:
                 self._fallback(self._no_permission_reason(exc.status))
@@ -330,12 +336,10 @@ class ActionsContext:
                     closed = True
             except _API_ERRORS as exc:
                 self._print(f"::warning::could not close the check run: {type(exc).__name__}")
-        if s.step_summary is not None:
-            append_file(
-                s.step_summary,
-                f"## ❌ gatebot review did not finish\n\n> {escape_md(why)}\n"
-                + (f"\nThe check run was closed as {conclusion}.\n" if closed else ""),
-            )
+        self.outlet.summary(
+            f"## ❌ gatebot review did not finish\n\n> {escape_md(why)}\n"
+            + (f"\nThe check run was closed as {conclusion}.\n" if closed else "")
+        )
         return closed
 
     # -- finish --------------------------------------------------------------------------
@@ -402,12 +406,8 @@ class ActionsContext:
             self._print(line)
         if watch.block:
             summary = f"{watch.block.rstrip()}\n\n{summary}"
-        if self.settings.step_summary is not None:
-            # A cut takes the end: the alerts at the top always survive it.
-            append_file(
-                self.settings.step_summary,
-                truncate_bytes(summary, STEP_SUMMARY_LIMIT, "verdict.json") + "\n",
-            )
+        # A cut takes the end: the alerts at the top always survive it.
+        self.outlet.summary(summary, full="verdict.json")
         code = exit_code_for(verdict)
         if self.settings.output is not None:
             m = verdict.metrics
@@ -424,5 +424,5 @@ class ActionsContext:
                 values["check-run-id"] = str(self._publisher.run.id)
             if sarif_path is not None:
                 values["sarif"] = str(sarif_path)
-            write_outputs(self.settings.output, values)
+            self.outlet.outputs(values)
         return code
