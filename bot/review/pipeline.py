@@ -230,25 +230,29 @@ def _load_files(
     files: list[_File] = []
     for c in changed:
         change = c.change
-        contents = triage.Contents(c.old_data, c.new_data, c.too_large, c.unreadable)
+        new_data = c.new_data
+        if c.too_large and change.new_oid and change.new_size <= review.max_file_bytes:
+            # Only the old side is over the limit: the new one can still be reviewed whole.
+            new_data = blobs.read_bytes(repo, change.new_oid, review.max_file_bytes)
+        contents = triage.Contents(c.old_data, new_data, c.too_large, c.unreadable)
         old_attrs = attrs_of(change.old_path) if change.old_path else None
         decision = triage.triage(
             change, contents, rules, attrs_of(change.path), parses, old_attrs=old_attrs
         )
         if decision.whole_file:
-            change = replace(change, hunks=hunks_between(None, c.new_data, review.context_lines))
+            change = replace(change, hunks=hunks_between(None, new_data, review.context_lines))
         old_text = new_text = None
         if not change.binary:  # each blob was read once, by the diff
             old_text = blobs.as_text(c.old_data)
-            new_text = blobs.as_text(c.new_data)
+            new_text = blobs.as_text(new_data)
         f = _File(
             change,
             old_text,
             new_text,
             decision,
             old_hash=keys.content_hash(c.old_data),
-            new_hash=keys.content_hash(c.new_data),
-            python=content.language(change.path, c.new_data) == "python",
+            new_hash=keys.content_hash(new_data),
+            python=content.language(change.path, new_data) == "python",
             not_reviewed=decision.not_reviewed,
         )
         if decision.skip_reason is not None:
@@ -256,8 +260,8 @@ def _load_files(
         f.local_findings += decision.findings
         if f.status != "skipped":  # the checks that need the bytes: the encoding, a link target
             if review.local.syntax and f.python:
-                f.local_findings += local.check_encoding(change, c.new_data)
-            f.local_findings += local.check_symlink(change, c.new_data)
+                f.local_findings += local.check_encoding(change, new_data)
+            f.local_findings += local.check_symlink(change, new_data)
         files.append(f)
         if review.local.secrets and change.change != "deleted":
             f.local_findings += _scan_secrets(repo, c, change, f)

@@ -220,7 +220,12 @@ def triage(
     if contents.unreadable:
         return not_reviewed("unreadable: a blob is missing from the repository (fetch it)")
     if contents.too_large or too_large(change, rules.max_file_bytes):
-        return not_reviewed(too_large_reason(change, rules.max_file_bytes or 0))
+        limit = rules.max_file_bytes or 0
+        shrunk = new is not None and change.new_size <= limit and not content.is_binary(new)
+        if not shrunk:
+            return not_reviewed(too_large_reason(change, limit))
+        # Only the old side was over the limit: the new content is read and reviewed whole.
+        return review(whole=True, note="the old side was too large: reviewed as a new file")
     if content.is_lfs_pointer(new):
         return not_reviewed("a Git LFS pointer: the content is stored outside the repository")
     if change.binary or content.is_binary(new):

@@ -222,3 +222,12 @@ def test_gitattributes_are_policy_and_always_protected(tmp_path: Path) -> None:
     for path in (".gitattributes", "src/.gitattributes"):
         d = _decide(ch[path], None, "x\n", protected={"paths": []})
         assert d.needs_human and d.protected_by == ".gitattributes", path
+
+
+def test_a_file_that_shrank_under_the_limit_is_reviewed_whole(tmp_path: Path) -> None:
+    ch = _change(tmp_path, {"data.py": "x = 1\n" * 400}, {"data.py": "x = 2\n"})
+    rules = triage.Rules.from_config(ReviewConfig(max_file_bytes=1000))
+    shrunk = triage.triage(ch["data.py"], triage.Contents(None, b"x = 2\n", too_large=True), rules)
+    assert shrunk.whole_file and shrunk.not_reviewed is None and shrunk.skip_reason is None
+    grown = triage.triage(ch["data.py"], triage.Contents(None, None, too_large=True), rules)
+    assert grown.not_reviewed is not None
