@@ -193,7 +193,7 @@ async def check_integrity(ctx: AuditContext) -> Outcome:
     manifest = ctx.get_manifest()
     if manifest is None:
         return failed(f"no git tree to compare with: {ctx.manifest_error}")
-    excludes = integrity_excludes(ctx.target.shared)
+    excludes = integrity_excludes(ctx.target.linked())
     result = await verify_remote(
         ctx.ssh(), ctx.release_dir, manifest, excludes, timeout=ctx.timeout_of("integrity")
     )

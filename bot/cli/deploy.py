@@ -99,18 +99,9 @@ def _finish(report: RolloutReport, report_file: Path | None) -> None:
         report_file.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     outlet = ActionsOutlet.from_env(os.environ)
     if outlet.summary_path is not None:
-        lines = [
-            f"### gatebot {report.op}: {'ok' if report.ok else 'FAILED'}",
-            "",
-            "| target | status | live release | sha | files sent | bytes sent |",
-            "|---|---|---|---|---|---|",
-        ]
-        for h in report.hosts:
-            lines.append(
-                f"| {h.target} | {h.status} | {h.live or '-'} | {(h.sha or '')[:7] or '-'} "
-                f"| {h.files_sent} | {h.bytes_sent} |"
-            )
-        outlet.summary("\n".join(lines), full="the deploy log and --report")
+        from bot.deploy.jobsummary import summary_markdown
+
+        outlet.summary(summary_markdown(report), full="the deploy log and --report")
     raise_for_failures(report)
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.base import Section
+from bot.config.lifecycle import HOOK_POINTS, EnvConfig, HealthConfig, HooksConfig
 from bot.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -46,6 +47,18 @@ class TargetConfig(Section):
         " the live one in the background (one hard link per file, no data), so the next deploy"
         " starts from it instead of linking every file while you wait",
     )
+    hooks: HooksConfig | None = Field(
+        None,
+        description="hook points set here replace deploy.hooks' for this target ([] turns one off)",
+    )
+    env: EnvConfig | None = Field(
+        None, description="an environment file per release, from the runner's secrets"
+    )
+    health: HealthConfig | None = Field(
+        None,
+        description="a health-gated switch instead of restart-then-audit: start the new release"
+        " beside the live one, switch once it is healthy, then stop the old one",
+    )
     ssh_client: Literal["auto", "openssh", "asyncssh"] = Field(
         "auto",
         description="how gatebot deploy reaches the host. auto: OpenSSH's `ssh` command when it"
@@ -80,6 +93,24 @@ class TargetConfig(Section):
         return v
 
     @model_validator(mode="after")
+    def _one_way_to_go_live(self) -> TargetConfig:
+        if self.health is not None and self.restart:
+            raise ValueError(
+                "set either restart (restart, then audit) or health (start beside, check, "
+                "switch, stop the old one), not both"
+            )
+        names = [posixpath.normpath(s) for s in self.shared]
+        if self.env is not None and self.env.file in names:
+            raise ValueError(f"env.file {self.env.file!r} is also a shared entry")
+        return self
+
+    def linked(self) -> tuple[str, ...]:
+        """What gatebot links into every release besides the tree: the shared entries and the
+        env file (never compared with the git tree, never seeded from the live release)."""
+        names = tuple(posixpath.normpath(s) for s in self.shared)
+        return (*names, self.env.file) if self.env is not None else names
+
+    @model_validator(mode="after")
     def _one_source_each(self) -> TargetConfig:
         if (self.identity_file is None) == (self.identity_env is None):
             raise ValueError("set exactly one of identity_file or identity_env (the SSH key)")
@@ -99,6 +130,22 @@ class RolloutConfig(Section):
 class DeployConfig(Section):
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    hooks: HooksConfig = Field(
+        default_factory=HooksConfig,
+        description="commands run on every target's host around the deploy's steps",
+    )
+
+    def hooks_for(self, name: str) -> HooksConfig:
+        """The deploy-wide hooks, with the points target `name` sets itself replaced."""
+        own = self.target(name).hooks
+        if own is None:
+            return self.hooks
+        merged = {
+            p: own.of(p) if p in own.model_fields_set else self.hooks.of(p) for p in HOOK_POINTS
+        }
+        return HooksConfig.model_validate(
+            {p: [c.model_dump() for c in v] for p, v in merged.items()}
+        )
 
     @field_validator("targets")
     @classmethod

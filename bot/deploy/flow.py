@@ -1,7 +1,12 @@
 """The deploy orchestrator: the steps of each operation, run on each host, rolled out.
 
-    DEPLOY:   plan → build → switch → restart → verify → retain → prepare_next
-    ROLLBACK: plan → switch → restart → verify → prepare_next
+    DEPLOY:   plan → build (with env) → env → start → switch → restart → verify → stop_old → retain
+              → prepare_next
+    ROLLBACK: plan → start → switch → restart → verify → stop_old → prepare_next
+              (then the after_rollback hooks)
+
+`env` runs when the target has an env file; `start` and `stop_old` in health-gated mode
+(`health`), `restart` otherwise (steps/health.py).
 
 Each step is a module of bot/deploy/steps/ with its inputs and result on the `HostRun`; a step
 that does not apply to a run is skipped (`Step.when`). Hook points `before_<step>` and
@@ -27,8 +32,8 @@ from bot.deploy.context import DeployContext, resolve_targets
 from bot.deploy.manifest import Manifest
 from bot.deploy.report import HostReport, RolloutReport, host_report
 from bot.deploy.rollout import raise_for_failures, rollout
-from bot.deploy.steps import build, dryrun, golive, plan, recover, retain
-from bot.deploy.steps.base import HostRun, Step, check_hooks, run_steps
+from bot.deploy.steps import build, dryrun, envfile, golive, health, hooks, plan, recover, retain
+from bot.deploy.steps.base import HostRun, Step, check_hooks, run_hooks, run_steps
 from bot.errors import GatebotError, TransportError, UsageError
 
 __all__ = [
@@ -51,21 +56,32 @@ def _kind(*kinds: str) -> Callable[[HostRun], bool]:
     return lambda run: run.plan is not None and run.plan.kind in kinds
 
 
+def _with(setting: str, *kinds: str) -> Callable[[HostRun], bool]:
+    """The run is of one of `kinds` and its target sets `setting` (env, health)."""
+    of_kind = _kind(*kinds)
+    return lambda run: of_kind(run) and getattr(run.target, setting) is not None
+
+
 _GOES_LIVE = ("already-live", "reuse", "build", "rollback")
 DEPLOY_STEPS: tuple[Step, ...] = (
     Step("plan", plan.plan_deploy),
     Step("build", build.build, _kind("build")),
+    Step("env", envfile.write, _with("env", "already-live", "reuse")),  # build: in the build
+    Step("start", health.start, _with("health", "already-live", "reuse", "build")),
     Step("switch", golive.switch, _kind("reuse", "build")),
     Step("restart", golive.restart_live, _kind(*_GOES_LIVE)),
     Step("verify", golive.verify, _kind(*_GOES_LIVE)),
+    Step("stop_old", health.stop_old, _with("health", "reuse", "build")),
     Step("retain", retain.retain, _kind("build")),
     Step("prepare_next", retain.prepare),
 )
 ROLLBACK_STEPS: tuple[Step, ...] = (
     Step("plan", plan.plan_rollback),
+    Step("start", health.start, _with("health", "rollback")),
     Step("switch", golive.switch, _kind("rollback")),
     Step("restart", golive.restart_live, _kind("rollback")),
     Step("verify", golive.verify, _kind("rollback")),
+    Step("stop_old", health.stop_old, _with("health", "rollback")),
     Step("prepare_next", retain.prepare),
 )
 DRY_RUN_STEPS: tuple[Step, ...] = (Step("dry_run", dryrun.dry_run),)
@@ -77,13 +93,28 @@ async def _guarded(run: HostRun, steps: Sequence[Step]) -> None:
     try:
         try:
             await run_steps(run, steps)
+            if run.op == "rollback" and run.plan is not None and run.plan.kind == "rollback":
+                await run_hooks(run, "after_rollback")
         except golive.Misbehaved as bad:
             assert run.plan is not None
             await recover.auto_rollback(run, run.plan.release, run.plan.fallback, bad.reason)
     except TransportError as exc:
         if not run.switch_asked or run.plan is None:
+            await _stop_candidate(run)
             raise
         await recover.recover_after_cut(run, run.plan.release, run.plan.fallback, exc)
+    except GatebotError:
+        await _stop_candidate(run)
+        raise
+
+
+async def _stop_candidate(run: HostRun) -> None:
+    """A release started beside the live one and never switched to is stopped (best effort:
+    the first error is the one reported)."""
+    try:
+        await health.stop_candidate(run)
+    except GatebotError as exc:
+        run.notes.append(f"the started release could not be stopped: {exc}")
 
 
 async def _locked(run: HostRun, steps: Sequence[Step]) -> None:
@@ -121,6 +152,7 @@ async def on_host(
         target = ctx.target(name)
         async with ctx.hosts().connect(name, target) as agent:
             run = HostRun(ctx, name, agent, "rollback" if op == "rollback" else "deploy")
+            run.hooks = hooks.with_configured(ctx.hooks)
             run.dry_run = not locked
             await make(run)
             await (_locked(run, steps) if locked else _guarded(run, steps))
@@ -153,6 +185,8 @@ async def deploy(
     without touching them."""
     steps = DRY_RUN_STEPS if dry_run else DEPLOY_STEPS
     check_hooks(list(ctx.hooks), steps, EXTRA_HOOKS)
+    if not dry_run:
+        envfile.check_sources(ctx, names)  # a missing secret fails before any host is touched
     if isinstance(manifest, Manifest):
         job: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
         job.set_result(manifest)

@@ -10,6 +10,8 @@ Binding for deploy, audit and doctor:
     <release>/.gatebot-release.json      completion marker, written last (temp + rename)
     <path>/.gatebot/lock/owner.json      the deploy lock (atomic mkdir) and who holds it
     <path>/.gatebot/deploy.jsonl         the append-only deploy log
+    <path>/.gatebot/env/<id>.env         a release's environment file (0600), linked into it
+    <path>/.gatebot/run/<id>.json|.log   the process a health-gated deploy started for <id>
 
 Release id: `YYYYmmddTHHMMSSZ-<sha7>` (UTC), with `-2`, `-3`, ... appended when the same id
 already exists. Everything here is pure: no I/O.
@@ -32,6 +34,9 @@ from bot.deploy.hostside.protocol import (
     DEPLOY_LOG as DEPLOY_LOG,
 )
 from bot.deploy.hostside.protocol import (
+    ENV_DIR as ENV_DIR,
+)
+from bot.deploy.hostside.protocol import (
     LOCK_DIR as LOCK_DIR,
 )
 from bot.deploy.hostside.protocol import (
@@ -45,6 +50,9 @@ from bot.deploy.hostside.protocol import (
 )
 from bot.deploy.hostside.protocol import (
     RELEASES_DIR as RELEASES_DIR,
+)
+from bot.deploy.hostside.protocol import (
+    RUN_DIR as RUN_DIR,
 )
 from bot.deploy.hostside.protocol import (
     SHARED_DIR as SHARED_DIR,
@@ -122,6 +130,26 @@ class RemoteLayout:
 
     def shared_entry(self, name: str) -> str:
         return posixpath.join(self.shared, posixpath.normpath(name))
+
+    @property
+    def env_dir(self) -> str:
+        return posixpath.join(self.root, ENV_DIR)
+
+    def env_file(self, release_id: str) -> str:
+        return posixpath.join(self.env_dir, check_release_id(release_id) + ".env")
+
+    @property
+    def run_dir(self) -> str:
+        return posixpath.join(self.root, RUN_DIR)
+
+    def run_files(self, release_id: str) -> tuple[str, str]:
+        """The record and the log of the process started for a release."""
+        base = posixpath.join(self.run_dir, check_release_id(release_id))
+        return base + ".json", base + ".log"
+
+    def owned_by(self, release_id: str) -> list[str]:
+        """Everything that goes when the release goes (retention)."""
+        return [self.release(release_id), self.env_file(release_id), *self.run_files(release_id)]
 
 
 def check_release_id(release_id: str) -> str:

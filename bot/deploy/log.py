@@ -1,9 +1,10 @@
 """The deploy log `<path>/.gatebot/deploy.jsonl`: append-only JSON lines on the host.
 
 Each line: {"ts", "event", "release", "sha", "previous", "ok", "detail", "run_id"} with event one of
-release | switch | rollback | bad | audit | prune | unlock. It answers which release was live
-when (switch/rollback events) and which releases are bad. Appends happen under the deploy lock;
-a line broken by a crash is skipped when reading, never fatal.
+release | switch | rollback | bad | audit | prune | unlock | hook | env | health | stop. It
+answers which release was live when (switch/rollback events) and which releases are bad.
+Appends happen under the deploy lock; a line broken by a crash is skipped when reading, never
+fatal.
 """
 
 from __future__ import annotations
@@ -20,7 +21,19 @@ from bot.deploy.hostside.protocol import Append
 from bot.deploy.layout import RemoteLayout, sorted_releases
 from bot.errors import TransportError
 
-Event = Literal["release", "switch", "rollback", "bad", "audit", "prune", "unlock"]
+Event = Literal[
+    "release",
+    "switch",
+    "rollback",
+    "bad",
+    "audit",
+    "prune",
+    "unlock",
+    "hook",
+    "env",
+    "health",
+    "stop",
+]
 
 
 class LogEvent(BaseModel):

@@ -3,6 +3,7 @@ results of the run's steps, and the rollout's."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -21,6 +22,20 @@ Status = Literal[
     "failed",
     "skipped",  # not attempted: the rollout stopped before this host
 ]
+
+
+class HookResult(BaseModel):
+    point: str
+    command: str
+    status: int
+    seconds: float
+    output: str = Field("", description="the end of its output, secrets masked")
+
+
+class EnvChange(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
 
 
 class HostReport(BaseModel):
@@ -52,6 +67,15 @@ class HostReport(BaseModel):
     phases: dict[str, float] = Field(default_factory=dict, description="seconds per phase")
     audit: dict[str, Any] | None = None
     rollback_audit: dict[str, Any] | None = None
+    hooks: list[HookResult] = Field(
+        default_factory=list, description="the configured hooks that ran, in order"
+    )
+    env: EnvChange | None = Field(
+        None, description="the env file's variables added, removed or changed (names only)"
+    )
+    health: dict[str, Any] | None = Field(
+        None, description="the health gate: healthy, attempts, seconds, detail, port, stopped"
+    )
     notes: list[str] = Field(default_factory=list)
     error: str | None = None
     error_type: str | None = Field(None, description="class of the error (bot.errors)")
@@ -110,9 +134,28 @@ def host_report(run: HostRun, error: GatebotError | None, duration_s: float) -> 
         phases=dict(run.phases),
         audit=run.audit.report if run.audit else None,
         rollback_audit=recovery.audit.report if recovery and recovery.audit else None,
+        hooks=[HookResult(**dataclasses.asdict(h)) for h in run.hooks_ran],
+        env=None if run.env_written is None else EnvChange(**run.env_written._asdict()),
+        health=_health(run),
         notes=list(run.notes),
         error=None if error is None else str(error),
         error_type=None if error is None else type(error).__name__,
         exit_code=0 if error is None else error.exit_code,
         duration_s=round(duration_s, 4),
     )
+
+
+def _health(run: HostRun) -> dict[str, Any] | None:
+    """The report's `health` entry (the step masked the secrets in what the host said)."""
+    if run.health is None:
+        return None
+    h, s = run.health, run.service
+    return {
+        "healthy": h.healthy,
+        "attempts": h.attempts,
+        "seconds": round(h.seconds, 3),
+        "detail": h.detail,
+        "port": s.port if s else None,
+        "socket": s.socket if s else None,
+        "stopped": run.stopped,
+    }

@@ -48,7 +48,8 @@ def plan_prune(
 
 
 async def apply_prune(agent: HostAgent, layout: RemoteLayout, plan: PrunePlan) -> None:
-    paths = [layout.release(r) for r in plan.releases] + [layout.venv(h) for h in plan.venvs]
+    paths = [p for r in plan.releases for p in layout.owned_by(r)]
+    paths += [layout.venv(h) for h in plan.venvs]
     if paths:
         # Removal never follows the .venv or shared symlinks inside a release.
         try:

@@ -82,7 +82,7 @@ class MemEnv:
         self.out = io.StringIO()
         return flow.DeployContext(
             config=config or self.config(),
-            env={},
+            env=kw.pop("env", {}),
             base=self.tmp,
             reporter=Reporter(plain=True, stream=self.out),
             repo_path=self.rb.path,

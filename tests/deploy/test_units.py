@@ -280,3 +280,34 @@ def test_the_host_helper_parses_as_python_3_6() -> None:
     ast.parse(host_program(), feature_version=(3, 6))
     with pytest.raises(SyntaxError):
         ast.parse("if (n := 1):\n    pass\n", feature_version=(3, 6))
+
+
+def test_plain_progress_is_a_few_lines_and_the_table_plain_text() -> None:
+    """In a log (not a terminal, or CI): progress as lines at quarters, never a carriage
+    return, and the final table without box drawing."""
+    import io
+
+    from bot.deploy.progress import Reporter, print_summary
+    from bot.deploy.report import HostReport
+
+    stream = io.StringIO()
+    reporter = Reporter(plain=True, stream=stream)
+    advance = reporter.upload("inf", 100 << 20, 10_000)
+    for _ in range(100):
+        advance(1 << 20)
+    reporter.upload_done("inf")
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    lines = text.splitlines()
+    assert lines[0] == "[inf] uploading 10000 files (100.0 MiB of content)"
+    assert [line.split(" (")[0] for line in lines[1:]] == [
+        "[inf] uploaded 25.0 MiB of 100.0 MiB",
+        "[inf] uploaded 50.0 MiB of 100.0 MiB",
+        "[inf] uploaded 75.0 MiB of 100.0 MiB",
+    ]
+    out = io.StringIO()
+    report = HostReport(target="inf", op="deploy", ok=True, status="deployed", duration_s=0.5)
+    print_summary([report], out)
+    table = out.getvalue()
+    assert table.splitlines()[0] == "deploy summary" and "target" in table.splitlines()[1]
+    assert not any(ch in table for ch in "┏━│└\r\x1b")

@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Protocol
 from bot.deploy.hostside.protocol import (
     Append,
     BuildVenv,
+    Command,
     CommandAnswer,
     Done,
+    EnvWritten,
     Extract,
     Extracted,
     Hash,
     HashAnswer,
+    Health,
     Inspect,
     InspectAnswer,
     Link,
@@ -41,13 +44,22 @@ from bot.deploy.hostside.protocol import (
     Remove,
     Seed,
     Seeded,
+    ServiceStarted,
+    ServiceStopped,
     Shell,
     Started,
+    StartService,
+    StopService,
     Switch,
     Verified,
     VerifyHash,
+    WaitHealthy,
+    WriteEnv,
     WriteFile,
 )
+
+#: Receives the lines of output a long request streams as it runs.
+OnOutput = Callable[[str], None]
 
 if TYPE_CHECKING:
     from bot.audit.report import AuditReport
@@ -128,6 +140,22 @@ class HostAgent(ABC):
     ) -> Extracted:
         """Unpack the upload stream `chunks` (bot/deploy/stream.py) into `req.root`; `sent(n)`
         is called as each piece leaves."""
+
+    @abstractmethod
+    async def command(self, req: Command, on_output: OnOutput | None = None) -> CommandAnswer:
+        """Run a hook's command; its output lines go to `on_output` as they come."""
+
+    @abstractmethod
+    async def write_env(self, req: WriteEnv) -> EnvWritten: ...
+
+    @abstractmethod
+    async def start_service(self, req: StartService) -> ServiceStarted: ...
+
+    @abstractmethod
+    async def wait_healthy(self, req: WaitHealthy, on_output: OnOutput | None = None) -> Health: ...
+
+    @abstractmethod
+    async def stop_service(self, req: StopService) -> ServiceStopped: ...
 
     @abstractmethod
     async def audit(self, req: AuditRequest) -> AuditReport:

@@ -26,8 +26,17 @@ from typing import Literal
 from bot.audit.report import AuditReport, LayerResult
 from bot.config.audit import LAYER_IDS
 from bot.config.deploy import TargetConfig
-from bot.deploy.host.base import AgentError, AuditRequest, HostAgent
+from bot.deploy.host.base import AgentError, AuditRequest, HostAgent, OnOutput
 from bot.deploy.host.memfs import Dir, File, MemFS, Symlink, json_object, standby, unpack
+from bot.deploy.host.memservices import (
+    CommandKind,
+    MemService,
+    env_of,
+    start_service,
+    stop_service,
+    wait_healthy,
+    write_env,
+)
 from bot.deploy.hostside import protocol as p
 from bot.errors import TransportError
 
@@ -36,9 +45,10 @@ OK = p.CommandAnswer(0, "")
 
 @dataclass(frozen=True)
 class CommandCall:
-    """A command the host was asked to run: the venv's install or the restart."""
+    """A command the host was asked to run: the venv's install, the restart, a hook, or a
+    health-gated release's start / health command / stop."""
 
-    kind: Literal["install", "restart"]
+    kind: CommandKind
     command: str
     cwd: str  # symlinks resolved: the release directory it runs in
     env: dict[str, str]
@@ -66,6 +76,12 @@ class MemoryHost:
     faults: list[Fault] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # operation names, in order
     python_version: str = "3.11.0"
+    #: Is the started process of a release healthy (checked by wait_healthy)?
+    healthy: Callable[[str], bool] = lambda release: True
+    #: The processes started for releases: release -> its service (running or not).
+    services: dict[str, MemService] = field(default_factory=dict)
+    #: Every command run, in order (hooks included), as the host saw it.
+    ran: list[CommandCall] = field(default_factory=list)
 
     def fail(self, op: str, **kw: object) -> Fault:
         fault = Fault(op, **kw)  # type: ignore[arg-type]
@@ -243,9 +259,45 @@ class MemoryHostAgent(HostAgent):
         return p.Done(True)
 
     def _run(
-        self, kind: Literal["install", "restart"], command: str, cwd: str, env: dict[str, str]
+        self, kind: CommandKind, command: str, cwd: str, env: dict[str, str]
     ) -> p.CommandAnswer:
-        return self.host.commands(CommandCall(kind, command, self.fs.resolve(cwd), env, self.host))
+        call = CommandCall(kind, command, self.fs.resolve(cwd), env, self.host)
+        self.host.ran.append(call)
+        return self.host.commands(call)
+
+    async def command(self, req: p.Command, on_output: OnOutput | None = None) -> p.CommandAnswer:
+        self._begin("command")
+        env = {**env_of(self.fs, req.env_file), **req.env}
+        res = self._run("hook", req.command, req.cwd, env)
+        if on_output is not None:
+            for line in res.output.splitlines():
+                on_output(line)
+        self._end("command")
+        return res
+
+    async def write_env(self, req: p.WriteEnv) -> p.EnvWritten:
+        self._begin("write_env")
+        answer = write_env(self.fs, req)
+        self._end("write_env")
+        return answer
+
+    async def start_service(self, req: p.StartService) -> p.ServiceStarted:
+        self._begin("start_service")
+        answer = start_service(self.host, req, self._run)
+        self._end("start_service")
+        return answer
+
+    async def wait_healthy(self, req: p.WaitHealthy, on_output: OnOutput | None = None) -> p.Health:
+        self._begin("wait_healthy")
+        answer = wait_healthy(self.host, req, self._run)
+        self._end("wait_healthy")
+        return answer
+
+    async def stop_service(self, req: p.StopService) -> p.ServiceStopped:
+        self._begin("stop_service")
+        answer = stop_service(self.host, req, self._run)
+        self._end("stop_service")
+        return answer
 
     async def build_venv(self, req: p.BuildVenv) -> p.CommandAnswer:
         self._begin("build_venv")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from bot.deploy.host.base import AgentError, HostAgent
+from bot.deploy.host.base import AgentError, HostAgent, OnOutput
 from bot.deploy.hostside import protocol as p
 from bot.deploy.hostside.bundle import host_program
 from bot.errors import TransportError
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 A = TypeVar("A", bound=NamedTuple)
 _BY_REQUEST = {op.request: op for op in p.OPERATIONS}
 #: Characters kept of one output line a host streams (the rest is cut, never buffered).
-OUTPUT_LINE_MAX = 4000
+OUTPUT_LINE_MAX = p.OUTPUT_LINE_MAX
 
 
 @cache
@@ -265,6 +265,21 @@ class ProgramAgent(HostAgent):
 
     async def remove(self, req: p.Remove) -> p.Done:
         return await self._call(req, p.Done)
+
+    async def command(self, req: p.Command, on_output: OnOutput | None = None) -> p.CommandAnswer:
+        return await self._call(req, p.CommandAnswer, on_output)
+
+    async def write_env(self, req: p.WriteEnv) -> p.EnvWritten:
+        return await self._call(req, p.EnvWritten)
+
+    async def start_service(self, req: p.StartService) -> p.ServiceStarted:
+        return await self._call(req, p.ServiceStarted)
+
+    async def wait_healthy(self, req: p.WaitHealthy, on_output: OnOutput | None = None) -> p.Health:
+        return await self._call(req, p.Health, on_output)
+
+    async def stop_service(self, req: p.StopService) -> p.ServiceStopped:
+        return await self._call(req, p.ServiceStopped)
 
     async def extract(
         self, req: p.Extract, chunks: Iterable[bytes], sent: Callable[[int], None]

@@ -4,6 +4,8 @@ their children when they time out or when the deploy that asked for them is gone
 Part of the host program (see protocol.py): standard library only, Python 3.6.
 """
 
+import contextlib
+import json
 import os
 import select
 import signal
@@ -13,8 +15,17 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
+from bot.deploy.hostside.envfile import load_env_file
 from bot.deploy.hostside.fsops import remove
-from bot.deploy.hostside.protocol import VENV_COMPLETE, BuildVenv, CommandAnswer, Shell
+from bot.deploy.hostside.protocol import (
+    OUTPUT_LINE_MAX,
+    OUTPUT_STREAM_MAX,
+    VENV_COMPLETE,
+    BuildVenv,
+    Command,
+    CommandAnswer,
+    Shell,
+)
 
 
 class ClientGone(Exception):
@@ -29,6 +40,142 @@ def client_gone() -> bool:
     except (OSError, ValueError):
         return False
     return bool(ready) and not os.read(sys.stdin.buffer.fileno(), 1)
+
+
+def stop_group(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM to the process group `proc` leads, SIGKILL when it is still there after 5 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def emit_output(text: str) -> None:
+    """One `out` line to the client (see protocol.py), while a request runs."""
+    line = "out " + json.dumps(text[:OUTPUT_LINE_MAX]) + "\n"
+    sys.stdout.buffer.write(line.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+class LineStream:
+    """Splits a command's output into lines for `emit_output`, at most OUTPUT_STREAM_MAX bytes
+    in all, and keeps the tail for the answer."""
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.pending = b""
+        self.sent = 0
+        self.tail = b""
+
+    def feed(self, data: bytes) -> None:
+        self.tail = (self.tail + data)[-4000:]
+        if not self.stream:
+            return
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self._send(line)
+        if len(self.pending) > OUTPUT_LINE_MAX:
+            self._send(self.pending)
+            self.pending = b""
+
+    def _send(self, line: bytes) -> None:
+        if self.sent >= OUTPUT_STREAM_MAX:
+            return
+        self.sent += len(line) + 1
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if self.sent >= OUTPUT_STREAM_MAX:
+            text = "(more output not streamed: see the end of it in the result)"
+        emit_output(text)
+
+    def close(self) -> str:
+        if self.pending:
+            self._send(self.pending)
+            self.pending = b""
+        return self.tail.decode("utf-8", "replace")
+
+
+def run_streamed(
+    argv: List[str],
+    cwd: Optional[str],
+    env: Dict[str, str],
+    timeout: float,
+    stream: bool = True,
+    input: Optional[bytes] = None,
+) -> CommandAnswer:
+    """Like run_argv, the output read from a pipe as it comes (and streamed when `stream`).
+    The command is done when its own process ends, even if something it started in the
+    background still holds the pipe."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    if input is not None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(input)
+            proc.stdin.close()
+        except OSError:
+            pass  # it did not read its input: its status says why
+    fd = proc.stdout.fileno()
+    lines = LineStream(stream)
+    deadline = time.monotonic() + timeout
+    status: Optional[int] = None
+    gone = timed_out = eof = False
+    while True:
+        if eof:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.2)
+        elif select.select([fd], [], [], 0.2)[0]:
+            data = os.read(fd, 65536)
+            if data:
+                lines.feed(data)
+            else:
+                eof = True
+        status = proc.poll()
+        if status is not None:
+            # Ended: take what is already in the pipe, never wait for a background child.
+            for _ in range(64):  # bounded: a background child may keep writing
+                if eof or not select.select([fd], [], [], 0)[0]:
+                    break
+                data = os.read(fd, 65536)
+                eof = not data
+                lines.feed(data)
+            break
+        gone = client_gone()
+        timed_out = time.monotonic() > deadline
+        if gone or timed_out:
+            stop_group(proc)
+            status = proc.wait()
+            break
+    proc.stdout.close()
+    text = lines.close()
+    if gone:
+        raise ClientGone("the deploy went away; the command was stopped")
+    if timed_out:
+        return CommandAnswer(124, text + "\n(timed out after %ds)" % timeout)
+    return CommandAnswer(status, text)
+
+
+def command_env(extra: Dict[str, str], env_file: Optional[str]) -> Dict[str, str]:
+    """The host program's environment, the release's env file on top, then `extra`."""
+    env = dict(os.environ)
+    env.update(load_env_file(env_file))
+    env.update(extra)
+    return env
+
+
+def op_command(req: Command) -> CommandAnswer:
+    env = command_env(req.env, req.env_file)
+    return run_streamed(["sh", "-c", req.command], req.cwd, env, req.timeout)
 
 
 def run_argv(
@@ -58,11 +205,7 @@ def run_argv(
             except subprocess.TimeoutExpired:
                 gone = client_gone()
                 if gone or (deadline is not None and time.monotonic() > deadline):
-                    try:
-                        os.killpg(proc.pid, signal.SIGTERM)
-                        proc.wait(timeout=5)
-                    except (OSError, subprocess.TimeoutExpired):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    stop_group(proc)
                     status = proc.wait()
                     if not gone:
                         status = 124

@@ -11,8 +11,10 @@ test_hostside.py with vermin, mypy and a 3.6 parse).
 
 Wire: the client writes one JSON line `{"op": NAME, "args": REQUEST}`; the host answers one line
 `ok <ANSWER as JSON>` or `error <message as JSON>`. The first line the host prints is
-`hello {"python": VERSION}`. `extract` is followed by its upload stream in frames (4-byte big
-endian length, then the bytes; a zero length ends the stream) on the same channel.
+`hello {"python": VERSION}`. A long request (`command`, `wait_healthy`) may send lines
+`out <JSON string>` before its answer: output as it comes. `extract` is followed by its
+upload stream in frames (4-byte big endian length, then the bytes; a zero length ends the
+stream) on the same channel.
 """
 
 import hashlib
@@ -37,6 +39,13 @@ VENV_LINK = ".venv"
 VENV_COMPLETE = ".gatebot-complete"
 #: releases/.next-<live release>: the next release's seed, prepared ahead (hostside/seed.py).
 STANDBY_PREFIX = ".next-"
+#: <release>.env: the environment file of each release (0600, in a 0700 directory).
+ENV_DIR = STATE_DIR + "/env"
+#: <release>.json / <release>.log: the process a health-gated deploy started for a release.
+RUN_DIR = STATE_DIR + "/run"
+#: Output lines a command streams back: each cut to this many characters, at most this many bytes.
+OUTPUT_LINE_MAX = 2000
+OUTPUT_STREAM_MAX = 1 << 20
 
 # ---- the upload stream (bot/deploy/stream.py writes it, hostside/upload.py reads it) --------
 #: One record: kind (F file, L symlink, D deletions, E end), mode, payload size, path length;
@@ -239,6 +248,102 @@ class Extracted(NamedTuple):
     deleted: int
 
 
+class Command(NamedTuple):
+    """A command (a hook, a health check) whose output lines are streamed back as it runs
+    (`out` lines, see the module docstring), with the environment file `env_file` loaded."""
+
+    command: str
+    cwd: str
+    env: Dict[str, str]
+    env_file: Optional[str]
+    timeout: float
+
+
+class WriteEnv(NamedTuple):
+    """Write `entries` as the environment file `path` (0600) and link `link` to it; compare
+    with the file `previous` by name (values never travel back)."""
+
+    path: str
+    entries: Dict[str, str]
+    header: str
+    previous: Optional[str]
+    link: Optional[str]
+    link_target: Optional[str]
+
+
+class EnvWritten(NamedTuple):
+    added: List[str]
+    removed: List[str]
+    changed: List[str]
+
+
+class StartService(NamedTuple):
+    """Start `command` in `cwd` as a background process of release `release`, recorded in
+    `run_dir`; unless a process of that release is running already."""
+
+    release: str
+    cwd: str
+    command: str
+    env: Dict[str, str]
+    env_file: Optional[str]
+    run_dir: str
+    ports: List[int]
+    socket: Optional[str]
+
+
+class ServiceStarted(NamedTuple):
+    pid: int
+    port: Optional[int]
+    socket: Optional[str]
+    already: bool  # it was running: nothing was started
+
+
+class WaitHealthy(NamedTuple):
+    """Check release `release`'s process until healthy or `timeout`. kind: http | tcp |
+    command | probe; `target` is the URL/path or command, `{port}` and `{socket}` filled in
+    from the release's record; a probe runs `python` with `probe` on stdin and `probe_config`."""
+
+    release: str
+    run_dir: str
+    kind: str
+    target: str
+    cwd: str
+    env: Dict[str, str]
+    env_file: Optional[str]
+    python: str
+    probe: Optional[str]
+    probe_config: Optional[Dict[str, Any]]
+    timeout: float
+    interval: float
+
+
+class Health(NamedTuple):
+    healthy: bool
+    attempts: int
+    seconds: float
+    detail: str  # "healthy", or what the last check found
+    exited: Optional[int]  # the process ended (with this status) before it was healthy
+    log: str  # the tail of the process's log when it was not healthy
+
+
+class StopService(NamedTuple):
+    """Stop release `release`'s process: `command` when given, else SIGTERM to the process
+    group gatebot started (SIGKILL after `timeout`)."""
+
+    release: str
+    run_dir: str
+    command: Optional[str]
+    cwd: str
+    env: Dict[str, str]
+    env_file: Optional[str]
+    timeout: float
+
+
+class ServiceStopped(NamedTuple):
+    stopped: bool  # something was running and is not any more
+    detail: str
+
+
 class Operation(NamedTuple):
     name: str
     request: type
@@ -263,5 +368,10 @@ OPERATIONS = (
     Operation("shell", Shell, CommandAnswer, 30),
     Operation("remove", Remove, Done, 600),
     Operation("extract", Extract, Extracted, 3600),
+    Operation("command", Command, CommandAnswer, 30),
+    Operation("write_env", WriteEnv, EnvWritten, 60),
+    Operation("start_service", StartService, ServiceStarted, 60),
+    Operation("wait_healthy", WaitHealthy, Health, 60),
+    Operation("stop_service", StopService, ServiceStopped, 60),
 )
 BY_NAME = {op.name: op for op in OPERATIONS}

@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
+from bot.deploy.hostside.envfile import op_write_env
 from bot.deploy.hostside.fsops import (
     op_append,
     op_inspect,
@@ -19,9 +20,10 @@ from bot.deploy.hostside.fsops import (
     op_switch,
     op_write_file,
 )
-from bot.deploy.hostside.procs import op_build_venv, op_shell
+from bot.deploy.hostside.procs import op_build_venv, op_command, op_shell
 from bot.deploy.hostside.protocol import BY_NAME, Extract
 from bot.deploy.hostside.seed import op_prepare_next, op_seed
+from bot.deploy.hostside.services import op_start_service, op_stop_service, op_wait_healthy
 from bot.deploy.hostside.tree import hash_tree, op_hash, op_verify_hash
 from bot.deploy.hostside.upload import FrameReader, op_extract
 
@@ -42,6 +44,11 @@ HANDLERS: Dict[str, Callable[[Any], Any]] = {
     "switch": op_switch,
     "shell": op_shell,
     "remove": op_remove,
+    "command": op_command,
+    "write_env": op_write_env,
+    "start_service": op_start_service,
+    "wait_healthy": op_wait_healthy,
+    "stop_service": op_stop_service,
 }
 
 

@@ -15,7 +15,7 @@ that raises stops the run there (before `current` moves, for `before_switch`). A
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,9 +30,11 @@ from bot.errors import UsageError
 
 if TYPE_CHECKING:
     from bot.deploy.context import DeployContext
+    from bot.deploy.hostside.protocol import EnvWritten, Health, ServiceStarted
     from bot.deploy.retention import PrunePlan
     from bot.deploy.steps.build import Built
     from bot.deploy.steps.golive import AuditOutcome
+    from bot.deploy.steps.hooks import HookRun
     from bot.deploy.steps.plan import Plan
     from bot.deploy.steps.recover import Recovery
 
@@ -73,6 +75,13 @@ class HostRun:
     phases: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     lock_run_id: str | None = None  # the run id on our deploy lock, once taken
+    hooks_ran: list[HookRun] = field(default_factory=list)
+    env_written: EnvWritten | None = None  # names only: what changed in the env file
+    service: ServiceStarted | None = None  # the process started for the release (health)
+    health: Health | None = None
+    stopped: str | None = None  # the release whose process was stopped after the switch
+    #: The hooks of this run: the context's, with the target's configured commands (flow.py).
+    hooks: Mapping[str, Sequence[StepFn]] | None = None
 
     @property
     def layout(self) -> RemoteLayout:
@@ -146,7 +155,8 @@ def check_hooks(hooks: Sequence[str], steps: Sequence[Step], extra: Sequence[str
 
 
 async def run_hooks(run: HostRun, point: str) -> None:
-    for hook in run.ctx.hooks.get(point, ()):
+    hooks = run.hooks if run.hooks is not None else run.ctx.hooks
+    for hook in hooks.get(point, ()):
         await hook(run)
 
 

@@ -30,6 +30,7 @@ from bot.deploy.layout import (
 )
 from bot.deploy.manifest import Manifest, old_entries_from_diff, read_blob
 from bot.deploy.state import ReleaseMarker, RemoteState
+from bot.deploy.steps import envfile
 from bot.deploy.steps.base import HostRun
 from bot.deploy.steps.plan import count_hashing, hash_reuse
 from bot.deploy.transfer import OldEntries, TransferPlan, plan_transfer, seed_release, send_changes
@@ -50,6 +51,12 @@ class Built:
 
 def shared_of(run: HostRun) -> tuple[str, ...]:
     return tuple(posixpath.normpath(s) for s in run.target.shared)
+
+
+def linked_of(run: HostRun) -> tuple[str, ...]:
+    """What gatebot links into each release (shared entries, the env file): never seeded,
+    uploaded or compared with the tree."""
+    return run.target.linked()
 
 
 def git_old_entries(
@@ -85,7 +92,7 @@ async def old_entries(
     # The seed's files are the live release's inodes: its index saves reading them (a shallow
     # clone that lacks the live commit would otherwise have the host read the whole tree).
     reuse = dataclasses.replace(hash_reuse(run, state.live), record=False, written=False)
-    hashes = await host_hashes(run.agent, release_dir, integrity_excludes(shared), reuse)
+    hashes = await host_hashes(run.agent, release_dir, integrity_excludes(linked_of(run)), reuse)
     return {p: (m, o) for p, (m, o, _s) in hashes.items()}
 
 
@@ -143,7 +150,7 @@ async def _check(
         run.agent,
         release_dir,
         deployed,
-        integrity_excludes(shared_of(run)),
+        integrity_excludes(linked_of(run)),
         hash_reuse(run, seeded_from),
         ignore_extra=None,
     )
@@ -156,7 +163,7 @@ async def build(run: HostRun) -> None:
 
     assert run.plan is not None and run.manifest is not None
     manifest, state, release_id = run.manifest, run.plan.state, run.plan.release
-    target, shared = run.target, shared_of(run)
+    target, shared = run.target, linked_of(run)
     deployed = manifest.without(shared)
     release_dir = run.layout.release(release_id)
     repo = open_repo(Path(manifest.repo_path))
@@ -204,8 +211,13 @@ async def build(run: HostRun) -> None:
             except GatebotError:
                 await _drop_cut_release(run, state, release_id)
                 raise
+    if target.env is not None and manifest.get(target.env.file) is not None:
+        run.note(
+            f"the tree's {target.env.file} is not deployed: deploy.targets.{run.name}.env.file "
+            "links the release's environment file there"
+        )
     with run.phase("shared"):
-        await _link_shared(run, release_dir, shared)
+        await _link_shared(run, release_dir, shared_of(run))
     with run.phase("venv"):
         venv = await ensure_venv(
             run.agent, run.layout, target, lh, release_dir, complete=state.venvs.get(lh, False)
@@ -224,6 +236,8 @@ async def build(run: HostRun) -> None:
                 f"{run.name}: {release_id} does not match the git tree after upload: "
                 f"{check.summary()}; nothing went live"
             )
+    if target.env is not None:
+        await envfile.write(run)  # before the marker: a complete release has its environment
     marker = ReleaseMarker(
         release=release_id,
         sha=manifest.sha,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.deploy.steps.base import HostRun
-from bot.deploy.steps.build import old_entries, shared_of
+from bot.deploy.steps.build import linked_of, old_entries
 from bot.deploy.steps.plan import read
 from bot.deploy.transfer import plan_transfer
 
@@ -15,7 +15,7 @@ async def dry_run(run: HostRun) -> None:
     if state.live_marker is not None and state.live_marker.sha == manifest.sha:
         run.say(f"dry run: {manifest.sha[:7]} is already live as {state.live}; nothing to send")
         return
-    shared = shared_of(run)
+    shared = linked_of(run)
     deployed = manifest.without(shared)
     old = None
     if state.live is not None and state.live_marker is not None:

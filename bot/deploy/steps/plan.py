@@ -77,7 +77,7 @@ async def _still_intact(run: HostRun, release: str) -> bool:
             run.agent,
             run.layout.release(release),
             run.manifest,
-            integrity_excludes(run.target.shared),
+            integrity_excludes(run.target.linked()),
             own,
         )
         count_hashing(run, check)

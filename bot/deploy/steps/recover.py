@@ -14,6 +14,7 @@ from typing import NoReturn
 from bot.deploy.state import read_state
 from bot.deploy.steps.base import HostRun, run_hooks
 from bot.deploy.steps.golive import AuditOutcome, audit
+from bot.deploy.steps.health import after_rollback
 from bot.deploy.switch import restart, switch_current
 from bot.errors import DeployFailed, GatebotError, TransportError
 
@@ -46,13 +47,16 @@ async def auto_rollback(run: HostRun, failed: str, fallback: str | None, reason:
     marker = state.markers.get(fallback)
     sha = marker.sha if marker else ""
     restart_note = ""
-    try:
-        await restart(run.agent, run.layout, run.target, fallback, sha)
-    except DeployFailed as exc:
-        restart_note = f"; the restart after the rollback failed too: {exc.message}"
+    if run.target.health is not None:
+        restart_note = f"; {await after_rollback(run, failed, fallback)}"
+    else:
+        try:
+            await restart(run.agent, run.layout, run.target, fallback, sha)
+        except DeployFailed as exc:
+            restart_note = f"; the restart after the rollback failed too: {exc.message}"
     again = await audit(run, fallback, sha)
     run.recovery = Recovery(failed, fallback, True, again)
-    await run_hooks(run, "after_rollback")
+    restart_note += await _after_rollback_hooks(run)
     verdict = "passed" if again.passed else f"FAILED ({again.summary})"
     raise DeployFailed(
         f"{run.name}: {failed} failed: {reason}. Rolled back automatically: {fallback} is live "
@@ -121,14 +125,25 @@ async def _roll_back_after_cut(run: HostRun, failed: str, fallback: str | None, 
     run.recovery = Recovery(failed, fallback, True)
     marker = state.markers.get(fallback)
     restart_note = ""
-    if run.target.restart:
+    if run.target.health is not None:
+        restart_note = f"; {await after_rollback(run, failed, fallback)}"
+    elif run.target.restart:
         try:
             await restart(run.agent, run.layout, run.target, fallback, marker.sha if marker else "")
             restart_note = ", restarted"
         except DeployFailed as exc:
             restart_note = f"; its restart failed: {exc.message}"
-    await run_hooks(run, "after_rollback")
+    restart_note += await _after_rollback_hooks(run)
     return (
         f"Rolled back over a fresh connection: {fallback} is live again{restart_note} (not "
         f"audited again); {failed} is marked bad"
     )
+
+
+async def _after_rollback_hooks(run: HostRun) -> str:
+    """The after_rollback hooks; a failure becomes part of the message, the rollback stands."""
+    try:
+        await run_hooks(run, "after_rollback")
+    except GatebotError as exc:
+        return f"; the after_rollback hook failed: {exc.message}"
+    return ""

@@ -8,7 +8,7 @@ from bot.deploy.layout import RELEASE_MANAGED
 from bot.deploy.retention import apply_prune, plan_prune
 from bot.deploy.state import read_state
 from bot.deploy.steps.base import HostRun
-from bot.deploy.steps.build import shared_of
+from bot.deploy.steps.build import linked_of
 from bot.deploy.transfer import prepare_next
 from bot.errors import GatebotError
 
@@ -42,7 +42,7 @@ async def prepare(run: HostRun) -> None:
         return
     try:
         await prepare_next(
-            run.agent, run.layout.release(run.live), (*RELEASE_MANAGED, *shared_of(run))
+            run.agent, run.layout.release(run.live), (*RELEASE_MANAGED, *linked_of(run))
         )
     except GatebotError as exc:
         run.notes.append(f"the next release's seed was not prepared: {exc}")
