@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
 
 from bot import __version__
 from bot.errors import GatebotError
+from bot.inert import printable
+from bot.redact import redact
 
 # Command name -> the module that defines it (in its COMMANDS list). Modules are imported only
 # when their command runs (click's lazy-group pattern): google-genai and asyncssh alone cost
@@ -26,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "doctor": "bot.cli.onboarding",
     "cache-key": "bot.cli.action",
     "check-abandon": "bot.cli.action",
+    "approve": "bot.cli.approve",
 }
 
 
@@ -87,7 +91,35 @@ def cli() -> None:
     """gatebot: a cheap AI review gate on every PR; atomic releases with a 9-layer audit."""
 
 
+class InertFormatter(logging.Formatter):
+    """Log lines carry file names, model text and providers' error messages: each record is one
+    inert line (no control characters, no workflow command; bot/inert.py) with the
+    credentials of any URL in it redacted (bot/redact.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(redact(super().format(record)))
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(InertFormatter("%(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, InertFormatter) for h in root.handlers):
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
+def _show(exc: GatebotError) -> str:
+    # The message may quote a file name, a config key or a provider's answer: inert, redacted.
+    text = f"gatebot: {printable(redact(exc.message))}"
+    if exc.hint:
+        text += f"\n  hint: {printable(redact(exc.hint))}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
+    _log_to_stderr()
     try:
         # Non-standalone click returns (not raises) the code of a command's `Exit(code)`.
         rc = cli.main(args=argv, prog_name="gatebot", standalone_mode=False)
@@ -100,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2 if exc.exit_code != 0 else 0)
     except GatebotError as exc:
-        click.echo(f"gatebot: {exc}", err=True)
+        click.echo(_show(exc), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

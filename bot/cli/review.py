@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bot import localstate
 from bot.cli.options import cache_dir_option, config_option, repo_option
 from bot.config.review import SEVERITY_ORDER
 from bot.errors import GateFailed, UsageError
+from bot.inert import printable
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from bot.github.integration import ActionsContext
@@ -28,7 +32,8 @@ _STYLE = {"pass": "green", "fail": "red", "neutral": "yellow"}
 
 def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
     m = verdict.metrics
-    console = Console(stderr=False, highlight=False)
+    # No markup, no highlighting: file names and config paths are data (`[bold]x` stays text).
+    console = Console(stderr=False, highlight=False, markup=False)
     table = Table(title=f"gatebot review: {verdict.verdict}", title_style=_STYLE[verdict.verdict])
     table.add_column("")
     table.add_column("value", justify="right")
@@ -52,7 +57,8 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
     if verdict.needs_human:
         rows.append(("needs a human", ", ".join(verdict.needs_human)))
     for k, v in rows:
-        table.add_row(k, v)
+        # Each cell made inert: no escape sequence, bidi override or workflow command.
+        table.add_row(k, Text(printable(redact(v))))
     console.print(table)
 
 
@@ -158,6 +164,8 @@ def run_gate(
     # Imported here, not at the top: `gatebot` registers every command at start-up, and the
     # review pipeline (pygit2, detect-secrets, pydantic models) is only needed to review.
     from bot.git.diff import change_range, open_repo
+    from bot.github.approval import apply_approval, approved_summary
+    from bot.github.crash import closed_on_error
     from bot.localstate import resolve_cache_dir
     from bot.review import config_source
     from bot.review import rules as repo_rules
@@ -196,41 +204,55 @@ def run_gate(
     provider = select_provider(env, config.review, calibration=tracker)
     if ctx is not None:
         ctx.start(rng.head_sha)
-    run = run_review(
-        repo,
-        base,
-        head,
-        config,
-        cache,
-        provider,
-        env=env,
-        config_label=label,
-        # Inside Actions a missing key is a fork PR or a missing secret: fail closed.
-        require_model=ctx is not None,
-    )
-    if tracker.value.samples > learned.samples:
-        try:
-            save_calibration(cache, tracker.value)
-        except (OSError, ValueError) as exc:  # ValueError: restored.StateError (a refused dir)
-            log.warning("token calibration not saved: %s", exc)
-    pr = ctx.pr if ctx is not None else None
-    if pr is not None and pr.action == "synchronize" and pr.before:
-        # A push to an open PR: what changed since the previous head, and what was sent.
-        from bot.github.incremental import since, since_md, with_since
+    # From here on a check run may exist: whatever happens, it is completed (never left in
+    # progress) and verdict.json is written (bot/github/crash.py).
+    with closed_on_error(ctx, base_sha=rng.base_sha, head_sha=rng.head_sha, out_dir=out_dir):
+        run = run_review(
+            repo,
+            base,
+            head,
+            config,
+            cache,
+            provider,
+            env=env,
+            config_label=label,
+            # Inside Actions a missing key is a fork PR or a missing secret: fail closed.
+            require_model=ctx is not None,
+        )
+        if tracker.value.samples > learned.samples:
+            try:
+                save_calibration(cache, tracker.value)
+            except (OSError, ValueError) as exc:  # ValueError: restored.StateError (refused)
+                log.warning("token calibration not saved: %s", exc)
+        pr = ctx.pr if ctx is not None else None
+        if pr is not None and pr.action == "synchronize" and pr.before:
+            # A push to an open PR: what changed since the previous head, and what was sent.
+            from bot.github.incremental import since, since_md, with_since
 
-        section = since_md(since(repo, pr.before, run.verdict), run.verdict)
-        run.summary_md = with_since(run.summary_md, section)
-    write_outputs(run, localstate.claim(out_dir))
-    _print_table(run.verdict, out_dir, label)
+            section = since_md(since(repo, pr.before, run.verdict), run.verdict)
+            run.summary_md = with_since(run.summary_md, section)
+        if ctx is not None:
+            # A maintainer may have approved this head (bot/github/approval.py): honour it.
+            approval = ctx.approval(rng.head_sha)
+            if approval is not None and run.verdict.conclusion != "success":
+                run = replace(
+                    run,
+                    verdict=apply_approval(run.verdict, approval),
+                    summary_md=approved_summary(approval, run.summary_md),
+                )
+        write_outputs(run, localstate.claim(out_dir))
+        _print_table(run.verdict, out_dir, label)
 
-    verdict = run.verdict
-    if ctx is not None:
-        from bot.github.inline_publish import post_inline
+        verdict = run.verdict
+        if ctx is not None:
+            from bot.github.inline_publish import post_inline
 
-        post_inline(ctx, verdict, config.review.comments, repo)
-        code = ctx.finish(verdict, run.summary_md, out_dir, cache_dir=cache, metrics=config.metrics)
-    else:
-        code = 0 if verdict.conclusion in ("success", "neutral") else 1
+            post_inline(ctx, verdict, config.review.comments, repo)
+            code = ctx.finish(
+                verdict, run.summary_md, out_dir, cache_dir=cache, metrics=config.metrics
+            )
+        else:
+            code = 0 if verdict.conclusion in ("success", "neutral") else 1
     return code, run
 
 

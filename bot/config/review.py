@@ -80,6 +80,18 @@ class ReviewConfig(Section):
     )
     ignore: list[str] = Field(default_factory=list, description="gitignore-style globs: skipped")
     protected: ProtectedConfig = Field(default_factory=ProtectedConfig)
+    max_findings_per_file: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="model findings kept per file (the most severe); the rest are counted",
+    )
+    max_findings: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="model findings kept per run (the most severe); the rest are counted",
+    )
     unreviewed: Literal["failure", "neutral"] = Field(
         "failure",
         description="the conclusion when files were not reviewed because no model was available"

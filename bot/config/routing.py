@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bot.config.base import Section
 
@@ -116,6 +116,21 @@ class RiskConfig(Section):
         0, ge=0, description="changes at least this large go deep (0: size never forces deep)"
     )
 
+    @model_validator(mode="after")
+    def _thresholds_agree(self) -> RiskConfig:
+        # Contradictory thresholds: a change cannot be small enough for lite and large enough
+        # for deep at once. Named as a configuration error rather than resolved silently.
+        # (A low-risk path's allowance may exceed it: size forcing deep wins there, as
+        # documented; any change at all being "small" is another matter.)
+        deep, lite = self.deep_min_changed_lines, self.lite_max_changed_lines
+        if deep and lite >= deep:
+            raise ValueError(
+                f"review.risk.lite_max_changed_lines ({lite}) must be below "
+                f"review.risk.deep_min_changed_lines ({deep}): a change cannot be both small "
+                "enough for lite and large enough for deep"
+            )
+        return self
+
     @field_validator("content", "extra_content")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
@@ -162,6 +177,17 @@ class GeminiConfig(Section):
     item_retries: int = Field(
         2, ge=0, le=5, description="re-asks for a file missing or malformed in an answer"
     )
+
+    @model_validator(mode="after")
+    def _delays_agree(self) -> GeminiConfig:
+        if self.initial_delay_s > self.max_delay_s:
+            raise ValueError(
+                f"review.gemini.initial_delay_s ({self.initial_delay_s:g}) is over "
+                f"review.gemini.max_delay_s ({self.max_delay_s:g}): the first backoff cannot be "
+                "longer than the longest"
+            )
+        return self
+
     thinking_level: Literal["minimal", "low", "medium", "high"] | None = Field(
         "low",
         description="thinking depth on Gemini 3 and later (thinking_level); a level a model"

@@ -13,6 +13,7 @@ import pygit2
 
 from bot.errors import UsageError
 from bot.git.types import ChangeKind, DiffLine, FileChange, Hunk
+from bot.inert import unicode_safe
 
 _STATUS: dict[str, ChangeKind] = {
     "A": "added",
@@ -223,8 +224,10 @@ def diff_files(
             patch = pygit2.Patch.create_from(
                 old_data,
                 new_data,
-                old_as_path=old_file.path,
-                new_as_path=new_file.path,
+                # Only the patch header shows these; a non-UTF-8 name (pygit2 reads it with
+                # surrogateescape) cannot be encoded back, so it is spelled out instead.
+                old_as_path=unicode_safe(old_file.path),
+                new_as_path=unicode_safe(new_file.path),
                 context_lines=context_lines,
                 interhunk_lines=0,
             )

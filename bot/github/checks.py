@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from github import Auth, Github, GithubRetry
+from github import Auth, Github, GithubException, GithubRetry
 from github.CheckRun import CheckRun
 from github.Repository import Repository
 from urllib3 import Retry
 
 from bot.github.annotations import Annotation
 from bot.github.limits import ANNOTATIONS_PER_REQUEST, CHECK_TEXT_LIMIT, truncate
+from bot.inert import unicode_safe
 
 # The conclusions gatebot sends (GitHub's REST API accepts these among others). A required
 # status check is satisfied by success, neutral and skipped only: everything else blocks.
@@ -67,19 +68,33 @@ def client(settings: ApiSettings) -> Github:
 
 
 def _annotation_body(a: Annotation) -> dict[str, str | int]:
+    # JSON carries any text, except lone surrogates (a non-UTF-8 file name, a model's \ud800):
+    # those are spelled out (bot/inert.py), so GitHub gets valid UTF-8.
     body: dict[str, str | int] = {
-        "path": a.path,
+        "path": unicode_safe(a.path),
         "start_line": a.start_line,
         "end_line": a.end_line,
         "annotation_level": a.level,
-        "message": a.message[:64_000],
-        "title": a.title[:255],
+        "message": unicode_safe(a.message[:64_000]),
+        "title": unicode_safe(a.title[:255]),
     }
     return body
 
 
 def _identity(path: str, start: int, end: int, level: str, message: str) -> tuple[Any, ...]:
     return (path, start, end, level, message)
+
+
+def _annotation_key(a: Annotation) -> dict[str, Any]:
+    """What `_identity` compares, as the annotation was sent (bot/github/checks.py body)."""
+    body = _annotation_body(a)
+    return {
+        "path": body["path"],
+        "start": a.start_line,
+        "end": a.end_line,
+        "level": a.level,
+        "message": body["message"],
+    }
 
 
 @dataclass(frozen=True)
@@ -91,11 +106,11 @@ class CheckOutput:
     def body(self, annotations: Sequence[Annotation] = ()) -> dict[str, Any]:
         where = "the job summary and the verdict.json report"
         out: dict[str, Any] = {
-            "title": self.title[:255],
-            "summary": truncate(self.summary, CHECK_TEXT_LIMIT, where),
+            "title": unicode_safe(" ".join(self.title.split()))[:255],
+            "summary": truncate(unicode_safe(self.summary), CHECK_TEXT_LIMIT, where),
         }
         if self.text:
-            out["text"] = truncate(self.text, CHECK_TEXT_LIMIT, where)
+            out["text"] = truncate(unicode_safe(self.text), CHECK_TEXT_LIMIT, where)
         if annotations:
             out["annotations"] = [_annotation_body(a) for a in annotations]
         return out
@@ -118,6 +133,12 @@ class CheckRunPublisher:
                 return run
         return None
 
+    def refresh(self) -> CheckRun:
+        """The check run as GitHub has it now (another workflow may have changed it)."""
+        assert self.run is not None
+        self.run = self._repo.get_check_run(self.run.id)
+        return self.run
+
     def begin(self, head_sha: str, output: CheckOutput) -> CheckRun:
         now = datetime.now(timezone.utc)
         existing = self.find_existing(head_sha)
@@ -129,7 +150,7 @@ class CheckRunPublisher:
             existing.edit(status="in_progress", started_at=now, output=output.body(), **extra)
             self.run = existing
         else:
-            self.run = self._repo.create_check_run(
+            created = self._repo.create_check_run(
                 name=self.name,
                 head_sha=head_sha,
                 status="in_progress",
@@ -137,6 +158,10 @@ class CheckRunPublisher:
                 output=output.body(),
                 **extra,
             )
+            if not isinstance(created.id, int):
+                # A 2xx/3xx that is not a check run (a redirect, a proxy's page): not opened.
+                raise GithubException(502, {"message": "the API answered without a check run"})
+            self.run = created
         self.requests += 1
         return self.run
 
@@ -160,11 +185,7 @@ class CheckRunPublisher:
             # start() could not reach the API (it never raises); try once more to open it.
             run = self.begin(head_sha, output)
         seen = self._already_posted(run)
-        fresh = [
-            a
-            for a in annotations
-            if _identity(a.path, a.start_line, a.end_line, a.level, a.message[:64_000]) not in seen
-        ]
+        fresh = [a for a in annotations if _identity(**_annotation_key(a)) not in seen]
         batches = [
             fresh[i : i + ANNOTATIONS_PER_REQUEST]
             for i in range(0, len(fresh), ANNOTATIONS_PER_REQUEST)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from bot.github.annotations import Annotation
 from bot.github.limits import COMMAND_ANNOTATIONS_PER_LEVEL
+from bot.inert import printable
 
 _COMMAND_FOR_LEVEL = {"failure": "error", "warning": "warning", "notice": "notice"}
 
@@ -32,11 +33,13 @@ def command(name: str, message: str, properties: dict[str, str | int] | None = N
 
 
 def annotation_command(a: Annotation) -> str:
-    props: dict[str, str | int] = {"file": a.path, "line": a.start_line}
+    # Model text and file names are data: controls and format characters spelled out (a line
+    # break in the message stays one, carried as %0A), then escaped as the runner expects.
+    props: dict[str, str | int] = {"file": printable(a.path), "line": a.start_line}
     if a.end_line != a.start_line:
         props["endLine"] = a.end_line
-    props["title"] = a.title
-    return command(_COMMAND_FOR_LEVEL[a.level], a.message, props)
+    props["title"] = printable(a.title)
+    return command(_COMMAND_FOR_LEVEL[a.level], printable(a.message, keep="\n"), props)
 
 
 def add_mask(secret: str) -> str | None:

@@ -30,12 +30,14 @@ from typing import TextIO
 
 import requests
 from github import GithubException
+from github.GithubObject import NotSet
 from github.Repository import Repository
 
 from bot.config.env import GEMINI_KEYS, GITHUB_API_URL, GITHUB_TOKENS, first_set
 from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
 from bot.github.annotations import annotations_for
+from bot.github.approval import approval_on
 from bot.github.checks import (
     DEFAULT_API_URL,
     ApiSettings,
@@ -58,7 +60,9 @@ from bot.github.outlet import ActionsOutlet
 from bot.github.pulls import GitHubPulls
 from bot.github.sarif import render_sarif
 from bot.github.summary import check_title, report_markdown
-from bot.review.models import Verdict
+from bot.inert import printable
+from bot.redact import redact
+from bot.review.models import Approval, Verdict
 from bot.review.summary import escape_md
 
 DEFAULT_CHECK_NAME = "gatebot / review"
@@ -123,8 +127,10 @@ class ActionsSettings:
         )
 
     def details_url(self) -> str | None:
+        """The run's log: GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID."""
         if self.repository and self.run_id:
-            return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
+            server = redact(self.server_url.rstrip("/"))  # never a credential in a link
+            return f"{server}/{self.repository}/actions/runs/{self.run_id}"
         return None
 
 
@@ -163,6 +169,11 @@ class ActionsContext:
         self.notes: list[str] = []  # what happened to the delivery, for the job summary
         self._publisher: CheckRunPublisher | None = None
         self._head_sha: str | None = None
+
+    @property
+    def api(self) -> ApiSettings | None:
+        """How to reach the API (None without a token)."""
+        return self._api
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionsContext | None:
@@ -302,45 +313,76 @@ class ActionsContext:
             )
         return True
 
-    def abandon(self, head_sha: str, reason: str, conclusion: Conclusion = "failure") -> bool:
-        """Close a check run the review left `in_progress` (killed, timed out, crashed).
+    def abandon(
+        self,
+        head_sha: str,
+        reason: str,
+        conclusion: Conclusion = "failure",
+        *,
+        title: str | None = None,
+    ) -> bool:
+        """Close the check run a review left `in_progress` (killed, timed out, crashed), or
+        post one when none was opened, so that a required status never waits forever.
 
-        Fail closed: `failure` (or `timed_out`), never neutral or green, since nothing was
-        decided and GitHub counts neutral as passing. The title says why and the summary links
-        the run's log; a required status then stops waiting. True when a check run was closed.
+        Fail closed: `failure` (or `timed_out` / `cancelled`), never neutral or green, since
+        nothing was decided and GitHub counts neutral as passing. The title says why and the
+        summary links the run's log. A completed check run is left alone. True when a check
+        run was closed or posted.
         """
         s = self.settings
         closed = False
-        why = " ".join(reason.split())[:200]
+        why = printable(redact(" ".join(reason.split())))[:300]
+        heading = printable(title)[:255] if title else f"gatebot did not finish: {why}"[:255]
         log_link = s.details_url()
+        summary = (
+            f"The review did not complete: {escape_md(why)}. Nothing was reviewed to "
+            "completion, so the check fails closed; re-run the job."
+        )
+        if log_link:
+            summary += f" The log: [{escape_md(log_link)}]({log_link})."
+        output = CheckOutput(title=heading, summary=summary).body()
         if s.post_check and self._api is not None and s.repository is not None:
             repo = client(self._api).get_repo(s.repository)
             publisher = CheckRunPublisher(repo, s.check_name, log_link)
+            now = datetime.now(timezone.utc)
             try:
                 run = publisher.find_existing(head_sha)
-                if run is not None and run.status != "completed":
-                    summary = (
-                        f"The review did not complete: {escape_md(why)}. Nothing was reviewed "
-                        "to completion, so the check fails closed; re-run the job."
-                    )
-                    if log_link:
-                        summary += f" The log: [{escape_md(log_link)}]({log_link})."
-                    run.edit(
+                if run is None:
+                    repo.create_check_run(
+                        name=s.check_name,
+                        head_sha=head_sha,
                         status="completed",
                         conclusion=conclusion,
-                        completed_at=datetime.now(timezone.utc),
-                        output=CheckOutput(
-                            title=f"gatebot did not finish: {why}", summary=summary
-                        ).body(),
+                        completed_at=now,
+                        output=output,
+                        details_url=log_link if log_link else NotSet,
+                    )
+                    closed = True
+                elif run.status != "completed":
+                    run.edit(
+                        status="completed", conclusion=conclusion, completed_at=now, output=output
                     )
                     closed = True
             except _API_ERRORS as exc:
                 self._print(f"::warning::could not close the check run: {type(exc).__name__}")
         self.outlet.summary(
-            f"## ❌ gatebot review did not finish\n\n> {escape_md(why)}\n"
+            f"## ❌ {escape_md(heading)}\n\n> {escape_md(why)}\n"
             + (f"\nThe check run was closed as {conclusion}.\n" if closed else "")
         )
         return closed
+
+    def approval(self, head_sha: str) -> Approval | None:
+        """A maintainer's approval recorded on this head's check run since the review began
+        (bot/github/approval.py), read fresh; None without a check run or an approval."""
+        publisher = self._publisher
+        if self.mode != "check" or publisher is None or publisher.run is None:
+            return None
+        try:
+            run = publisher.refresh()
+        except _API_ERRORS as exc:
+            self._print(f"::warning::could not read the check run: {type(exc).__name__}")
+            return None
+        return approval_on(run, head_sha)
 
     # -- finish --------------------------------------------------------------------------
 

@@ -148,7 +148,10 @@ def render_summary(verdict: Verdict, notes: Sequence[str] = ()) -> str:
 
 def check_title(verdict: Verdict) -> str:
     # A check run title is plain text: no markdown escaping, one line.
-    return " ".join(f"{verdict.verdict}: {headline(verdict, markdown=False)}".split())[:255]
+    title = f"{verdict.verdict}: {headline(verdict, markdown=False)}"
+    if verdict.approval is not None and verdict.conclusion == "success":
+        title = f"approved by @{verdict.approval.approver}: {title}"
+    return " ".join(title.split())[:255]
 
 
 def report_markdown(verdict: Verdict, summary_md: str, notes: Sequence[str] = ()) -> str:

@@ -37,6 +37,7 @@ GEMINI_KEY_ENV = GEMINI_KEYS[0]
 REVIEW_WORKFLOW = ".github/workflows/review.yml"
 COMMANDS_WORKFLOW = ".github/workflows/gatebot-commands.yml"
 DEPLOY_WORKFLOW = ".github/workflows/deploy.yml"
+APPROVE_WORKFLOW = ".github/workflows/gatebot-approve.yml"
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_./@-]+$")
 
@@ -170,6 +171,14 @@ def plan_files(options: InitOptions) -> list[PlannedFile]:
                 review_action=options.action.uses(),
             ),
             "/gatebot review | approve | help comments on pull requests",
+        ),
+        PlannedFile(
+            APPROVE_WORKFLOW,
+            _template("approve.yml").substitute(
+                check_name=CHECK_NAME,
+                approve_action=options.action.uses("action/approve"),
+            ),
+            "a maintainer's approval of a PR's head commit (workflow_dispatch)",
         ),
     ]
     if options.target is not None:

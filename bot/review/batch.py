@@ -14,15 +14,17 @@ a model without a known price never moves (no guessing).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 
 from bot.config.review import ReviewConfig
 from bot.config.routing import PriceConfig
 from bot.review.cost import price_for
-from bot.review.prompt import BATCH_HEADER, file_block, system_instruction
+from bot.review.prompt import BATCH_HEADER, file_block, line_ranges, system_instruction
 from bot.review.route import TIERS
 from bot.review.tokens import (
+    CHARS_PER_TOKEN,
     OUTPUT_TOKENS_PER_CALL,
     OUTPUT_TOKENS_PER_FILE,
     Calibration,
@@ -161,13 +163,22 @@ def make_items(
         else:
             pieces.extend(_split_hunk(h, max_chars))
 
+    # Greedy grouping on an additive upper bound of each group's block size: the ranges line
+    # of a union is never longer than its pieces' lines joined, the body is their renders.
+    # (Re-estimating the whole group for every piece added was quadratic in the hunks.)
+    fixed = len(file_block(change.path, 10**6, 10**6, [1], "")) - 1
     groups: list[list[Hunk]] = []
+    ranges = body = 0
     for piece in pieces:
-        if groups and est([*groups[-1], piece]) <= budget:
+        p_ranges = len(line_ranges(piece.added_lines)) + 2
+        p_body = len(piece.render())
+        upper = math.ceil((fixed + ranges + p_ranges + body + p_body) / CHARS_PER_TOKEN * factor)
+        if groups and upper <= budget:
             groups[-1].append(piece)
+            ranges, body = ranges + p_ranges, body + p_body
         else:
             groups.append([piece])
-
+            ranges, body = p_ranges, p_body
     n = len(groups)
     return [
         ReviewItem(

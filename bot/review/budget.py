@@ -72,3 +72,12 @@ class CallBudget:
     def state(self) -> BudgetState:
         with self._lock:
             return BudgetState(self._calls, self._usd, self.max_calls, self.max_usd, self._refused)
+
+
+def call_cap(planned_calls: int) -> int:
+    """The automatic cap on model requests for a run that planned `planned_calls` calls:
+    2 × planned + 4. Every generateContent request counts: first tries, the SDK's retries of
+    5xx and timeouts, 429 waits, re-asks of missing or malformed files and halved unusable
+    answers. An ordinary run needs `planned` (the 50-file first review: 2 of 8); a model that
+    answers garbage stops there instead of re-asking file by file (55 calls for 14 files)."""
+    return 2 * max(planned_calls, 0) + 4

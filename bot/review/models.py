@@ -12,11 +12,23 @@ Schema history (docs/review.md, "verdict.json"):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from bot.config.review import Severity
+from bot.inert import unicode_safe
+from bot.redact import redact
+
+
+def _safe(text: str) -> str:
+    return redact(unicode_safe(text))
+
+
+# Text from the repository, the model or a provider's error: always encodable as UTF-8 when
+# written (a non-UTF-8 file name or a lone surrogate in an answer would crash the JSON writer)
+# and without credentials in URLs (bot/inert.py, bot/redact.py). Kept as-is in memory.
+Text = Annotated[str, PlainSerializer(_safe, return_type=str)]
 
 SCHEMA_VERSION = 2
 
@@ -40,12 +52,12 @@ class _Model(BaseModel):
 
 
 class Finding(_Model):
-    path: str
+    path: Text
     line: int | None = Field(None, ge=1, description="first line in the new file; None: whole file")
     end_line: int | None = Field(None, ge=1)
     severity: Severity
-    category: str
-    message: str
+    category: Text
+    message: Text
     source: Literal["local", "model"] = "local"
     in_diff: bool = Field(True, description="the line is a changed line of the diff (annotatable)")
     suggestion: str | None = Field(
@@ -57,16 +69,16 @@ class Finding(_Model):
 
 class NotReviewed(_Model):
     cause: NotReviewedCause
-    reason: str
+    reason: Text
 
 
 class FileResult(_Model):
-    path: str
-    old_path: str | None = None
+    path: Text
+    old_path: Text | None = None
     status: FileStatus
-    reason: str | None = None
+    reason: Text | None = None
     tier: str | None = None
-    model: str | None = None
+    model: Text | None = None
     needs_human: bool = False
     covered: bool = Field(True, description="False when no reviewer covered it (not_reviewed)")
     not_reviewed: NotReviewed | None = Field(
@@ -97,7 +109,7 @@ class ModelFallbackRecord(_Model):
     tier: str
     from_model: str
     to_model: str | None = Field(None, description="None: no model was left to review them")
-    reason: str
+    reason: Text
     files: int = 0
 
 
@@ -138,6 +150,25 @@ class Metrics(_Model):
     findings_omitted: int = Field(0, ge=0, description="model findings past the caps")
 
 
+class Approval(_Model):
+    """A maintainer's approval of one head commit (bot/github/approval.py records it)."""
+
+    sha: str = Field(pattern=r"^[0-9a-f]{40}$", description="the approved head commit")
+    approver: str = Field(description="the GitHub login GitHub reported as the actor")
+    approved_at: str = Field(description="ISO 8601, UTC")
+    via: str = Field(description="the authorised trigger: workflow_dispatch | issue_comment")
+    run_url: str | None = Field(None, description="the workflow run that recorded it")
+    pr: int | None = None
+
+
+class Crash(_Model):
+    """gatebot stopped on an internal error: nothing was decided, the check failed closed."""
+
+    kind: str = Field(description="the exception's type, e.g. UnicodeEncodeError")
+    message: Text
+    log_url: str | None = None
+
+
 class Verdict(_Model):
     schema_version: int = SCHEMA_VERSION
     verdict: VerdictValue
@@ -148,15 +179,19 @@ class Verdict(_Model):
         description="the check run's conclusion: success | failure | neutral (from the verdict:"
         " pass → success, fail → failure, neutral → neutral; success also after an approval)",
     )
-    reasons: list[str] = Field(default_factory=list, description="why the verdict is not pass")
+    reasons: list[Text] = Field(default_factory=list, description="why the verdict is not pass")
     provider: str = Field(description="gemini | local | gemini+local")
     degraded: bool = False
-    degraded_reason: str | None = None
+    degraded_reason: Text | None = None
     blocking_severity: Severity = "high"
     files: list[FileResult] = Field(default_factory=list)
-    uncovered: list[str] = Field(default_factory=list, description="paths not reviewed")
-    needs_human: list[str] = Field(default_factory=list)
+    uncovered: list[Text] = Field(default_factory=list, description="paths not reviewed")
+    needs_human: list[Text] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
+    approval: Approval | None = Field(
+        None, description="a maintainer's approval of this head: the conclusion is success"
+    )
+    crash: Crash | None = Field(None, description="set when gatebot crashed (verdict fail)")
 
     @model_validator(mode="before")
     @classmethod

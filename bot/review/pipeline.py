@@ -34,6 +34,7 @@ from bot.git.diff import (
 from bot.review import content, keys, local, secretscan, triage
 from bot.review.accounting import cost_updates, fallback_warnings, naive_baseline
 from bot.review.batch import make_items, plan
+from bot.review.budget import call_cap
 from bot.review.cache import ReviewCache
 from bot.review.cost import Spend, baseline_file_tokens
 from bot.review.fanout import fork_map, usable_cores
@@ -60,7 +61,7 @@ from bot.review.types import (
     ReviewItem,
     Usage,
 )
-from bot.review.verdict import compute_metrics, decide
+from bot.review.verdict import compute_metrics, decide, most_severe
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class _File:
     key: str | None = None
     status: FileStatus = "reviewed"
     not_reviewed: NotReviewed | None = None
+    findings_omitted: int = 0  # model findings past the caps (bot/review/verdict.py)
+    _changed: frozenset[int] | None = None  # the change's added lines, computed once
     # The naive before's input tokens for this file (None: deleted or no text), counted in
     # the free stages, where the text is, and on both cores.
     baseline_tokens: int | None = None
@@ -103,6 +106,12 @@ class _File:
     @property
     def covered(self) -> bool:
         return self.not_reviewed is None
+
+    @property
+    def changed_lines(self) -> frozenset[int]:
+        if self._changed is None:
+            self._changed = self.change.changed_lines
+        return self._changed
 
     def mark_not_reviewed(self, cause: NotReviewedCause, reason: str) -> None:
         self.not_reviewed = NotReviewed(cause=cause, reason=reason)
@@ -129,6 +138,7 @@ class _File:
             not_reviewed=self.not_reviewed,
             summary=self.summary if self.covered else None,
             findings=findings,
+            findings_omitted=self.findings_omitted,
         )
 
 
@@ -344,7 +354,7 @@ def _assign_keys(
 
 def _model_finding(finding: Finding, f: _File) -> Finding:
     """A model finding attached to file `f`: our path, our idea of what the diff changed."""
-    in_diff = finding.line is not None and finding.line in f.change.changed_lines
+    in_diff = finding.line is not None and finding.line in f.changed_lines
     return finding.model_copy(update={"path": f.path, "in_diff": in_diff, "source": "model"})
 
 
@@ -408,6 +418,9 @@ def _review_with_model(
             if key in item_owner:
                 item_owner[key].model = model  # a fallback model reviewed (part of) it
         causes.update(outcome.causes)
+        for key, n in outcome.omitted.items():
+            if key in item_owner:
+                item_owner[key].findings_omitted += n
         for model, usage in outcome.usage_by_model.items():
             stats.usage = stats.usage + usage
             stats.spend.add(model, usage, review.prices)
@@ -431,6 +444,8 @@ def _review_with_model(
         lines = [summaries[it.cache_key] for it in items_of[f.path] if it.cache_key in summaries]
         f.summary = "; ".join(lines) if lines else None
 
+    for f in misses:  # a file split into parts may gather more than one part's share
+        _keep_most_severe(f, review.max_findings_per_file)
     fell_back = {
         item_owner[k].path: m for o in outcomes for k, m in o.answered_by.items() if k in item_owner
     }
@@ -445,6 +460,32 @@ def _review_with_model(
                 key = _key(f, gone_to, review, rules_hash(review, f.path))
                 cache.put(key, gone_to, own, summary=f.summary)
     return stats
+
+
+def _keep_most_severe(f: _File, limit: int) -> None:
+    if len(f.model_findings) > limit:
+        f.findings_omitted += len(f.model_findings) - limit
+        f.model_findings = most_severe(f.model_findings, limit)
+
+
+def _cap_findings(files: list[_File], review: ReviewConfig, warnings: _Warnings) -> None:
+    """At most review.max_findings model findings in the run (the most severe), and say what
+    the caps dropped. Local findings are never dropped: the model cannot crowd them out."""
+    everything = [x for f in files for x in f.model_findings]
+    if len(everything) > review.max_findings:
+        kept = {id(x) for x in most_severe(everything, review.max_findings)}
+        for f in files:
+            before = len(f.model_findings)
+            f.model_findings = [x for x in f.model_findings if id(x) in kept]
+            f.findings_omitted += before - len(f.model_findings)
+    omitted = sum(f.findings_omitted for f in files)
+    if omitted:
+        warnings.add(
+            f"the model reported {omitted:,} more finding(s) than the caps keep "
+            f"(review.max_findings_per_file = {review.max_findings_per_file}, "
+            f"review.max_findings = {review.max_findings}): the most severe are listed and "
+            "counted in findings_omitted, the rest were dropped"
+        )
 
 
 def _store_answer(
@@ -489,12 +530,11 @@ def _plan_models(
 def _provider_label(provider: Provider | None, files: list[_File]) -> tuple[str, str | None]:
     if provider is None:
         return "local", NO_KEY_REASON
-    # Degraded: the provider (or the call cap) left files to the local checks alone. Content
-    # the model refused is not a degradation of the provider; it is listed as not reviewed.
+    # Degraded: files sent to the model came back unreviewed (an outage, the call cap, an
+    # answer that stayed unusable or blocked) and only the local checks looked at them. Files
+    # triage could not send at all (binary, too large) are listed as not reviewed instead.
     uncovered = [
-        f.not_reviewed
-        for f in files
-        if f.not_reviewed is not None and f.not_reviewed.cause in ("provider", "budget")
+        f.not_reviewed for f in files if f.not_reviewed is not None and f.status != "skipped"
     ]
     if uncovered:
         reason = uncovered[0].reason
@@ -557,6 +597,7 @@ def run_review(
         for f in files:
             if f.status != "skipped" and f.not_reviewed is None:
                 f.mark_not_reviewed("no_model", NO_MODEL_REASON)
+    _cap_findings(files, review, warnings)
 
     results = [f.result() for f in files]
     decision = decide(results, review)
@@ -580,6 +621,8 @@ def run_review(
         baseline_api_calls=naive.calls,
         baseline_cost_usd=naive.usd or 0.0,
         duration_s=time.perf_counter() - started,
+        # The automatic cap the provider enforced (bot/review/providers/transport.py).
+        api_calls_cap=call_cap(stats.batches) if stats.batches else 0,
     ).model_copy(update=updates)
     verdict = Verdict(
         verdict=decision.verdict,

@@ -203,13 +203,17 @@ def _touched_parse(old: str, new: str, change: FileChange) -> bool | None:
     if not touched:
         return None
     head = _head_starts(new, touched[-1])
-    todo = _to_parse(old, new, change, touched, head) if head is not None else None
-    if todo is None:
-        starts = statement_starts(new)
-        if starts is None:
-            return None
-        todo = _to_parse(old, new, change, touched, (starts, len(new)))
-        assert todo is not None  # a whole-text plan always ends
+    plan = _Plan(_Shifts(change), budget=4 * (len(old) + len(new)) + 4096)
+    try:
+        todo = _to_parse(old, new, plan, touched, head) if head is not None else None
+        if todo is None:
+            starts = statement_starts(new)
+            if starts is None:
+                return None
+            todo = _to_parse(old, new, plan, touched, (starts, len(new)))
+            assert todo is not None  # a whole-text plan always ends
+    except _OverBudget:
+        return None
     if sum(map(len, todo)) * 2 > len(new):
         return None  # most of the file: one parse of the whole is simpler
     for chunk in todo:
@@ -242,10 +246,21 @@ def _head_starts(text: str, through_line: int) -> tuple[list[tuple[int, int]], i
     return (starts, cut) if starts is not None else None
 
 
+class _OverBudget(Exception):
+    """The in-step scan read more than the budget: parsing the whole file is cheaper."""
+
+
+@dataclass
+class _Plan:
+    shifts: _Shifts
+    budget: int  # characters of `old` the in-step scans may read in total
+    scanned: int = 0
+
+
 def _to_parse(
     old: str,
     new: str,
-    change: FileChange,
+    plan: _Plan,
     touched: list[int],
     head: tuple[list[tuple[int, int]], int],
 ) -> list[str] | None:
@@ -263,7 +278,7 @@ def _to_parse(
         if i < len(touched) and touched[i] <= last:
             in_step = False
         elif not in_step:
-            in_step = _starts_in_step(old, new, change, sync, (off, line))
+            in_step = _starts_in_step(old, new, plan, sync, (off, line))
         if in_step:
             if line > touched[-1]:
                 return todo  # the rest is the base's, statement for statement
@@ -274,43 +289,68 @@ def _to_parse(
         return todo
     # The last start found: in step after the last change, the rest is the base's.
     off, line = bounds[-1]
-    if line > touched[-1] and (in_step or _starts_in_step(old, new, change, sync, (off, line))):
+    if line > touched[-1] and (in_step or _starts_in_step(old, new, plan, sync, (off, line))):
         return todo
     return None
 
 
-def _old_offset(old: str, new: str, change: FileChange, at: tuple[int, int]) -> int | None:
-    """Where the unchanged new-side line at (offset, line) is in `old`, from the lengths of
-    the lines the hunks add and remove before it; None when the texts disagree."""
+class _Shifts:
+    """How far each unchanged new-side line has moved from its place in `old`: the lengths of
+    the lines the hunks add and remove before it, as prefix sums built once per change.
+
+    A line of a hunk counts for new-side line q when it comes before q in the hunk walk: an
+    added or context line numbered n when n < q; a removed line when q is past the last new
+    line before it in its hunk (past the hunk's start when none is). Sorted by that threshold,
+    the shift for q is one binary search instead of a walk over every hunk (which made the
+    syntax check quadratic in the number of hunks)."""
+
+    def __init__(self, change: FileChange) -> None:
+        events: list[tuple[int, int]] = []
+        for hunk in change.hunks:
+            last = hunk.new_start - 1 if hunk.new_lines else hunk.new_start
+            for ln in hunk.lines:
+                if ln.new_lineno is not None:
+                    if ln.origin == "+":
+                        events.append((ln.new_lineno, -len(ln.content)))
+                    last = ln.new_lineno
+                elif ln.origin == "-":
+                    events.append((last, len(ln.content)))
+        events.sort(key=lambda e: e[0])
+        self._keys = [k for k, _ in events]
+        self._sums = [0]
+        for _, delta in events:
+            self._sums.append(self._sums[-1] + delta)
+
+    def shift(self, new_line: int) -> int:
+        return self._sums[bisect_left(self._keys, new_line)]
+
+
+def _old_offset(old: str, new: str, shifts: _Shifts, at: tuple[int, int]) -> int | None:
+    """Where the unchanged new-side line at (offset, line) is in `old`; None when the texts
+    disagree."""
     new_off, new_line = at
     if new_line == 1:
         return 0
-    shift = 0
-    for hunk in change.hunks:
-        if hunk.new_start > new_line or (hunk.new_lines == 0 and hunk.new_start >= new_line):
-            break
-        for ln in hunk.lines:
-            if ln.new_lineno is not None and ln.new_lineno >= new_line:
-                break
-            if ln.origin == "+":
-                shift -= len(ln.content)
-            elif ln.origin == "-":
-                shift += len(ln.content)
-    old_off = new_off + shift
+    old_off = new_off + shifts.shift(new_line)
     eol = new.find("\n", new_off)
     text = new[new_off : eol + 1 if eol != -1 else len(new)]
     return old_off if old.startswith(text, old_off) else None
 
 
 def _starts_in_step(
-    old: str, new: str, change: FileChange, sync: tuple[int, int], at: tuple[int, int]
+    old: str, new: str, plan: _Plan, sync: tuple[int, int], at: tuple[int, int]
 ) -> bool:
     """Does the base start a statement at the (unchanged) new-side line `at`, scanning from
     `sync`, where both sides are known to start one in the same state?"""
-    begin = _old_offset(old, new, change, sync)
-    target = _old_offset(old, new, change, at)
+    begin = _old_offset(old, new, plan.shifts, sync)
+    target = _old_offset(old, new, plan.shifts, at)
     if begin is None or target is None or target < begin:
         return False
+    # Scanning from the same sync point for statement after statement is quadratic when the
+    # two sides never fall back in step: past a budget, the caller parses the whole file.
+    plan.scanned += target + 1 - begin
+    if plan.scanned > plan.budget:
+        raise _OverBudget
     # One character of the target line is enough: whether it starts a statement depends on
     # the state before it and on its first character only.
     starts = statement_starts(old[begin : target + 1])

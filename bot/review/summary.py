@@ -10,6 +10,8 @@ import re
 from importlib import resources
 from string import Template
 
+from bot.inert import printable
+from bot.redact import redact
 from bot.review.models import FileResult, Finding, Metrics, Verdict
 from bot.review.verdict import CAUSE_TEXT, not_reviewed_by_cause, severity_rank
 
@@ -26,6 +28,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 def escape_md(text: str, limit: int = MAX_MESSAGE) -> str:
     """Plain text safe to embed in markdown (also inside a table cell)."""
     text = " ".join(text.split())  # no newlines: they would end a table row or a list item
+    # Controls, bidi/zero-width format characters and lone surrogates (a non-UTF-8 file name)
+    # spelled out, URL credentials hidden: a name is shown as data (bot/inert.py).
+    text = printable(redact(text))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -36,7 +41,7 @@ def escape_md(text: str, limit: int = MAX_MESSAGE) -> str:
 
 def code(text: str) -> str:
     """An inline code span that survives backticks and pipes (inside tables) in `text`."""
-    text = " ".join(text.split())
+    text = printable(redact(" ".join(text.split())))
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""

@@ -97,6 +97,9 @@ class BatchOutcome:
     # cache_key -> the cause of a failure, when it is not "provider" (e.g. "content" for a
     # safety block, "budget" past the call cap); bot/review/models.py: NotReviewedCause
     causes: dict[str, NotReviewedCause] = field(default_factory=dict)
+    # cache_key -> model findings past review.max_findings_per_file, dropped (the most severe
+    # are kept)
+    omitted: dict[str, int] = field(default_factory=dict)
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
     # the model that answered each item, where it differs from batch.model (a fallback)
     answered_by: dict[str, str] = field(default_factory=dict)

@@ -54,6 +54,12 @@ def is_blocking(finding: Finding, blocking: Severity) -> bool:
     return severity_rank(finding.severity) >= severity_rank(blocking)
 
 
+def most_severe(findings: Sequence[Finding], limit: int) -> list[Finding]:
+    """The `limit` most severe findings, most severe first, then by path and line (stable)."""
+    ordered = sorted(findings, key=lambda f: (-severity_rank(f.severity), f.path, f.line or 0))
+    return ordered[:limit]
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: VerdictValue

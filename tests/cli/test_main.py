@@ -17,6 +17,7 @@ MODULES = {
     "bot.cli.metrics",
     "bot.cli.onboarding",
     "bot.cli.action",
+    "bot.cli.approve",
 }
 
 

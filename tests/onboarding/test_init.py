@@ -24,6 +24,7 @@ FILES = (
     ".github/workflows/review.yml",
     ".github/workflows/deploy.yml",
     ".github/workflows/gatebot-commands.yml",
+    ".github/workflows/gatebot-approve.yml",
 )
 
 

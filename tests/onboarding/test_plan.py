@@ -39,6 +39,7 @@ def test_every_planned_file_is_yaml() -> None:
         ".github/gatebot.yml",
         ".github/workflows/review.yml",
         ".github/workflows/gatebot-commands.yml",
+        ".github/workflows/gatebot-approve.yml",
         ".github/workflows/deploy.yml",
     ]
     for f in files:

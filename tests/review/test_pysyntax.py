@@ -250,3 +250,53 @@ def test_random_edits_give_the_whole_file_answer_whenever_the_base_parses() -> N
         broken += not _parses(new_text)
         split += parses.parsed == 0
     assert checked > 300 and broken > 100 and split > 50
+
+
+def _walked_shift(change: FileChange, new_line: int) -> int:
+    """The shift as the syntax check first computed it: a walk over every hunk line."""
+    shift = 0
+    for hunk in change.hunks:
+        if hunk.new_start > new_line or (hunk.new_lines == 0 and hunk.new_start >= new_line):
+            break
+        for ln in hunk.lines:
+            if ln.new_lineno is not None and ln.new_lineno >= new_line:
+                break
+            if ln.origin == "+":
+                shift -= len(ln.content)
+            elif ln.origin == "-":
+                shift += len(ln.content)
+    return shift
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_shift_table_agrees_with_walking_the_hunks(seed: int) -> None:
+    from bot.review.pysyntax import _Shifts
+
+    rng = random.Random(seed)
+    old_lines = [f"v{i} = {'x' * rng.randrange(5)}\n" for i in range(rng.randrange(1, 60))]
+    new_lines = list(old_lines)
+    for _ in range(rng.randrange(1, 12)):
+        at = rng.randrange(len(new_lines) + 1)
+        what = rng.choice(("add", "drop", "edit"))
+        if what == "add":
+            new_lines[at:at] = [f"n{rng.randrange(99)}\n"] * rng.randrange(1, 4)
+        elif new_lines and at < len(new_lines):
+            if what == "drop":
+                del new_lines[at : at + rng.randrange(1, 4)]
+            else:
+                new_lines[at] = f"e{rng.randrange(99)}\n"
+    change = _change("".join(old_lines), "".join(new_lines) or "\n")
+    shifts = _Shifts(change)
+    for q in range(1, len(new_lines) + 3):
+        assert shifts.shift(q) == _walked_shift(change, q), (seed, q)
+
+
+def test_thousands_of_hunks_in_one_file() -> None:
+    # 2,000 hunks (the in-step scan once walked every hunk per statement: quadratic; the time
+    # is bounded in tests/security/test_bounded_work.py and measured in docs/benchmarks.md).
+    old = "".join(f"x{i} = {i}\n" for i in range(16_000))
+    new = "".join(f"x{i} = {i}\n" if i % 8 else f"x{i} = {i} + 1\n" for i in range(16_000))
+    assert _check(old, new)[0] == []
+    broken = new.replace("x8000 = 8000 + 1\n", "x8000 = (8000 + 1\n")
+    (finding,), _ = _check(old, broken)
+    assert finding.category == "syntax" and finding.line == 8001

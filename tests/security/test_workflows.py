@@ -176,7 +176,8 @@ def test_workflow_and_action_rules(path: Path, rule: str) -> None:
 
 
 def _generated_workflows(root: Path) -> list[Path]:
-    """The workflows `gatebot init` writes into a user's repository (review, commands, deploy)."""
+    """The workflows `gatebot init` writes into a user's repository (review, commands, approve,
+    deploy)."""
     from bot.onboarding.init import DeployTargetSpec, InitOptions, plan_files
 
     planned = plan_files(InitOptions(target=DeployTargetSpec("inf", "inf.internal")))
@@ -187,7 +188,7 @@ def _generated_workflows(root: Path) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(planned_file.content, encoding="utf-8")
             out.append(path)
-    assert len(out) == 3, [p.path for p in planned]
+    assert len(out) == 4, [p.path for p in planned]  # review, commands, approve, deploy
     return out
 
 

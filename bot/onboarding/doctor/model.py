@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bot.redact import redact
+
 Status = Literal["pass", "warn", "fail", "skip"]
 
 SCHEMA_VERSION = 1
@@ -21,8 +23,9 @@ class CheckResult:
     duration_ms: float = 0.0
 
     def redacted(self, secrets: Iterable[str]) -> CheckResult:
-        """The same result with every secret value cut out of the text (errors can echo them)."""
-        detail, fix = self.detail, self.fix
+        """The same result with every secret value cut out of the text (errors can echo them),
+        and the credentials of any URL in it (GOOGLE_GEMINI_BASE_URL, GITHUB_API_URL)."""
+        detail, fix = redact(self.detail), redact(self.fix) if self.fix else self.fix
         for secret in secrets:
             if len(secret) >= 4:
                 detail = detail.replace(secret, "***")

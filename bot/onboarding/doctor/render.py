@@ -6,6 +6,7 @@ import json
 
 import click
 
+from bot.inert import printable
 from bot.onboarding.doctor.model import DoctorReport
 
 _LABEL = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
@@ -19,9 +20,10 @@ def render_text(report: DoctorReport, *, color: bool = False) -> str:
         label = _LABEL[c.status]
         if color:
             label = click.style(label, fg=_COLOR[c.status], bold=c.status == "fail")
-        lines.append(f"{label}  {c.title:<{width}}  {c.detail}")
+        # Details quote config values and server answers: one inert line each (bot/inert.py).
+        lines.append(f"{label}  {printable(c.title):<{width}}  {printable(c.detail)}")
         if c.fix and c.status in ("fail", "warn"):
-            lines.append(f"      {'':<{width}}  fix: {c.fix}")
+            lines.append(f"      {'':<{width}}  fix: {printable(c.fix)}")
     n = report.counts()
     verdict = "all good" if report.ok and not n["warn"] else ("ok" if report.ok else "problems")
     lines.append(

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from bot.review.models import Finding
 from bot.review.prompt import AnswerFinding
 from bot.review.types import ReviewItem, Usage
+from bot.review.verdict import most_severe
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,32 @@ class CallResult:
     bad: dict[str, str] = field(default_factory=dict)
     unparseable: bool = False
     summaries: dict[str, str] = field(default_factory=dict)  # cache_key -> walkthrough line
+    blocked: str | None = None  # the model's safety filter refused the call (why)
+    omitted: dict[str, int] = field(default_factory=dict)  # findings past the per-file cap
+
+
+# Gemini's reasons for refusing a prompt or stopping an answer on its content.
+_BLOCK_REASONS = frozenset(
+    {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY", "OTHER"}
+)
+
+
+def _name(value: object) -> str:
+    return str(getattr(value, "value", value) or "").upper()
+
+
+def blocked_reason(response: object) -> str | None:
+    """Why the model's safety filter refused this call (`promptFeedback.blockReason`, or the
+    candidate's `finishReason`), or None. The content caused it: not an outage."""
+    feedback = getattr(response, "prompt_feedback", None)
+    reason = _name(getattr(feedback, "block_reason", None))
+    if reason and reason != "BLOCKED_REASON_UNSPECIFIED":
+        return f"blocked by the model's safety filter (prompt: {reason})"
+    candidates = getattr(response, "candidates", None) or []
+    finish = _name(getattr(candidates[0], "finish_reason", None)) if candidates else ""
+    if finish in _BLOCK_REASONS:
+        return f"blocked by the model's safety filter (answer: {finish})"
+    return None
 
 
 _MAX_SUGGESTION = 10_000
@@ -86,10 +113,14 @@ def _shown(value: object) -> str:
     return str(value) if isinstance(value, int | float) else type(value).__name__
 
 
-def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> CallResult:
+def parse_answer(
+    text: str | None, items: Sequence[ReviewItem], max_per_file: int | None = None
+) -> CallResult:
     """Map an answer back to the items asked (block n is items[n - 1], as batch_text numbers
     them). A block is answered when `reviewed` names it or a finding does; a finding naming no
-    block of the batch is ignored; a block with a malformed finding is bad (asked again)."""
+    block of the batch is ignored; a block with a malformed finding is bad (asked again).
+    Past `max_per_file` findings on a block, the most severe are kept and the rest counted in
+    `omitted` (the answer itself is bounded in bytes by the transport)."""
     result = CallResult(usage=Usage())
     try:
         data = json.loads(text or "")
@@ -146,7 +177,11 @@ def parse_answer(text: str | None, items: Sequence[ReviewItem]) -> CallResult:
         if number in errors:
             result.bad[item.cache_key] = f"malformed answer for the file ({errors[number]} errors)"
         elif number in answered:
-            result.ok[item.cache_key] = found.get(number, [])
+            kept = found.get(number, [])
+            if max_per_file is not None and len(kept) > max_per_file:
+                result.omitted[item.cache_key] = len(kept) - max_per_file
+                kept = most_severe(kept, max_per_file)
+            result.ok[item.cache_key] = kept
         else:
             result.bad[item.cache_key] = "missing from the answer"
     return result

@@ -23,6 +23,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -40,17 +41,27 @@ from google.genai import types as gtypes
 from bot.config.env import GEMINI_BASE_URL, GEMINI_KEYS, first_set
 from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
-from bot.review.budget import CallBudget
+from bot.redact import redact
+from bot.review.budget import BUDGET_REASON, CallBudget
 from bot.review.cost import LONG_CONTEXT_TOKENS, cost_usd, price_for, today_utc
 from bot.review.models import Finding, NotReviewedCause
 from bot.review.prompt import batch_text, system_instruction
-from bot.review.providers.answer import CallResult, parse_answer
+from bot.review.providers.answer import CallResult, blocked_reason, parse_answer
 from bot.review.providers.params import generation_config
 from bot.review.providers.resolve import (
     ModelsListFile,
     endpoint_id,
     generate_models,
     plan,
+)
+from bot.review.providers.transport import (
+    DEFAULT_BASE_URL,
+    AnswerTooLarge,
+    CallCapReached,
+    GuardedTransport,
+    OriginRefused,
+    WireBudget,
+    call_cap,
 )
 from bot.review.tokens import (
     CalibrationTracker,
@@ -103,7 +114,12 @@ class _ModelGone(Exception):
 
 
 class _OverBudget(Exception):
-    """The run's call or dollar cap refused this call (bot/review/budget.py)."""
+    """The run's call or dollar cap refused this call (bot/review/budget.py), or the run's
+    automatic call cap did (bot/review/providers/transport.py)."""
+
+
+class _AnswerRefused(Exception):
+    """The answer was over the size cap: not read (bot/review/providers/transport.py)."""
 
 
 _GONE_RE = re.compile(
@@ -168,6 +184,10 @@ class GeminiProvider:
         self._sleep = sleep
         self.calibration = calibration or CalibrationTracker()
         self.budget = budget or CallBudget(config.max_calls, config.max_usd)
+        self.wire = WireBudget()  # the automatic cap, set per run in review()
+        self.transport = GuardedTransport(
+            base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL, self.wire
+        )
         self.today = today or today_utc()
         self._client: genai.Client | None = None
         self._client_lock = threading.Lock()
@@ -178,8 +198,8 @@ class GeminiProvider:
         self._gone: set[str] = set()
         self._list_file: ModelsListFile | None = None
 
-    def __repr__(self) -> str:  # never show the key
-        return f"GeminiProvider(base_url={self._base_url!r})"
+    def __repr__(self) -> str:  # never show the key, nor credentials in the base URL
+        return f"GeminiProvider(base_url={redact(self._base_url or '')!r})"
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -199,6 +219,10 @@ class GeminiProvider:
                     base_url=self._base_url,  # None: the SDK reads GOOGLE_GEMINI_BASE_URL itself
                     timeout=max(int(s.timeout_s * 1000), 1),
                     retry_options=retry,
+                    # Every request, redirects included, through the guard: the key only to
+                    # the configured origin, answers bounded, requests counted against the
+                    # run's call cap (bot/review/providers/transport.py).
+                    client_args={"transport": self.transport, "trust_env": False},
                 )
                 self._client = genai.Client(
                     api_key=self._api_key, vertexai=False, http_options=options
@@ -323,6 +347,12 @@ class GeminiProvider:
             raise _Rejected(
                 f"request refused: HTTP {exc.code} {exc.message or ''}".strip()
             ) from None
+        except CallCapReached as exc:
+            raise _OverBudget(f"{BUDGET_REASON}: {exc}") from None
+        except AnswerTooLarge as exc:
+            raise _AnswerRefused(str(exc)) from None
+        except OriginRefused as exc:
+            raise _Unavailable(str(exc)) from None
         except _TRANSPORT_ERRORS as exc:
             kind = "timed out" if "timeout" in type(exc).__name__.lower() else "connection failed"
             raise _Unavailable(f"{kind} after retries ({type(exc).__name__})") from None
@@ -363,9 +393,16 @@ class GeminiProvider:
             raise _OverBudget(refused)
         try:
             response = self._generate(model, text)
-        except (_ModelGone, _Rejected, _Unavailable, ProviderError):
+        except (_ModelGone, _Rejected, _Unavailable, _OverBudget, ProviderError):
             self.budget.release(est)  # an error answer is not billed
             raise
+        except _AnswerRefused as exc:
+            # Unusable like an unparseable answer: the call's files are halved and re-asked
+            # (within the call cap), and the content, not the provider, is blamed.
+            self.budget.settle(est, None)
+            result = CallResult(usage=Usage(calls=1), unparseable=True)
+            result.bad = {it.cache_key: f"answer refused: {exc}" for it in items}
+            return result
         except (ValueError, json.JSONDecodeError) as exc:
             # A 200 whose body is not a GenerateContentResponse at all.
             self.budget.settle(est, None)
@@ -376,11 +413,16 @@ class GeminiProvider:
         self.budget.settle(est, cost_usd(model, usage, self._config.prices, self.today))
         if usage.input_tokens:
             self.calibration.observe(estimate_tokens(self._system + text), usage.input_tokens)
+        blocked = blocked_reason(response)
+        if blocked is not None:
+            result = CallResult(usage=usage, unparseable=True, blocked=blocked)
+            result.bad = {it.cache_key: blocked for it in items}
+            return result
         answer_text = None
         if response.candidates and response.candidates[0].content:
             parts = response.candidates[0].content.parts or []
             answer_text = "".join(p.text for p in parts if p.text and not p.thought)
-        result = parse_answer(answer_text, items)
+        result = parse_answer(answer_text, items, self._config.max_findings_per_file)
         result.usage = usage
         return result
 
@@ -398,6 +440,7 @@ class GeminiProvider:
         summaries: dict[str, str] = {}
         failed: dict[str, str] = {}
         causes: dict[str, NotReviewedCause] = {}  # where a failure is not the provider's
+        omitted: dict[str, int] = {}
         usage_by_model: dict[str, Usage] = {}
         answered_by: dict[str, str] = {}
         fallbacks: list[ModelFallback] = []
@@ -424,7 +467,9 @@ class GeminiProvider:
                 continue
             except _OverBudget as exc:
                 failed.update({it.cache_key: str(exc) for it in items})
-                causes.update({it.cache_key: "budget" for it in items})
+                # The automatic cap spent on retries of a failing provider is an outage.
+                cause: NotReviewedCause = "provider" if self.wire.failed_responses else "budget"
+                causes.update({it.cache_key: cause for it in items})
                 continue
             except _Unavailable as exc:
                 self._mark_down(str(exc))
@@ -436,6 +481,7 @@ class GeminiProvider:
             usage_by_model[model] = usage_by_model.get(model, Usage()) + result.usage
             findings.update(result.ok)
             summaries.update({k: v for k, v in result.summaries.items() if k in result.ok})
+            omitted.update(result.omitted)
             if model != batch.model:
                 answered_by.update({k: model for k in result.ok})
             bad = [it for it in items if it.cache_key in result.bad]
@@ -444,15 +490,20 @@ class GeminiProvider:
                 pending.extend([(bad[:half], tries, model), (bad[half:], tries, model)])
                 continue
             for it in bad:
-                if tries < retries:
+                # A safety block of one file is its content's doing: asking again changes
+                # nothing. Answers that stay unusable are the content's doing too (a prompt
+                # injection can ask for them): neither is an outage that fail-open may pass.
+                if tries < retries and result.blocked is None:
                     pending.append(([it], tries + 1, model))
                 else:
                     failed[it.cache_key] = result.bad[it.cache_key]
+                    causes[it.cache_key] = "content"
         return BatchOutcome(
             batch=batch,
             findings=findings,
             failed=failed,
             causes=causes,
+            omitted=omitted,
             usage_by_model=usage_by_model,
             answered_by=answered_by,
             fallbacks=fallbacks,
@@ -462,6 +513,7 @@ class GeminiProvider:
     def review(self, batches: list[Batch]) -> list[BatchOutcome]:
         if not batches:
             return []
+        self.wire.limit = self.wire.used + call_cap(len(batches))
         workers = min(self._settings.concurrency, len(batches))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gemini")
         try:

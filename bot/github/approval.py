@@ -1,0 +1,217 @@
+"""A maintainer's approval of one head commit: the unblock path of a gate that fails closed.
+
+The gate fails on what nobody reviewed (files not reviewed, protected paths) and on blocking
+findings. A maintainer who has read the change approves **that head SHA** through a trigger
+GitHub authorises (the `gatebot approve` workflow_dispatch workflow; a PR comment command can
+call the same `approve()`). The approval is recorded where a pull request cannot write it
+without `checks: write` on the base repository — on the gate's own check run for that SHA:
+- `external_id` holds the record (who, when, which SHA, through what, the run that did it), so
+  a later run of the gate on the same SHA (a re-run) honours it (`approval_on`);
+- the check becomes `success`, its title and summary say who approved what and when, and what
+  the gate had said; nothing else about the review is changed.
+A new push is a new SHA with a new check run: the approval does not carry over.
+
+Who may approve: someone with write access or above (the API's `permission`: admin or write;
+GitHub's maintain role reads as write), not a bot, and not the author of the pull request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from github import GithubException
+from github.CheckRun import CheckRun
+from github.GithubObject import NotSet
+from github.Repository import Repository
+
+from bot.errors import GatebotError
+from bot.github.checks import CheckOutput, CheckRunPublisher
+from bot.github.limits import CHECK_TEXT_LIMIT, truncate
+from bot.inert import printable
+from bot.review.models import Approval, Verdict
+from bot.review.summary import code, escape_md
+
+RECORD_PREFIX = "gatebot-approval/v1 "
+APPROVING_PERMISSIONS = frozenset({"admin", "write"})
+_SHA = re.compile(r"[0-9a-f]{40}")
+_SHA_PREFIX = re.compile(r"[0-9a-f]{7,40}")
+# GitHub logins: alphanumerics and single hyphens; apps end in "[bot]".
+_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
+
+
+class ApprovalRefused(GatebotError):
+    """The approval was not recorded: who asked may not approve, or not this commit."""
+
+    exit_code = 1
+
+
+def record(approval: Approval) -> str:
+    """The check run's external_id for `approval` (compact JSON after a versioned prefix)."""
+    return RECORD_PREFIX + approval.model_dump_json(exclude_none=True)
+
+
+def parse_record(external_id: str | None, head_sha: str) -> Approval | None:
+    """The approval an external_id records for exactly `head_sha`, or None (anything else,
+    malformed or for another commit, is no approval)."""
+    if not external_id or not external_id.startswith(RECORD_PREFIX):
+        return None
+    try:
+        data = json.loads(external_id[len(RECORD_PREFIX) :])
+        approval = Approval.model_validate(data)
+    except ValueError:
+        return None
+    if approval.sha != head_sha or not _LOGIN.fullmatch(approval.approver):
+        return None
+    return approval
+
+
+def approval_on(run: CheckRun | None, head_sha: str) -> Approval | None:
+    return parse_record(run.external_id if run is not None else None, head_sha)
+
+
+def authorise(repo: Repository, approver: str, pr_author: str | None) -> str:
+    """The approver's permission when they may approve; ApprovalRefused (saying why) if not."""
+    if not _LOGIN.fullmatch(approver):
+        raise ApprovalRefused(f"{printable(approver)!r} is not a GitHub login")
+    if approver.endswith("[bot]"):
+        raise ApprovalRefused(f"{approver} is a bot: only a person can approve")
+    if pr_author is not None and approver.lower() == pr_author.lower():
+        raise ApprovalRefused(
+            f"{approver} wrote this pull request: its author cannot approve their own change",
+            hint="ask another maintainer",
+        )
+    try:
+        permission = repo.get_collaborator_permission(approver)
+    except GithubException as exc:
+        raise ApprovalRefused(
+            f"could not read {approver}'s permission on the repository (HTTP {exc.status})"
+        ) from None
+    if permission not in APPROVING_PERMISSIONS:
+        raise ApprovalRefused(
+            f"{approver} has {permission!r} access: approving needs write access or above"
+        )
+    return permission
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    approval: Approval
+    check_run_url: str
+    before: str  # the check's status or conclusion before the approval
+    note: str  # one line for people: what happened
+
+
+def approval_note(approval: Approval) -> str:
+    """Markdown: who approved which commit, when, and through what (with the run's link)."""
+    via = approval.via.replace("_", " ")
+    run = f" ([run]({approval.run_url}))" if approval.run_url else ""
+    return (
+        # The login matched _LOGIN (letters, digits, hyphens): no markup to escape.
+        f"Approved by @{approval.approver} for head "
+        f"{code(approval.sha[:12])} at {approval.approved_at} through {escape_md(via)}{run}. "
+        "The approval covers this commit only; a new push is reviewed again."
+    )
+
+
+def apply_approval(verdict: Verdict, approval: Approval | None) -> Verdict:
+    """The verdict with a maintainer's approval of its head: the conclusion becomes success,
+    the gate's own verdict and reasons stay as they were (both are shown)."""
+    if approval is None or approval.sha != verdict.head_sha or verdict.conclusion == "success":
+        return verdict
+    return verdict.model_copy(update={"approval": approval, "conclusion": "success"})
+
+
+def approved_summary(approval: Approval, summary_md: str) -> str:
+    return f"> ✅ {approval_note(approval)}\n\n{summary_md}"
+
+
+def approved_output(approval: Approval, title: str, summary: str) -> CheckOutput:
+    head = f"> ✅ {approval_note(approval)}\n\n"
+    return CheckOutput(
+        title=f"approved by @{approval.approver}: {title}"[:255],
+        summary=head + truncate(summary, CHECK_TEXT_LIMIT - len(head) - 1, "the job summary"),
+    )
+
+
+def approve(
+    repo: Repository,
+    *,
+    check_name: str,
+    pr_number: int,
+    sha: str,
+    approver: str,
+    via: str,
+    run_url: str | None = None,
+    now: datetime | None = None,
+) -> ApprovalResult:
+    """Record `approver`'s approval of pull request `pr_number` at head `sha` on the gate's
+    check run (`check_name`) of that commit. `sha` is what the maintainer read: the full SHA
+    or a prefix of at least 7 hex digits, which must be the pull request's head *now*."""
+    wanted = sha.strip().lower()
+    if not _SHA_PREFIX.fullmatch(wanted):
+        raise ApprovalRefused(f"{printable(sha)!r} is not a commit SHA (7 to 40 hex digits)")
+    try:
+        pr = repo.get_pull(pr_number)
+        head, author, state = pr.head.sha, pr.user.login, pr.state
+    except GithubException as exc:
+        raise ApprovalRefused(f"pull request #{pr_number} not found (HTTP {exc.status})") from None
+    if state != "open":
+        raise ApprovalRefused(f"pull request #{pr_number} is {state}: nothing to approve")
+    if not _SHA.fullmatch(head) or not head.startswith(wanted):
+        raise ApprovalRefused(
+            f"pull request #{pr_number}'s head is {head[:12]}, not {wanted[:12]}: a newer "
+            "commit was pushed after the one you read",
+            hint="read the new commit, then approve its SHA",
+        )
+    authorise(repo, approver, author)
+    when = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    approval = Approval(
+        sha=head,
+        approver=approver,
+        approved_at=when.isoformat().replace("+00:00", "Z"),
+        via=via,
+        run_url=run_url,
+        pr=pr_number,
+    )
+    publisher = CheckRunPublisher(repo, check_name, run_url)
+    run = publisher.find_existing(head)
+    note = approval_note(approval)
+    if run is None:
+        output = CheckOutput(
+            title=f"approved by @{approver} (not reviewed by gatebot yet)",
+            summary=f"> ✅ {note}\n\nNo gatebot review of this commit had reported yet.",
+        )
+        run = repo.create_check_run(
+            name=check_name,
+            head_sha=head,
+            status="completed",
+            conclusion="success",
+            completed_at=when,
+            external_id=record(approval),
+            output=output.body(),
+            details_url=run_url if run_url else NotSet,
+        )
+        return ApprovalResult(approval, run.html_url, "none", "recorded on a new check run")
+    before = run.conclusion or run.status
+    if run.status != "completed":
+        # The review is still running: it reads the record when it completes.
+        run.edit(external_id=record(approval))
+        return ApprovalResult(
+            approval, run.html_url, before, "recorded; the running review will honour it"
+        )
+    title = run.output.title if run.output and run.output.title else "gatebot review"
+    summary = run.output.summary if run.output and run.output.summary else ""
+    if title.startswith("approved by @"):  # approved before: replace that approval's note
+        title = title.split(": ", 1)[-1]
+        if summary.startswith("> ✅ Approved by"):
+            summary = summary.split("\n\n", 1)[-1]
+    run.edit(
+        external_id=record(approval),
+        conclusion="success",
+        completed_at=when,
+        output=approved_output(approval, title, summary).body(),
+    )
+    return ApprovalResult(approval, run.html_url, before, f"the check was {before}; now success")
