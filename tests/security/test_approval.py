@@ -16,8 +16,8 @@ import pytest
 from bot.github.approval import RECORD_PREFIX, parse_record, record
 from bot.review.models import Approval
 from tests.fakes.github import FakeGitHub
-from tests.security.prgate import CHECK, REPOSITORY, RUN_ID, Gate, runner_commands
 from tests.security.harness import clean_env, run_gatebot
+from tests.security.prgate import CHECK, REPOSITORY, RUN_ID, Gate, runner_commands
 
 PR = 42  # the number in tests/fixtures/events/pull_request_opened.json
 AUTHOR = "alice"  # its author

@@ -30,8 +30,8 @@ from bot.github.crash import Crashed, closed_on_error
 from bot.github.integration import ActionsContext
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
-from tests.security.prgate import CHECK, RUN_ID, Gate, runner_commands, snapshot
 from tests.security.harness import clean_env
+from tests.security.prgate import CHECK, RUN_ID, Gate, runner_commands, snapshot
 
 FAST = {"attempts": 1, "initial_delay_s": 0.01, "max_delay_s": 0.02, "jitter_s": 0.0}
 

@@ -21,8 +21,8 @@ import pytest
 from bot.redact import redact
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
-from tests.security.prgate import Gate
 from tests.security.harness import clean_env, files_under, run_gatebot
+from tests.security.prgate import Gate
 from tests.security.rawmodel import RawModel, Recorder, Reply
 
 FAST = {"attempts": 1, "initial_delay_s": 0.01, "max_delay_s": 0.02, "jitter_s": 0.0}
