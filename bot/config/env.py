@@ -16,6 +16,9 @@ GITHUB_TOKENS = ("GATEBOT_GITHUB_TOKEN", "GITHUB_TOKEN")
 GITHUB_API_URL = "GITHUB_API_URL"
 #: Where the review cache and the run history live.
 CACHE_DIR = "GATEBOT_CACHE_DIR"
+#: The review's time limit the Action sets (its `timeout-minutes` input), for the reason given
+#: when that limit stops the review (bot/github/crash.py).
+TIMEOUT_MINUTES = "GATEBOT_TIMEOUT_MINUTES"
 #: SSH material a deploy target may name with identity_env / known_hosts_env.
 SSH_KEY = "GATEBOT_SSH_KEY"
 KNOWN_HOSTS = "GATEBOT_KNOWN_HOSTS"

@@ -14,6 +14,7 @@ without waiting for model calls in flight).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import traceback
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from bot import localstate
+from bot.config.env import TIMEOUT_MINUTES
 from bot.errors import GatebotError, InfrastructureError
 from bot.inert import printable
 from bot.redact import redact
@@ -78,7 +80,12 @@ def kind_of(exc: BaseException) -> str:
 def _describe(exc: BaseException) -> tuple[str, str]:
     """(kind, message) for people: the type and its text, inert and without credentials."""
     if isinstance(exc, Stopped):
-        return "", "stopped by SIGTERM (the time limit or a cancelled job)"
+        # The Action runs the review under `timeout` with its timeout-minutes input; a
+        # cancelled job gets SIGINT first, which the Action's cancelled step reports.
+        minutes = re.sub(r"[^0-9.]", "", os.environ.get(TIMEOUT_MINUTES, ""))
+        if minutes:
+            return "", f"the review timed out after {minutes} minutes (SIGTERM)"
+        return "", "stopped by SIGTERM (a time limit or a stopped job)"
     if isinstance(exc, GatebotError):
         return "", printable(redact(exc.message))[:2000]
     text = printable(redact(str(exc)))[:2000] or "(no message)"

@@ -154,8 +154,9 @@ def not_reviewed_section(files: list[FileResult], limit: int = MAX_FILE_ROWS) ->
             lines.append(f"- … and {shown - limit} more (see verdict.json)")
         lines.append("")
     lines.append(
-        "Nothing above was reviewed, so the gate does not pass it: a maintainer must read these "
-        "files before this change is merged."
+        "Nothing above was reviewed, so the gate does not pass it. A maintainer who has read "
+        "these files can approve this head commit (the gatebot approve workflow, or /gatebot "
+        "approve); a new push needs a new approval."
     )
     return "\n".join(lines) + "\n"
 

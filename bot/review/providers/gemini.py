@@ -186,7 +186,7 @@ class GeminiProvider:
         self.budget = budget or CallBudget(config.max_calls, config.max_usd)
         self.wire = WireBudget()  # the automatic cap, set per run in review()
         self.transport = GuardedTransport(
-            base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL, self.wire
+            base_url or os.environ.get(GEMINI_BASE_URL) or DEFAULT_BASE_URL, self.wire
         )
         self.today = today or today_utc()
         self._client: genai.Client | None = None
