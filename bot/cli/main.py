@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
 # Command name -> its one-line help, so `gatebot --help` lists the commands without importing
 # a single command module (tests/cli/test_main.py checks each against the command's docstring).
 COMMAND_HELP: dict[str, str] = {
+    "approve": "Approve a pull request's head commit: the gate's check run on it becomes success.",
     "audit": "Run the 9-layer audit of TARGET: exit 0 all pass/skip, 1 a layer failed.",
     "cache-key": "Print the actions/cache key and restore keys for the review cache.",
     "check-abandon": "Close the check run an unfinished review left in progress (Actions only).",

@@ -60,7 +60,7 @@ class Finding(_Model):
     message: Text
     source: Literal["local", "model"] = "local"
     in_diff: bool = Field(True, description="the line is a changed line of the diff (annotatable)")
-    suggestion: str | None = Field(
+    suggestion: Text | None = Field(
         None,
         description="replacement text for lines line..end_line of the new file (a committable "
         "suggestion on the PR); None when the finding carries no fix",
@@ -84,7 +84,7 @@ class FileResult(_Model):
     not_reviewed: NotReviewed | None = Field(
         None, description="why no reviewer covered this file; None when one did"
     )
-    summary: str | None = Field(
+    summary: Text | None = Field(
         None, description="the model's one line on what the change does (the walkthrough)"
     )
     findings: list[Finding] = Field(default_factory=list)
@@ -107,8 +107,8 @@ class ModelFallbackRecord(_Model):
     """Files moved off a model that was unavailable during the run (bot/review/types.py)."""
 
     tier: str
-    from_model: str
-    to_model: str | None = Field(None, description="None: no model was left to review them")
+    from_model: Text
+    to_model: Text | None = Field(None, description="None: no model was left to review them")
     reason: Text
     files: int = 0
 
@@ -139,8 +139,8 @@ class Metrics(_Model):
     cost_known: bool = Field(
         True, description="False when a model used has no known price (cost_usd leaves it out)"
     )
-    unpriced_models: list[str] = Field(default_factory=list)
-    models: dict[str, str] = Field(default_factory=dict, description="tier -> model used")
+    unpriced_models: list[Text] = Field(default_factory=list)
+    models: dict[str, Text] = Field(default_factory=dict, description="tier -> model used")
     model_fallbacks: list[ModelFallbackRecord] = Field(default_factory=list)
     files_over_budget: int = Field(
         0, description="files not reviewed because review.max_calls / max_usd was reached"

@@ -26,6 +26,7 @@ import pathspec
 from pydantic import BaseModel, Field
 
 from bot.config.review import ReviewConfig
+from bot.inert import unicode_safe
 from bot.review.types import ReviewItem
 
 # Bump when the prompt or the answer schema changes in a way that should re-review files.
@@ -107,7 +108,11 @@ def _glob(pattern: str) -> pathspec.GitIgnoreSpec:
 
 def path_instructions_for(config: ReviewConfig, path: str) -> list[tuple[str, str]]:
     """The (glob, instructions) of `review.path_instructions` that apply to `path`."""
-    return [(g, t) for g, t in config.path_instructions.items() if _glob(g).match_file(path)]
+    return [
+        (g, t)
+        for g, t in config.path_instructions.items()
+        if _glob(g).match_file(unicode_safe(path))
+    ]
 
 
 def _render_instructions(items: Iterable[tuple[str, str]]) -> str:

@@ -17,6 +17,7 @@ import pathspec
 
 from bot.config.review import ReviewConfig
 from bot.config.routing import RiskConfig
+from bot.inert import unicode_safe
 from bot.review.types import FileChange, ModelPlan
 
 TIERS: tuple[str, ...] = ("lite", "standard", "deep")
@@ -42,6 +43,7 @@ class _Globs:
         )
 
     def match(self, path: str) -> bool:
+        path = unicode_safe(path)  # a non-UTF-8 name: matched as its escaped text
         if self._combined is not None:
             return self._combined.match(path) is not None
         return self._spec.match_file(path)

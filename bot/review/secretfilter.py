@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from bot.inert import unicode_safe
+
 if TYPE_CHECKING:
     from detect_secrets.plugins.base import BasePlugin
 
@@ -231,6 +233,9 @@ def candidate_lines(block: str) -> dict[int, set[int]]:
     One pass of the combined program finds the lines (its matches do not overlap, but every
     place where any pattern matches lies inside one of them); then the set says which
     patterns match each of those lines on its own, as the detectors see it."""
+    # RE2 takes UTF-8 only: a lone surrogate (a file name that is not UTF-8, read with
+    # surrogateescape) is spelled out; no line break is added, so every line keeps its index.
+    block = unicode_safe(block)
     pre = _prefilter()
     found = [] if pre.fast is None else [(m.start(), m.end()) for m in pre.fast.finditer(block)]
     if not found and not pre.slow and not pre.everything and block.isascii():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pathspec
 
 from bot.config.review import ReviewConfig
+from bot.inert import unicode_safe
 from bot.review import content, formatting, lockfiles
 from bot.review.models import Finding, NotReviewed
 from bot.review.pysyntax import Parses
@@ -120,6 +121,9 @@ class Rules:
         )
 
     def protected_pattern(self, path: str) -> str | None:
+        # Globs are text: a file name that is not UTF-8 (pygit2 reads it with surrogateescape,
+        # which pathspec's RE2 backend cannot encode) is matched as its escaped text.
+        path = unicode_safe(path)
         if not self.protected.match_file(path):
             return None
         for pattern in self.protected_patterns:
@@ -149,7 +153,7 @@ def is_lock_file(path: str) -> bool:
 
 def policy_skip(path: str, rules: Rules, attrs: Attributes) -> str | None:
     """The base branch's own reason to skip `path`, or None."""
-    if rules.ignore.match_file(path):
+    if rules.ignore.match_file(unicode_safe(path)):
         return "ignored by review.ignore"
     if attrs.vendored:
         return "vendored (linguist-vendored in the base .gitattributes)"
@@ -254,7 +258,7 @@ def triage(
         return skip(reason)
     note = (
         "well-known generated/vendored path (reviewed)"
-        if _WELL_KNOWN.match_file(change.path)
+        if _WELL_KNOWN.match_file(unicode_safe(change.path))
         else None
     )
     return review(note=note)

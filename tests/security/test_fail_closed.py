@@ -64,9 +64,9 @@ def test_a_provider_outage_fails_closed_unless_the_base_opts_into_fail_open(
     [
         ("logo.bin", b"\x89PNG\r\n\x1a\n\x00\x00binary", None),
         ("big.txt", "y = 1\n" * 400_000, None),  # over max_file_bytes (2 MB)
-        ("link", "../../etc/passwd", 0o120000),
+        ("vendor/lib", "a submodule pointer", 0o160000),
     ],
-    ids=["binary", "oversize", "symlink"],
+    ids=["binary", "oversize", "submodule"],
 )
 def test_content_the_gate_cannot_read_always_fails(
     gate: Gate, config: dict[str, Any], name: str, content: Any, mode: int | None
