@@ -23,10 +23,12 @@ from bot.errors import DeployFailed, UsageError
 
 if TYPE_CHECKING:
     from bot.deploy.context import DeployContext
+    from bot.deploy.host.early import Early
     from bot.deploy.manifest import Manifest
     from bot.deploy.report import RolloutReport
 
 T = TypeVar("T")
+_READ = object()  # _context: read the config file itself
 
 
 def run_cancellable(coro: Coroutine[Any, Any, T]) -> T:
@@ -61,14 +63,20 @@ def run_cancellable(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
-def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> DeployContext:
-    from bot.config.load import load_config
+def _context(
+    config_path: Path | None, repo: Path, no_audit: bool = False, found: Any = _READ
+) -> DeployContext:
+    from bot.config.load import parse_config
+    from bot.config.model import GatebotConfig
+    from bot.config.source import read_config_data
     from bot.deploy.context import DeployContext
     from bot.deploy.lock import run_id_from_env
     from bot.deploy.progress import make_reporter
     from bot.localstate import resolve_cache_dir
 
-    config = load_config(config_path, repo)
+    if found is _READ:
+        found = read_config_data(config_path, repo)
+    config = GatebotConfig() if found is None else parse_config(*found)
     env = dict(os.environ)
     return DeployContext(
         config=config,
@@ -83,8 +91,45 @@ def _context(config_path: Path | None, repo: Path, no_audit: bool = False) -> De
     )
 
 
-async def _started(ctx: DeployContext, names: list[str]) -> None:
-    """Begin connecting to the hosts the rollout goes to first."""
+def _early_context(
+    config_path: Path | None, repo: Path, no_audit: bool, targets: tuple[str, ...]
+) -> tuple[DeployContext, list[str], list[Early]]:
+    """Read the config, start `ssh` to the first hosts at once (bot/deploy/host/early.py),
+    then validate it and build the context while they connect."""
+    from bot.config.source import read_config_data
+    from bot.deploy.host.early import start_early, stop_early
+
+    found = read_config_data(config_path, repo)
+    early = start_early(found[0], list(targets), os.environ, repo.resolve()) if found else []
+    try:
+        from bot.deploy.context import resolve_targets
+
+        ctx = _context(config_path, repo, no_audit, found)
+        names = resolve_targets(ctx.config, list(targets))
+    except BaseException:
+        stop_early(early)
+        raise
+    return ctx, names, early
+
+
+async def _started(ctx: DeployContext, names: list[str], early: list[Early]) -> None:
+    """Begin connecting to the hosts the rollout goes to first (taking the connections
+    started before the config was validated, where they fit)."""
+    from bot.deploy.host.connect import HostConnector
+    from bot.deploy.host.early import stop_early
+
+    hosts = ctx.hosts()
+    taken: set[str] = set()
+    try:
+        for e in early:
+            if (
+                e.name in names
+                and isinstance(hosts, HostConnector)
+                and hosts.adopt(e, ctx.target(e.name))
+            ):
+                taken.add(e.name)
+    finally:
+        stop_early([e for e in early if e.name not in taken])
     await ctx.prestart(names[: ctx.config.deploy.rollout.batch_size])
 
 
@@ -141,14 +186,11 @@ def deploy_cmd(
     report_file: Path | None,
 ) -> None:
     """Release REF to the target(s): delta upload, venv, atomic switch, audit, auto-rollback."""
-    from bot.deploy.context import resolve_targets
-
-    ctx = _context(config_path, repo, no_audit)
-    names = resolve_targets(ctx.config, list(targets))
+    ctx, names, early = _early_context(config_path, repo, no_audit, targets)
 
     async def run() -> RolloutReport:
         try:
-            await _started(ctx, names)
+            await _started(ctx, names, early)
             # Imported while the hosts are connected to.
             from bot.deploy import flow
             from bot.deploy.manifest import build_manifest
@@ -190,14 +232,11 @@ def rollback_cmd(
     report_file: Path | None,
 ) -> None:
     """Switch back to the previous good release (or --to); no transfer."""
-    from bot.deploy.context import resolve_targets
-
-    ctx = _context(config_path, repo, no_audit)
-    names = resolve_targets(ctx.config, list(targets))
+    ctx, names, early = _early_context(config_path, repo, no_audit, targets)
 
     async def run() -> RolloutReport:
         try:
-            await _started(ctx, names)
+            await _started(ctx, names, early)
             from bot.deploy import flow  # imported while the hosts are connected to
 
             return await flow.rollback(ctx, names, to)

@@ -65,6 +65,13 @@ class TargetConfig(Section):
         " is on PATH (it connects while gatebot starts and encrypts on another core), else"
         " asyncssh in-process; the audit and doctor always use asyncssh",
     )
+    ssh_persist_s: float = Field(
+        60.0,
+        ge=0,
+        description="with the openssh client, keep the connection open this long after a"
+        " command (OpenSSH's ControlPersist, as Ansible does), so the next gatebot command to"
+        " this host skips the key exchange; 0: close it at once",
+    )
     verify: Literal["index", "full"] = Field(
         "index",
         description="how the host checks a new release against the git tree before it goes"

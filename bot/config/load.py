@@ -5,23 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from bot.config.model import GatebotConfig
+from bot.config.source import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH
+from bot.config.source import printable as printable
+from bot.config.source import read_config_data
+from bot.config.source import yaml_problem as yaml_problem
 from bot.errors import ConfigError
-
-DEFAULT_CONFIG_PATH = Path(".github/gatebot.yml")
-
-
-def printable(text: str) -> str:
-    """`text` with every non-printable character escaped as repr() would (`\\n`, `\\x85`,
-    `\\u2028`). Key names and values come from the config file, i.e. from whoever wrote the PR:
-    a raw line break there would start a new line in the job log, where a line beginning with
-    `::` is a workflow command (`::add-mask::`, `::stop-commands::`, `::error::`)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -35,18 +26,6 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     # The runner strips leading spaces before looking for `::`, so a top-level key such as
     # `::stop-commands::x` would still start a workflow command on the problem line.
     return "\\x3a" + path[1:] if path.startswith(":") else path
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's message without its source snippet: the snippet quotes the file's own line,
-    which may begin (after the indentation the runner strips) with a workflow command."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        text = ", ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
-        mark = exc.problem_mark or exc.context_mark
-        if mark is not None:
-            text += f" (line {mark.line + 1}, column {mark.column + 1})"
-        return printable(text)
-    return printable(str(exc))
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
@@ -80,26 +59,8 @@ def parse_config(data: Any, source: str = "configuration") -> GatebotConfig:
 
 def load_config(path: Path | None = None, repo: Path | None = None) -> GatebotConfig:
     """Load the config. An explicit `path` must exist; the default path is optional."""
-    explicit = path is not None
-    target = path if path is not None else DEFAULT_CONFIG_PATH
-    if repo is not None and not target.is_absolute():
-        target = repo / target
-    if not target.exists():
-        if explicit:
-            raise ConfigError(f"{target}: configuration file not found")
+    found = read_config_data(path, repo)
+    if found is None:
         return GatebotConfig()
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{target}: cannot read configuration: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{target}: not valid YAML: {yaml_problem(exc)}") from None
-    except (ValueError, OverflowError) as exc:
-        # PyYAML's constructors raise plain ValueError for a well-formed but impossible value
-        # (`2020-02-30`, `!!float abc`), not a YAMLError.
-        raise ConfigError(f"{target}: not valid YAML: {printable(str(exc))}") from None
-    except RecursionError:
-        raise ConfigError(f"{target}: not valid YAML: nested too deeply") from None
-    return parse_config(data, str(target))
+    data, source = found
+    return parse_config(data, source)

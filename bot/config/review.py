@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import pathspec
 from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator
 
 from bot.config.base import Section
@@ -190,6 +189,8 @@ class ReviewConfig(Section):
     @field_validator("path_instructions")
     @classmethod
     def _globs(cls, value: dict[str, str]) -> dict[str, str]:
+        import pathspec  # imported here: a config without instructions (a deploy's) skips it
+
         for glob, text in value.items():
             if not glob.strip() or len(glob) > 500:
                 raise ValueError(f"{glob[:60]!r}: a glob like src/payments/**")

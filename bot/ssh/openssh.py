@@ -10,21 +10,36 @@ Nothing of the user's SSH setup is read: no ssh_config (`-F /dev/null`), no agen
 keys, no known_hosts but the pinned entries, no forwarding, no escape character (the channel
 carries binary frames). The key and the pinned entries are written to a private directory
 (0700, files 0600, in /dev/shm when there is one) that `Login.close()` removes.
+
+With `persist_s` > 0 the connection is kept open that long after the command ends (OpenSSH's
+ControlMaster/ControlPersist, as Ansible does by default), so the next gatebot command to the
+same host, with the same key and pinned host key, skips the key exchange. Its control socket
+lives in a private per-user directory, named by a hash of everything the connection was
+authenticated with.
+
+Light on purpose (no pydantic, no asyncio): `gatebot deploy` starts `ssh` from here before it
+has imported the rest of itself (bot/cli/deploy.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import stat
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.config.deploy import TargetConfig
 from bot.errors import ConfigError, GatebotError, HostKeyMismatch, TransportError
 from bot.ssh.sources import pinned_hosts, read_source
+
+if TYPE_CHECKING:
+    from bot.config.deploy import TargetConfig
 
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
 _USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$")
@@ -34,10 +49,91 @@ def ssh_binary() -> str | None:
     return shutil.which("ssh")
 
 
+@dataclass(frozen=True)
+class LoginSpec:
+    """What reaching a target takes (a part of its TargetConfig)."""
+
+    host: str
+    port: int
+    user: str
+    identity_file: str | None
+    identity_env: str | None
+    known_hosts_file: str | None
+    known_hosts_env: str | None
+    connect_timeout_s: float
+    persist_s: float
+
+    @classmethod
+    def of(cls, target: TargetConfig) -> LoginSpec:
+        return cls(
+            target.host,
+            target.port,
+            target.user,
+            target.identity_file,
+            target.identity_env,
+            target.known_hosts_file,
+            target.known_hosts_env,
+            target.connect_timeout_s,
+            target.ssh_persist_s,
+        )
+
+    @classmethod
+    def early(cls, raw: Any) -> LoginSpec | None:
+        """From a target's raw config mapping, before validation; None unless every value is
+        plainly what validation will accept (the caller compares with `of(target)` after)."""
+        if not isinstance(raw, dict):
+            return None
+        values = {
+            "host": raw.get("host"),
+            "port": raw.get("port", 22),
+            "user": raw.get("user"),
+            "identity_file": raw.get("identity_file"),
+            "identity_env": raw.get("identity_env"),
+            "known_hosts_file": raw.get("known_hosts_file"),
+            "known_hosts_env": raw.get("known_hosts_env"),
+            "connect_timeout_s": raw.get("connect_timeout_s", 10.0),
+            "persist_s": raw.get("ssh_persist_s", 60.0),
+        }
+        text = ("host", "user")
+        optional = ("identity_file", "identity_env", "known_hosts_file", "known_hosts_env")
+        if not all(isinstance(values[k], str) for k in text):
+            return None
+        if not all(values[k] is None or isinstance(values[k], str) for k in optional):
+            return None
+        number = ("connect_timeout_s", "persist_s")
+        if not isinstance(values["port"], int) or isinstance(values["port"], bool):
+            return None
+        if not all(isinstance(values[k], int | float) for k in number):
+            return None
+        values["connect_timeout_s"] = float(values["connect_timeout_s"])
+        values["persist_s"] = float(values["persist_s"])
+        return cls(**values)
+
+
 def _private_dir() -> Path:
-    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private (0700) directory in it
-    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
-    return Path(tempfile.mkdtemp(prefix="gatebot-ssh-", dir=where))
+    return Path(tempfile.mkdtemp(prefix="gatebot-ssh-", dir=str(_memory_dir())))
+
+
+def _memory_dir() -> Path:
+    """The shared-memory directory when we can write there (files that never reach a disk),
+    else the temp directory."""
+    shm = Path("/dev/shm")  # noqa: S108 - only private (0700) directories are made in it
+    usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
+    return shm if usable else Path(tempfile.gettempdir())
+
+
+def _control_dir() -> Path | None:
+    """The per-user directory of persisted connections' control sockets: created 0700, and
+    used only when it is a real directory of ours with that mode (never through a link)."""
+    directory = _memory_dir() / f"gatebot-ssh-{os.getuid()}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        st = directory.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return directory
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -52,7 +148,7 @@ class Login:
     files it names (removed by `close`)."""
 
     name: str
-    target: TargetConfig
+    spec: LoginSpec
     argv: list[str]
     directory: Path | None
     pinned: tuple[str, ...] = field(default=())
@@ -68,34 +164,36 @@ class Login:
 
 
 def prepare_login(
-    name: str, target: TargetConfig, env: Mapping[str, str], base: Path, ssh: str
+    name: str, spec: LoginSpec, env: Mapping[str, str], base: Path, ssh: str
 ) -> Login:
     """Read the key and pinned host keys, write them where only we can read them, and build
     the `ssh` argv. ConfigError for a missing or unusable source, never its content."""
     prefix = f"deploy.targets.{name}"
-    if not _HOST.match(target.host) or target.host.startswith("-"):
-        raise ConfigError(f"{prefix}.host: {target.host!r} is not a host name or address")
-    if not _USER.match(target.user):
-        raise ConfigError(f"{prefix}.user: {target.user!r} is not a user name")
-    key = read_source(f"{prefix}.identity", target.identity_file, target.identity_env, env, base)
+    if not _HOST.match(spec.host) or spec.host.startswith("-"):
+        raise ConfigError(f"{prefix}.host: {spec.host!r} is not a host name or address")
+    if not _USER.match(spec.user):
+        raise ConfigError(f"{prefix}.user: {spec.user!r} is not a user name")
+    key = read_source(f"{prefix}.identity", spec.identity_file, spec.identity_env, env, base)
     if "PRIVATE KEY-----" not in key:
         raise ConfigError(f"{prefix}: the SSH private key could not be parsed")
     hosts = read_source(
-        f"{prefix}.known_hosts", target.known_hosts_file, target.known_hosts_env, env, base
+        f"{prefix}.known_hosts", spec.known_hosts_file, spec.known_hosts_env, env, base
     )
     pinned = pinned_hosts(hosts)
     if not pinned:
         raise ConfigError(f"{prefix}: known_hosts has no entries; host keys must be pinned")
+    # OpenSSH wants LF line ends and a final newline; secrets pasted on Windows have CRLF.
+    key = key.replace("\r\n", "\n").rstrip("\n") + "\n"
+    hosts = hosts.replace("\r\n", "\n").rstrip("\n") + "\n"
     directory = _private_dir()
     try:
         key_file, hosts_file = directory / "id", directory / "known_hosts"
-        # OpenSSH wants LF line ends and a final newline; secrets pasted on Windows have CRLF.
-        _write_private(key_file, key.replace("\r\n", "\n").rstrip("\n") + "\n")
-        _write_private(hosts_file, hosts.replace("\r\n", "\n").rstrip("\n") + "\n")
+        _write_private(key_file, key)
+        _write_private(hosts_file, hosts)
     except OSError as exc:
         shutil.rmtree(directory, ignore_errors=True)
         raise TransportError(f"{name}: cannot write the SSH login files: {exc}") from None
-    timeout = max(1, round(target.connect_timeout_s))
+    timeout = max(1, round(spec.connect_timeout_s))
     options = {
         "BatchMode": "yes",
         "IdentitiesOnly": "yes",
@@ -127,24 +225,67 @@ def prepare_login(
         "ProxyCommand": "none",
         "LogLevel": "ERROR",
     }
-    argv = [ssh, "-F", "/dev/null", "-T", "-e", "none", "-p", str(target.port), "-l", target.user]
+    control = _control_dir() if spec.persist_s > 0 else None
+    if control is not None:
+        # Everything the connection was authenticated with names it: another key, another
+        # pinned host key or another address never reuses it.
+        digest = hashlib.sha256(
+            "\0".join([spec.user, spec.host, str(spec.port), key, hosts]).encode()
+        ).hexdigest()[:24]
+        options.update(
+            ControlMaster="auto",
+            ControlPath=str(control / digest),
+            ControlPersist=f"{max(1, round(spec.persist_s))}s",
+        )
+    argv = [ssh, "-F", "/dev/null", "-T", "-e", "none", "-p", str(spec.port), "-l", spec.user]
     for key_name, value in options.items():
         argv += ["-o", f"{key_name}={value}"]
-    argv += ["--", target.host]
-    return Login(name, target, argv, directory, pinned)
+    argv += ["--", spec.host]
+    return Login(name, spec, argv, directory, pinned)
+
+
+@dataclass
+class Spawned:
+    """An `ssh` process running a remote command; its stderr goes to a file beside the login's
+    private files."""
+
+    login: Login
+    proc: subprocess.Popen[bytes]
+    stderr_path: Path
+
+
+def spawn(login: Login, remote: str) -> Spawned:
+    """Start `ssh` running `remote` with pipes for stdin and stdout (no event loop needed)."""
+    assert login.directory is not None
+    stderr_path = login.directory / "stderr"
+    try:
+        with stderr_path.open("wb") as err:
+            proc = subprocess.Popen(
+                login.command(remote),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                # Its own session: a Ctrl-C or a cancelled job signals gatebot, which then
+                # lets go of the lock over this connection before closing it.
+                start_new_session=True,
+            )
+    except OSError as exc:
+        login.close()
+        raise TransportError(f"{login.name}: cannot start {login.argv[0]}: {exc}") from None
+    return Spawned(login, proc, stderr_path)
 
 
 def login_error(login: Login, status: int | None, stderr: str) -> GatebotError | None:
     """What a failed `ssh` said, as our error; None when the failure was not ssh's own (the
     remote command ran and failed: the caller says what it was)."""
-    name, target = login.name, login.target
-    where = f"{target.user}@{target.host}:{target.port}"
+    name, spec = login.name, login.spec
+    where = f"{spec.user}@{spec.host}:{spec.port}"
     text = stderr.strip()
     if status != 255 and "Host key verification failed" not in text:
         return None
     if "Host key verification failed" in text or "HOST IDENTIFICATION HAS CHANGED" in text:
         return HostKeyMismatch(
-            f"{name}: host key of {target.host}:{target.port} does not match the pinned "
+            f"{name}: host key of {spec.host}:{spec.port} does not match the pinned "
             f"known_hosts entries ({', '.join(login.pinned)})",
             hint="verify the host key out of band and update the pinned known_hosts",
         )

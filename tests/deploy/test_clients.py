@@ -5,8 +5,11 @@ host program, same pinned keys, same errors."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ import pytest
 from bot.deploy.host.openssh import OpenSshConnector
 from bot.deploy.hostside.protocol import Inspect
 from bot.errors import ConfigError, HostKeyMismatch
-from bot.ssh.openssh import prepare_login, ssh_binary
+from bot.ssh.openssh import LoginSpec, prepare_login, ssh_binary
 from tests.deploy.conftest import DeployEnv
 from tests.fakes.sshd import SshServer, free_port
 
@@ -105,7 +108,7 @@ def test_login_files_are_private_lf_terminated_and_removed(sshd: SshServer, tmp_
     loose.write_text(key.replace("\n", "\r\n").rstrip("\r\n"))  # CRLF, no final newline
     loose.chmod(0o644)  # ssh refuses such a file; gatebot copies it into a private one
     target = sshd.target(tmp_path / "srv", identity_file=str(loose))
-    login = prepare_login("inf", target, {}, tmp_path, _ssh())
+    login = prepare_login("inf", LoginSpec.of(target), {}, tmp_path, _ssh())
     assert login.directory is not None
     files = sorted(login.directory.iterdir())
     assert oct(login.directory.stat().st_mode & 0o777) == "0o700"
@@ -124,7 +127,7 @@ def test_hosts_and_users_that_could_be_read_as_options_are_refused(
     for bad in ({"host": "-oProxyCommand=touch /tmp/x"}, {"host": "a b"}, {"user": "-x"}):
         target = sshd.target(tmp_path, **bad)
         with pytest.raises(ConfigError):
-            prepare_login("inf", target, {}, tmp_path, _ssh())
+            prepare_login("inf", LoginSpec.of(target), {}, tmp_path, _ssh())
 
 
 def test_prestarted_connection_is_taken_and_unused_ones_are_stopped(
@@ -136,8 +139,8 @@ def test_prestarted_connection_is_taken_and_unused_ones_are_stopped(
     async def go() -> tuple[int, bool]:
         await connector.prestart("inf", target)
         await connector.prestart("other", target)
-        started = connector._ready["inf"][1]
-        unused = connector._ready["other"][1]
+        started = connector._ready["inf"][2]
+        unused = connector._ready["other"][2]
         async with connector.connect("inf", target) as agent:
             answer = await agent.inspect(Inspect(str(tmp_path / "srv")))
             assert answer.exists is False
@@ -159,7 +162,147 @@ def test_missing_or_empty_login_sources_fail_before_any_connection(
 ) -> None:
     target = sshd.target(tmp_path, identity_file=None, identity_env="NOPE")
     with pytest.raises(ConfigError, match="NOPE"):
-        prepare_login("inf", target, {}, tmp_path, _ssh())
+        prepare_login("inf", LoginSpec.of(target), {}, tmp_path, _ssh())
     target = sshd.target(tmp_path, known_hosts_file=None, known_hosts_env="KH")
     with pytest.raises(ConfigError, match="no entries"):
-        prepare_login("inf", target, {"KH": "# only a comment\n"}, tmp_path, _ssh())
+        prepare_login("inf", LoginSpec.of(target), {"KH": "# only a comment\n"}, tmp_path, _ssh())
+
+
+# ---- a connection kept open between commands (ControlPersist) ---------------------------------
+
+
+def _control_path(argv: list[str]) -> str | None:
+    for option in argv:
+        if option.startswith("ControlPath="):
+            return option.split("=", 1)[1]
+    return None
+
+
+def test_a_kept_connection_is_reused_and_named_by_what_it_was_authenticated_with(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    target = sshd.target(tmp_path / "srv", python=sys.executable, ssh_persist_s=30)
+    spec = LoginSpec.of(target)
+    login = prepare_login("inf", spec, {}, tmp_path, _ssh())
+    path = _control_path(login.argv)
+    assert path is not None and path != "none" and "ControlPersist=30s" in login.argv
+    directory = Path(path).parent
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    login.close()
+    connector = OpenSshConnector({}, tmp_path, _ssh())
+
+    async def one() -> None:
+        async with connector.connect("inf", target) as agent:
+            await agent.inspect(Inspect(str(tmp_path / "srv")))
+
+    asyncio.run(one())
+    assert Path(path).is_socket()  # the master stays after the command ended
+    check = subprocess.run(
+        [_ssh(), "-F", "/dev/null", "-o", f"ControlPath={path}", "-O", "check", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    asyncio.run(one())  # the next command goes through it
+    # Another pinned host key (or key, or address) never reuses it.
+    other_hosts = tmp_path / "other_known_hosts"
+    other_hosts.write_text(
+        sshd.known_hosts.read_text() + "# another pin\nexample.invalid " + sshd.host_key_pub + "\n"
+    )
+    other = prepare_login(
+        "inf", dataclasses.replace(spec, known_hosts_file=str(other_hosts)), {}, tmp_path, _ssh()
+    )
+    assert _control_path(other.argv) not in (None, path)
+    other.close()
+    subprocess.run(
+        [_ssh(), "-F", "/dev/null", "-o", f"ControlPath={path}", "-O", "exit", "x"],
+        capture_output=True,
+    )
+
+
+def test_no_kept_connection_when_asked_or_when_its_directory_is_not_private(
+    sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.ssh import openssh
+
+    spec = LoginSpec.of(sshd.target(tmp_path, ssh_persist_s=0))
+    login = prepare_login("inf", spec, {}, tmp_path, _ssh())
+    assert _control_path(login.argv) == "none" and "ControlMaster=no" in login.argv
+    login.close()
+    shared = tmp_path / "shm"
+    shared.mkdir()
+    monkeypatch.setattr(openssh, "_memory_dir", lambda: shared)
+    (shared / f"gatebot-ssh-{os.getuid()}").mkdir()
+    os.chmod(shared / f"gatebot-ssh-{os.getuid()}", 0o755)  # noqa: S103 - others may read it
+    login = prepare_login("inf", dataclasses.replace(spec, persist_s=60), {}, tmp_path, _ssh())
+    assert _control_path(login.argv) == "none"
+    login.close()
+
+
+# ---- connections started before the config is validated -------------------------------------
+
+
+def test_early_start_takes_only_plain_values_and_stops_what_is_not_used(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    from bot.deploy.host.early import start_early, stop_early
+
+    good = sshd.target(tmp_path / "srv").model_dump(exclude_none=True)
+    data = {
+        "deploy": {
+            "targets": {
+                "inf": good,
+                "odd": {**good, "port": "22"},  # a string: validation decides, not the early start
+                "other": {**good, "ssh_client": "asyncssh"},
+            },
+            "rollout": {"batch_size": 3},
+        }
+    }
+    assert LoginSpec.early(good) == LoginSpec.of(sshd.target(tmp_path / "srv"))
+    early = start_early(data, ["all"], {}, tmp_path)
+    assert [e.name for e in early] == ["inf"]
+    proc = early[0].spawned.proc
+    stop_early(early)
+    assert proc.returncode is not None and early[0].spawned.login.directory is None
+    assert start_early({"deploy": "nonsense"}, ["all"], {}, tmp_path) == []
+    stop_early(start_early(data, ["inf"], {}, tmp_path))
+
+
+def test_an_invalid_config_leaves_no_early_connection_behind(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from bot.cli.main import main
+
+    data = {"deploy": {"targets": {"inf": {**denv.target_data(), "not_a_key": 1}}}}
+    cfg = denv.tmp / "gatebot.yml"
+    cfg.write_text(yaml.safe_dump(data))
+    before = _ssh_children()
+    with pytest.raises(SystemExit) as info:
+        main(["deploy", "--target", "inf", "--config", str(cfg), "--repo", str(denv.rb.path)])
+    assert info.value.code == 2 and "not_a_key" in capsys.readouterr().err
+    assert _ssh_children() <= before
+
+
+def _ssh_children() -> set[int]:
+    """Our child processes running ssh."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    )
+    return {int(line.split()[0]) for line in out.stdout.splitlines() if line.split()[1] == "ssh"}
+
+
+def test_the_host_program_text_is_kept_and_rebuilt_only_when_its_sources_change() -> None:
+    from bot.deploy.hostside import bundle
+
+    bundle.host_program.cache_clear()
+    first = bundle.host_program()
+    kept = list((Path(bundle.__file__).parent / "__pycache__").glob("host_program-*.txt"))
+    assert len(kept) == 1 and kept[0].read_text() == first
+    bundle.host_program.cache_clear()
+    assert (
+        bundle.host_program()
+        == first
+        == bundle.build_program([bundle.module_source(m) for m in bundle.MODULES])
+    )

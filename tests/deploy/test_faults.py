@@ -33,7 +33,8 @@ def test_connection_cut_mid_upload_leaves_current_and_next_deploy_works(denv: De
         # The proxy has its own port, so pin the server's key for that address.
         pinned = denv.tmp / "proxy_known_hosts"
         pinned.write_text(f"[127.0.0.1]:{proxy.port} {denv.sshd.host_key_pub}\n")
-        denv.overrides.update(port=proxy.port, known_hosts_file=str(pinned))
+        # A fresh connection per deploy: the proxy's faults apply to new connections.
+        denv.overrides.update(port=proxy.port, known_hosts_file=str(pinned), ssh_persist_s=0)
         big = os.urandom(3 * 1024 * 1024)
         denv.rb.commit({"big.bin": big})
         proxy.cut_after(1024 * 1024)  # well inside the 3 MiB upload

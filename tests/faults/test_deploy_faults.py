@@ -31,7 +31,8 @@ def proxy(denv: DeployEnv) -> Iterator[TcpProxy]:
     p = TcpProxy(denv.sshd.port).start()
     pinned = denv.tmp / "proxy_known_hosts"
     pinned.write_text(f"[127.0.0.1]:{p.port} {denv.sshd.host_key_pub}\n")
-    denv.overrides.update(port=p.port, known_hosts_file=str(pinned))
+    # A fresh connection per deploy: the proxy's faults apply to new connections.
+    denv.overrides.update(port=p.port, known_hosts_file=str(pinned), ssh_persist_s=0)
     try:
         yield p
     finally:
@@ -275,3 +276,28 @@ def test_flapping_gtw_passes_within_retries_or_fails_within_timeout(
     gtw.set_mode("ok")
     assert not (denv.root / ".gatebot" / "lock").exists()
     assert (denv.current / MARKER).exists()
+
+
+def test_a_kept_connection_cut_mid_deploy_is_a_lost_link_and_the_next_deploy_reconnects(
+    denv: DeployEnv, proxy: TcpProxy
+) -> None:
+    """With ssh_persist_s (the default) the deploy rides the connection a previous command
+    left open: cutting it is a lost link like any other, and the next deploy opens a new one."""
+    denv.overrides["ssh_persist_s"] = 60
+    denv.rb.commit(BASE)
+    first = denv.deploy()
+    assert first.ok, first.error
+    flag = denv.tmp / "install-reached"
+    denv.overrides["install"] = f"touch {flag}; sleep 5"
+    _cut_when(proxy, flag.exists)
+    new = {"app.py": "print(2)\n", "requirements.txt": "# kept\n"}
+    denv.rb.commit(new)
+    cut = denv.deploy()
+    assert not cut.ok and cut.exit_code == 3, cut.error
+    assert "connection to the host lost" in (cut.error or ""), cut.error
+    denv.overrides.pop("install")
+    assert denv.live() == first.release
+    assert not (denv.root / ".gatebot" / "lock").exists(), "the lock was not released"
+    again = denv.deploy()  # through the proxy again: the dead connection is not reused
+    assert again.ok, again.error
+    assert (denv.current / "app.py").read_text() == "print(2)\n"

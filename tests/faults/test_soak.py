@@ -130,7 +130,10 @@ def test_soak_deploys_and_rollbacks(denv: DeployEnv, gtw: GtwServer) -> None:
     try:
         pinned = denv.tmp / "proxy_known_hosts"
         pinned.write_text(f"[127.0.0.1]:{proxy.port} {denv.sshd.host_key_pub}\n")
-        denv.overrides.update(port=proxy.port, known_hosts_file=str(pinned), keep_releases=4)
+        # A fresh connection per deploy: the proxy's faults apply to new connections.
+        denv.overrides.update(
+            port=proxy.port, known_hosts_file=str(pinned), keep_releases=4, ssh_persist_s=0
+        )
         denv.rb.commit({"app.py": "print(0)\n", "requirements.txt": ""})
         first = denv.deploy()
         assert first.ok, first.error

@@ -15,6 +15,7 @@ from bot.errors import UsageError
 from bot.ssh.openssh import ssh_binary
 
 if TYPE_CHECKING:
+    from bot.deploy.host.early import Early
     from bot.deploy.host.openssh import OpenSshConnector
     from bot.deploy.host.ssh import SshConnector
 
@@ -47,6 +48,17 @@ class HostConnector:
 
             self._asyncssh = SshConnector(self.env, self.base)
         return self._asyncssh
+
+    def adopt(self, early: Early, target: TargetConfig) -> bool:
+        """Take a connection started before validation (bot/deploy/host/early.py) when the
+        target's client is OpenSSH; False when it is not (the caller stops it)."""
+        from bot.deploy.host.openssh import OpenSshConnector
+
+        client = self.client(early.name, target)
+        if not isinstance(client, OpenSshConnector):
+            return False
+        client.adopt(early.name, early.spec, early.python, early.spawned)
+        return True
 
     async def prestart(self, name: str, target: TargetConfig) -> None:
         """Begin connecting to `name` ahead of need, where the client can (OpenSSH)."""

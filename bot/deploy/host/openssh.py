@@ -1,10 +1,12 @@
 """The real host over OpenSSH's `ssh` command: the host program (bot/deploy/host/program.py) on
-the stdin/stdout of one `ssh` process (login options in bot/ssh/openssh.py).
+the stdin/stdout of one `ssh` process (login options and the process in bot/ssh/openssh.py).
 
 `prestart` launches `ssh` before the deploy needs it, so the key exchange, the login and the
 host program's start-up run in other processes while gatebot imports its modules and reads
-git; `connect` then takes that process. The audit, which runs many short commands, opens its
-own asyncssh connection when (and only when) a deploy audits.
+git; `gatebot deploy` even starts it before validating its configuration (`adopt` then takes
+the process when the validated target asks for exactly that login). `connect` uses such a
+process, or starts one. The audit, which runs many short commands, opens its own asyncssh
+connection when (and only when) a deploy audits.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config.deploy import TargetConfig
 from bot.deploy.host.base import AuditRequest, HostAgent
-from bot.deploy.host.program import ProgramAgent, agent_command
+from bot.deploy.host.program import ProgramAgent
+from bot.deploy.hostside.bundle import agent_command
 from bot.errors import TransportError
-from bot.ssh.openssh import Login, login_error, prepare_login
+from bot.ssh.openssh import LoginSpec, Spawned, login_error, prepare_login, spawn
 
 if TYPE_CHECKING:
     from bot.audit.report import AuditReport
@@ -32,45 +34,67 @@ LINE_LIMIT = 1 << 28
 
 
 class ProcessChannel:
-    """The stdin/stdout of an `ssh` process as a `Channel`; its stderr goes to a file."""
+    """The stdin/stdout of an `ssh` process as a `Channel` (attached to the running loop)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, stderr_path: Path) -> None:
-        self.proc = proc
-        self.stderr_path = stderr_path
+    def __init__(
+        self, spawned: Spawned, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.spawned = spawned
+        self.proc = spawned.proc
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def attach(cls, spawned: Spawned) -> ProcessChannel:
+        loop = asyncio.get_running_loop()
+        proc = spawned.proc
+        assert proc.stdout is not None and proc.stdin is not None
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), proc.stdin
+        )
+        return cls(spawned, reader, asyncio.StreamWriter(transport, protocol, None, loop))
 
     async def readline(self) -> bytes:
-        assert self.proc.stdout is not None
-        return await self.proc.stdout.readline()
+        return await self.reader.readline()
 
     def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        if self.proc.stdin.is_closing():
+        if self.writer.is_closing():
             raise BrokenPipeError("the ssh process is gone")
-        self.proc.stdin.write(data)
+        self.writer.write(data)
 
     async def drain(self) -> None:
-        assert self.proc.stdin is not None
-        await self.proc.stdin.drain()
+        await self.writer.drain()
 
     def abort(self) -> None:
-        if self.proc.returncode is None:
+        if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
+        self.writer.close()
+
+    async def wait(self, timeout: float) -> int | None:
+        """The process's exit status, waiting up to `timeout` (None: still running)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.proc.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        return self.proc.returncode
 
     async def finish(self, timeout: float) -> None:
         try:
-            if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-                self.proc.stdin.write_eof()
-            await asyncio.wait_for(self.proc.wait(), timeout=timeout)
-        except (OSError, asyncio.TimeoutError):
+            if not self.writer.is_closing():
+                self.writer.write_eof()
+        except OSError:
+            pass
+        if await self.wait(timeout) is None:
             self.abort()
-            await self.proc.wait()
+            await self.wait(5)
+        self.writer.close()
 
     async def stderr_tail(self) -> str:
         try:
-            with self.stderr_path.open("rb") as fh:
+            with self.spawned.stderr_path.open("rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - 4000))
                 return fh.read().decode("utf-8", "replace")
@@ -78,29 +102,27 @@ class ProcessChannel:
             return ""
 
 
-@dataclass
-class Started:
-    login: Login
-    proc: asyncio.subprocess.Process
-    stderr_path: Path
-
-
 class OpenSshHostAgent(ProgramAgent):
-    def __init__(self, started: Started, env: Mapping[str, str], base: Path) -> None:
-        login, channel = started.login, ProcessChannel(started.proc, started.stderr_path)
-        super().__init__(login.name, login.target, channel)
-        self.started = started
+    def __init__(
+        self,
+        spawned: Spawned,
+        target: TargetConfig,
+        channel: ProcessChannel,
+        env: Mapping[str, str],
+        base: Path,
+    ) -> None:
+        super().__init__(spawned.login.name, target, channel)
+        self.spawned = spawned
+        self.process = channel
         self.env, self.base = env, base
         self._audit_stack: AsyncExitStack | None = None
 
     async def no_greeting(self) -> TransportError:
-        proc = self.started.proc
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=5)
-        except asyncio.TimeoutError:
+        status = await self.process.wait(5)
+        if status is None:
             self.channel.abort()
         err = await self.channel.stderr_tail()
-        refined = login_error(self.started.login, proc.returncode, err)
+        refined = login_error(self.spawned.login, status, err)
         if isinstance(refined, TransportError):
             return refined
         if refined is not None:
@@ -139,7 +161,7 @@ class OpenSshHostAgent(ProgramAgent):
         finally:
             if self.broken:
                 self.channel.abort()
-                await self.started.proc.wait()
+                await self.process.wait(5)
             else:
                 await super().close()
 
@@ -151,62 +173,61 @@ class OpenSshConnector:
         self.env = env
         self.base = base  # resolves relative identity / known_hosts files
         self.ssh = ssh
-        self._ready: dict[str, tuple[TargetConfig, Started]] = {}
+        #: Processes started ahead, by target name, with the login and the interpreter used.
+        self._ready: dict[str, tuple[LoginSpec, str, Spawned]] = {}
 
-    async def _spawn(self, name: str, target: TargetConfig) -> Started:
-        login = prepare_login(name, target, self.env, self.base, self.ssh)
-        assert login.directory is not None
-        stderr_path = login.directory / "stderr"
-        try:
-            with stderr_path.open("wb") as err:
-                proc = await asyncio.create_subprocess_exec(
-                    *login.command(agent_command(target)),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=err,
-                    limit=LINE_LIMIT,
-                    # Its own session: a Ctrl-C or a cancelled job signals gatebot, which then
-                    # lets go of the lock over this connection before closing it.
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            login.close()
-            raise TransportError(f"{name}: cannot start {self.ssh}: {exc}") from None
-        return Started(login, proc, stderr_path)
+    def _spawn(self, name: str, spec: LoginSpec, python: str) -> Spawned:
+        login = prepare_login(name, spec, self.env, self.base, self.ssh)
+        return spawn(login, agent_command(python))
+
+    def adopt(self, name: str, spec: LoginSpec, python: str, spawned: Spawned) -> None:
+        """A process started before the config was validated (bot/cli/deploy.py); used by
+        `connect` only if the target asks for exactly this login and interpreter."""
+        self._ready[name] = (spec, python, spawned)
 
     async def prestart(self, name: str, target: TargetConfig) -> None:
         """Start connecting to `name` now; the next `connect(name, target)` takes it."""
         if name not in self._ready:
-            self._ready[name] = (target, await self._spawn(name, target))
+            spec = LoginSpec.of(target)
+            self._ready[name] = (spec, target.python, self._spawn(name, spec, target.python))
 
     @asynccontextmanager
     async def connect(self, name: str, target: TargetConfig) -> AsyncIterator[HostAgent]:
         ready = self._ready.pop(name, None)
-        if ready is not None and ready[0] == target:
-            started = ready[1]
+        spec = LoginSpec.of(target)
+        if ready is not None and ready[:2] == (spec, target.python):
+            spawned = ready[2]
         else:
             if ready is not None:
-                await _discard(ready[1])
-            started = await self._spawn(name, target)
-        agent = OpenSshHostAgent(started, self.env, self.base)
+                await _discard(ready[2])
+            spawned = self._spawn(name, spec, target.python)
         try:
-            await agent.handshake(target.connect_timeout_s + 30)
-            yield agent
-        finally:
+            channel = await ProcessChannel.attach(spawned)
+            agent = OpenSshHostAgent(spawned, target, channel, self.env, self.base)
             try:
-                await agent.close()
+                await agent.handshake(target.connect_timeout_s + 30)
+                yield agent
             finally:
-                started.login.close()
+                await agent.close()
+        finally:
+            spawned.login.close()
 
     async def aclose(self) -> None:
         """Stop the connections started ahead and never taken."""
         ready, self._ready = self._ready, {}
-        for _target, started in ready.values():
-            await _discard(started)
+        for _spec, _python, spawned in ready.values():
+            await _discard(spawned)
 
 
-async def _discard(started: Started) -> None:
-    channel = ProcessChannel(started.proc, started.stderr_path)
-    channel.abort()
-    await started.proc.wait()
-    started.login.close()
+async def _discard(spawned: Spawned) -> None:
+    if spawned.proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            spawned.proc.kill()
+    for pipe in (spawned.proc.stdin, spawned.proc.stdout):
+        if pipe is not None:
+            pipe.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while spawned.proc.poll() is None and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    spawned.login.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
@@ -25,7 +24,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from bot.deploy.host.base import AgentError, HostAgent, OnOutput
 from bot.deploy.hostside import protocol as p
-from bot.deploy.hostside.bundle import host_program
 from bot.errors import TransportError
 
 if TYPE_CHECKING:
@@ -40,13 +38,6 @@ OUTPUT_LINE_MAX = p.OUTPUT_LINE_MAX
 @cache
 def _adapter(answer: type) -> TypeAdapter[Any]:
     return TypeAdapter(answer)
-
-
-def agent_command(target: TargetConfig) -> str:
-    """The remote command that starts the host program (one shell word per argument)."""
-    return " ".join(
-        shlex.quote(a) for a in ("exec", target.python, "-S", "-c", host_program(), "serve")
-    )
 
 
 class Channel(Protocol):

@@ -17,7 +17,8 @@ import asyncssh
 
 from bot.config.deploy import TargetConfig
 from bot.deploy.host.base import AuditRequest, HostAgent
-from bot.deploy.host.program import ProgramAgent, agent_command
+from bot.deploy.host.program import ProgramAgent
+from bot.deploy.hostside.bundle import agent_command
 from bot.errors import TransportError
 from bot.ssh.credentials import load_credentials
 from bot.ssh.session import SSHSession, open_session
@@ -80,7 +81,9 @@ class SshHostAgent(ProgramAgent):
     @classmethod
     async def start(cls, session: SSHSession, timeout: float = 30.0) -> SshHostAgent:
         try:
-            proc = await session.conn.create_process(agent_command(session.target), encoding=None)
+            proc = await session.conn.create_process(
+                agent_command(session.target.python), encoding=None
+            )
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{session.name}: cannot start the host agent: {exc}") from None
         agent = cls(session, proc)

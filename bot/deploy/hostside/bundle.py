@@ -13,6 +13,9 @@ command-line argument may hold on Linux (it travels as `python -S -c SOURCE`).
 from __future__ import annotations
 
 import ast
+import hashlib
+import os
+import shlex
 from functools import cache
 from pathlib import Path
 
@@ -115,7 +118,42 @@ def _for_host(text: str) -> str:
     return ast.unparse(tree)
 
 
+def build_program(sources: list[str]) -> str:
+    return "\n\n".join([_PRELUDE, *(_for_host(text) for text in sources)]) + "\n"
+
+
 @cache
 def host_program() -> str:
-    """The source run on the host (`python -S -c SOURCE serve`, or `... hash ROOT EXCL`)."""
-    return "\n\n".join([_PRELUDE, *(_for_host(module_source(m)) for m in MODULES)]) + "\n"
+    """The source run on the host (`python -S -c SOURCE serve`, or `... hash ROOT EXCL`).
+
+    Building it (parsing and unparsing the modules) takes tens of milliseconds, which every
+    deploy would pay at start-up: the text is kept in `__pycache__` beside the modules, under
+    the hash of their sources and of this file (as Python keeps bytecode; when the directory is
+    not writable it is built each time)."""
+    sources = [module_source(m) for m in MODULES]
+    digest = hashlib.sha256(
+        "\0".join([Path(__file__).read_text(encoding="utf-8"), *sources]).encode()
+    ).hexdigest()[:16]
+    cached = _HERE / "__pycache__" / f"host_program-{digest}.txt"
+    try:
+        return cached.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    text = build_program(sources)
+    try:
+        cached.parent.mkdir(exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, cached)
+        for old in cached.parent.glob("host_program-*.txt"):
+            if old != cached:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return text
+
+
+def agent_command(python: str) -> str:
+    """The remote command that starts the host program with `python` (one shell word per
+    argument; `exec`, so no shell stays between sshd and the program)."""
+    return " ".join(shlex.quote(a) for a in ("exec", python, "-S", "-c", host_program(), "serve"))

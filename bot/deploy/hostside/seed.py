@@ -5,7 +5,6 @@ Part of the host program (see protocol.py): standard library only, Python 3.6.
 """
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence, Tuple
 
 from bot.deploy.hostside.fsops import remove, rmtree_vanished_ok
@@ -56,6 +55,10 @@ def link_tree(live: str, new: str, drop: Sequence[str]) -> int:
             os.mkdir(target)  # walk yields a directory before what it holds
         else:
             links.append((entry.path, target))
+    from concurrent.futures import (
+        ThreadPoolExecutor,  # imported here: a host program that does not need it starts faster
+    )
+
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in pool.map(lambda pair: os.link(pair[0], pair[1]), links, chunksize=64):
             pass

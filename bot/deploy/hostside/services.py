@@ -10,11 +10,9 @@ Part of the host program (see protocol.py): standard library only, Python 3.6.
 """
 
 import contextlib
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -154,23 +152,25 @@ def log_tail(run_dir: str, release: str, size: int = 2000) -> str:
         return ""
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
 def _http(target: str, port: Optional[int], sock: Optional[str], wait: float) -> Tuple[bool, str]:
+    import http.client  # imported here: a host program that does not need it starts faster
+    import socket
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, path: str, timeout: float) -> None:
+            http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+            self.unix_path = path
+
+        def connect(self) -> None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(self.timeout)
+            s.connect(self.unix_path)
+            self.sock = s
+
     if target.startswith("/"):
         path = target
         if sock:
-            conn: http.client.HTTPConnection = _UnixHTTPConnection(sock, wait)
+            conn: http.client.HTTPConnection = UnixHTTPConnection(sock, wait)
         else:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=wait)
     else:
@@ -181,6 +181,8 @@ def _http(target: str, port: Optional[int], sock: Optional[str], wait: float) ->
     try:
         conn.request("GET", path, headers={"User-Agent": "gatebot-health"})
         status = conn.getresponse().status
+    except http.client.HTTPException as exc:
+        return False, "%s: %s" % (type(exc).__name__, exc)
     finally:
         conn.close()
     if 200 <= status < 400:
@@ -189,6 +191,8 @@ def _http(target: str, port: Optional[int], sock: Optional[str], wait: float) ->
 
 
 def _tcp(port: Optional[int], sock: Optional[str], wait: float) -> Tuple[bool, str]:
+    import socket
+
     if sock:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         where: Any = sock
@@ -237,7 +241,7 @@ def check_once(req: WaitHealthy, rec: Dict[str, Any], wait: float) -> Tuple[bool
             if not isinstance(result, dict):
                 return False, "the probe did not run (%s)" % res.output.strip()[-300:]
             return bool(result.get("ok")), str(result.get("error") or "replied")
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, ValueError) as exc:
         return False, "%s: %s" % (type(exc).__name__, exc)
     raise ValueError("unknown health check kind %r" % req.kind)
 

@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from bot.deploy.hostside.fsops import write_text
@@ -99,6 +98,10 @@ def hash_tree(
                 files.append((p, entry.path, mode, st.st_size))
         else:
             out[p] = (0, "", 0)
+    from concurrent.futures import (
+        ThreadPoolExecutor,  # imported here: a host program that does not need it starts faster
+    )
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = pool.map(lambda f: hash_file(f[1], f[3]), files)
         for (p, _full, mode, size), oid in zip(files, ids):

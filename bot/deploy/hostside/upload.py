@@ -8,7 +8,6 @@ import os
 import shutil
 import stat
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional, Set, Tuple
 
 from bot.deploy.hostside.fsops import remove, unlink_quietly
@@ -178,6 +177,10 @@ def op_extract(req: Extract, stream: Any) -> Extracted:
     written = deleted = 0
     os.makedirs(root, exist_ok=True)
     known_dirs: Set[str] = set()
+    from concurrent.futures import (
+        ThreadPoolExecutor,  # imported here: a host program that does not need it starts faster
+    )
+
     pool = ThreadPoolExecutor(max_workers=WRITERS)
     pending: List[Tuple[str, Any]] = []  # (path, the future of its write_file)
     hashed = WRITTEN.setdefault(root, {})
