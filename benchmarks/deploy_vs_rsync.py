@@ -114,7 +114,7 @@ class Gatebot:
     repo: Path
     env: dict[str, str]
 
-    def config(self, target: Path, *, prepare_next: bool = True) -> Path:
+    def config(self, target: Path, *, prepare_next: bool = True, persist: bool = True) -> Path:
         import yaml
 
         data = {
@@ -132,11 +132,14 @@ class Gatebot:
                         "install": "true",
                         "keep_releases": 5,
                         "prepare_next": prepare_next,
+                        # ssh_persist_s: the default keeps the connection and the host
+                        # program warm for the next command; 0 measures every run cold.
+                        **({} if persist else {"ssh_persist_s": 0}),
                     }
                 }
             }
         }
-        path = self.work / f"gatebot-{target.name}-{int(prepare_next)}.yml"
+        path = self.work / f"gatebot-{target.name}-{int(prepare_next)}{int(persist)}.yml"
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path
 
@@ -263,16 +266,22 @@ def one_round(
         lambda: run_rsync(server, src, r_dir, "-a"),
     )
 
-    # One changed file, twice: as deploys run (the seed was prepared after the previous
-    # deploy), and with prepare_next off (the seed is linked while you wait).
-    for label, prepared in (("", True), (", seed linked while waiting", False)):
-        changed = sorted(tree)[len(tree) // 2 + (0 if prepared else 1)]
+    # One changed file, three times: as deploys run (the seed was prepared after the previous
+    # deploy, the connection and host program kept from it), with nothing kept (ssh_persist_s:
+    # 0: a new connection, login shell and interpreter), and with prepare_next off (the seed is
+    # linked while you wait).
+    variants = (
+        ("", cfg, True),
+        (", nothing kept (ssh_persist_s: 0)", gb.config(g_dir, persist=False), True),
+        (", seed linked while waiting", gb.config(g_dir, prepare_next=False), False),
+    )
+    for k, (label, c, prepared) in enumerate(variants):
+        changed = sorted(tree)[len(tree) // 2 + k]
         data = (src / changed).read_bytes()
         new_content = data[:-1] + bytes([(data[-1] + 1) % 256])
         head = str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
         commit_tree(repo, {changed: new_content}, head)
         (src / changed).write_bytes(new_content)
-        c = cfg if prepared else gb.config(g_dir, prepare_next=False)
         rep = bench.pair(
             n,
             f"one changed file{label} (rsync -a -c)",
@@ -282,21 +291,27 @@ def one_round(
             prepared,
         )
         assert rep["files_sent"] == 1, rep
+    # The last variant left no seed prepared: a deploy that prepares one puts it back.
+    _took, again = gb.run(cfg, "deploy", "--ref", "main")
+    settle(g_dir, again["live"])
 
-    rep = bench.pair(
-        n,
-        "no-op: redeploy of the live sha (rsync -a)",
-        lambda: gb.run(cfg, "deploy", "--ref", "main"),
-        g_dir,
-        lambda: run_rsync(server, src, r_dir, "-a"),
-    )
-    assert rep["status"] == "already-live" and rep["bytes_sent"] == 0, rep
+    cold = gb.config(g_dir, persist=False)
+    for label, c in (("", cfg), (", nothing kept", cold)):
+        rep = bench.pair(
+            n,
+            f"no-op: redeploy of the live sha{label} (rsync -a)",
+            lambda c=c: gb.run(c, "deploy", "--ref", "main"),  # type: ignore[misc]
+            g_dir,
+            lambda: run_rsync(server, src, r_dir, "-a"),
+        )
+        assert rep["status"] == "already-live" and rep["bytes_sent"] == 0, rep
 
-    os.sync()
-    took, rb = gb.run(cfg, "rollback")
-    assert rb["ok"] and rb["live"], rb
-    settle(g_dir, rb["live"])
-    bench.alone("rollback", took, rb)
+    for label, c in (("", cfg), (", nothing kept", cold)):
+        os.sync()
+        took, rb = gb.run(c, "rollback")
+        assert rb["ok"] and rb["live"], rb
+        settle(g_dir, rb["live"])
+        bench.alone(f"rollback{label}", took, rb)
     # Next round starts from the first commit's tree again (fresh directories).
     shutil.rmtree(g_dir)
     shutil.rmtree(r_dir)

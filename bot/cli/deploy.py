@@ -24,7 +24,7 @@ from bot.errors import DeployFailed, UsageError
 if TYPE_CHECKING:
     from bot.deploy.context import DeployContext
     from bot.deploy.host.early import Early
-    from bot.deploy.manifest import Manifest
+    from bot.deploy.manifest_job import ManifestJob
     from bot.deploy.report import RolloutReport
 
 T = TypeVar("T")
@@ -92,24 +92,38 @@ def _context(
 
 
 def _early_context(
-    config_path: Path | None, repo: Path, no_audit: bool, targets: tuple[str, ...]
-) -> tuple[DeployContext, list[str], list[Early]]:
-    """Read the config, start `ssh` to the first hosts at once (bot/deploy/host/early.py),
-    then validate it and build the context while they connect."""
+    config_path: Path | None,
+    repo: Path,
+    no_audit: bool,
+    targets: tuple[str, ...],
+    ref: str | None = None,
+) -> tuple[DeployContext, list[str], list[Early], ManifestJob | None]:
+    """Read the config, start `ssh` to the first hosts at once (bot/deploy/host/early.py) and
+    a child reading `ref` from git (bot/deploy/manifest_job.py), then validate the config and
+    build the context while they work."""
     from bot.config.source import read_config_data
     from bot.deploy.host.early import start_early, stop_early
 
     found = read_config_data(config_path, repo)
     early = start_early(found[0], list(targets), os.environ, repo.resolve()) if found else []
+    job = None
     try:
+        if ref is not None:
+            from bot.deploy.manifest_job import ManifestJob
+
+            job = ManifestJob.start(repo, ref)
         from bot.deploy.context import resolve_targets
 
         ctx = _context(config_path, repo, no_audit, found)
         names = resolve_targets(ctx.config, list(targets))
     except BaseException:
         stop_early(early)
+        if job is not None:
+            job.cancel()
         raise
-    return ctx, names, early
+    if job is not None:
+        job.warn = ctx.reporter.warn
+    return ctx, names, early, job
 
 
 async def _started(ctx: DeployContext, names: list[str], early: list[Early]) -> None:
@@ -186,27 +200,18 @@ def deploy_cmd(
     report_file: Path | None,
 ) -> None:
     """Release REF to the target(s): delta upload, venv, atomic switch, audit, auto-rollback."""
-    ctx, names, early = _early_context(config_path, repo, no_audit, targets)
+    ctx, names, early, job = _early_context(config_path, repo, no_audit, targets, ref)
+    assert job is not None
 
     async def run() -> RolloutReport:
         try:
             await _started(ctx, names, early)
-            # Imported while the hosts are connected to.
-            from bot.deploy import flow
-            from bot.deploy.manifest import build_manifest
-            from bot.git.diff import open_repo, resolve_commit
+            from bot.deploy import flow  # imported while the hosts are connected to
 
-            resolve_commit(open_repo(repo), ref)  # an unknown ref: a usage error, no host touched
-
-            def manifest() -> Manifest:
-                # Read from git while the hosts answer (flow.deploy).
-                built = build_manifest(repo, ref)
-                if built.submodules:
-                    ctx.reporter.warn(f"submodules are not deployed: {', '.join(built.submodules)}")
-                return built
-
-            return await flow.deploy(ctx, names, manifest, dry_run=dry_run)
+            # An unknown ref is a usage error before any host is touched (ManifestJob.sha).
+            return await flow.deploy(ctx, names, job, dry_run=dry_run)
         finally:
+            job.cancel()
             await ctx.close_hosts()
 
     try:
@@ -232,7 +237,7 @@ def rollback_cmd(
     report_file: Path | None,
 ) -> None:
     """Switch back to the previous good release (or --to); no transfer."""
-    ctx, names, early = _early_context(config_path, repo, no_audit, targets)
+    ctx, names, early, _job = _early_context(config_path, repo, no_audit, targets)
 
     async def run() -> RolloutReport:
         try:

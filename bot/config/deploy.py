@@ -68,9 +68,11 @@ class TargetConfig(Section):
     ssh_persist_s: float = Field(
         60.0,
         ge=0,
-        description="with the openssh client, keep the connection open this long after a"
-        " command (OpenSSH's ControlPersist, as Ansible does), so the next gatebot command to"
-        " this host skips the key exchange; 0: close it at once",
+        description="with the openssh client, keep the connection (OpenSSH's ControlPersist, as"
+        " Ansible does) and a copy of the host program (on a loopback port, reached only with a"
+        " key this runner holds) up this long after a command, so the next gatebot command to"
+        " this host skips the key exchange, the login shell and the interpreter's start;"
+        " 0: keep nothing",
     )
     verify: Literal["index", "full"] = Field(
         "index",

@@ -30,8 +30,10 @@ from bot.deploy import history
 from bot.deploy.admin import ReleaseRow, list_releases, unlock
 from bot.deploy.context import DeployContext, resolve_targets
 from bot.deploy.manifest import Manifest
+from bot.deploy.manifest_job import ManifestJob
 from bot.deploy.report import HostReport, RolloutReport, host_report
 from bot.deploy.rollout import raise_for_failures, rollout
+from bot.deploy.state import read_state
 from bot.deploy.steps import build, dryrun, envfile, golive, health, hooks, plan, recover, retain
 from bot.deploy.steps.base import HostRun, Step, check_hooks, run_hooks, run_steps
 from bot.errors import GatebotError, TransportError, UsageError
@@ -174,7 +176,7 @@ async def on_host(
 async def deploy(
     ctx: DeployContext,
     names: list[str],
-    manifest: Manifest | Callable[[], Manifest],
+    manifest: Manifest | Callable[[], Manifest] | ManifestJob,
     *,
     dry_run: bool = False,
 ) -> RolloutReport:
@@ -182,19 +184,35 @@ async def deploy(
     runs in a thread while the hosts are connected to (reading a 10,000-file tree from git
     takes about as long as opening the SSH connection and starting the host helper); a host
     takes its lock only once the manifest is there, and an error building it fails the hosts
-    without touching them."""
+    without touching them. Given a ManifestJob (read by a child process), a host is planned
+    from the commit's id at once, and a redeploy of its live commit never waits for the
+    manifest."""
     steps = DRY_RUN_STEPS if dry_run else DEPLOY_STEPS
     check_hooks(list(ctx.hooks), steps, EXTRA_HOOKS)
     if not dry_run:
         envfile.check_sources(ctx, names)  # a missing secret fails before any host is touched
+    sha: str | None = None
     if isinstance(manifest, Manifest):
         job: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
         job.set_result(manifest)
+    elif isinstance(manifest, ManifestJob):
+        sha = manifest.sha()  # an unknown ref: a usage error before any host is touched
+        job = asyncio.ensure_future(asyncio.to_thread(manifest.manifest))
     else:
         job = asyncio.ensure_future(asyncio.to_thread(manifest))
 
     async def resolve(run: HostRun) -> None:
-        run.manifest = await job
+        if sha is None:
+            run.manifest = await job
+        else:
+            assert isinstance(manifest, ManifestJob)
+            run.sha, run.ref, run.manifest_future = sha, manifest.ref, job
+            # Unless the commit is live already (a redeploy, which needs no manifest), the
+            # manifest comes before the lock: a tree that cannot be deployed never touches
+            # the host. The state is read again under the lock (steps/plan.py).
+            state = await read_state(run.agent, run.layout)
+            if state.live_marker is None or state.live_marker.sha != sha:
+                await run.need_manifest()
 
     async def one(name: str) -> HostReport:
         return await on_host(ctx, name, resolve, steps, op="deploy", locked=not dry_run)
@@ -203,9 +221,11 @@ async def deploy(
         reports = await rollout(names, one, ctx.config.deploy.rollout, ctx.reporter, "deploy")
     finally:
         if not job.done():
+            if isinstance(manifest, ManifestJob):
+                manifest.cancel()
             job.cancel()  # no host got as far as needing it (or the run was cancelled)
         await ctx.close_hosts()
-    if not job.cancelled() and job.exception() is None:
+    if job.done() and not job.cancelled() and job.exception() is None:
         built = job.result()
         for r in reports:  # hosts that failed before reading it, or that the rollout skipped
             r.ref, r.sha = r.ref or built.ref, r.sha or built.sha

@@ -106,8 +106,8 @@ def host_report(run: HostRun, error: GatebotError | None, duration_s: float) -> 
         status: Status = "dry-run" if run.dry_run else _STATUS[plan.kind if plan else "build"]
     else:
         status = "auto-rolled-back" if recovery is not None and recovery.rolled_back else "failed"
-    ref = run.manifest.ref if run.manifest is not None else None
-    sha = run.manifest.sha if run.manifest is not None else plan.sha if plan else None
+    ref = run.manifest.ref if run.manifest is not None else run.ref
+    sha = run.manifest.sha if run.manifest is not None else plan.sha if plan else run.sha
     previous = plan.previous if plan else None
     if run.dry_run:
         previous = run.live

@@ -23,6 +23,7 @@ has imported the rest of itself (bot/cli/deploy.py).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -149,18 +150,56 @@ class Login:
 
     name: str
     spec: LoginSpec
-    argv: list[str]
+    base: list[str]  # `ssh` and its flags
+    options: dict[str, str]  # its -o options
     directory: Path | None
     pinned: tuple[str, ...] = field(default=())
+    #: The kept connection's control socket (None: nothing is kept).
+    control_path: str | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        """`ssh` with everything but the remote command."""
+        return _argv(self.base, self.options, self.spec.host)
 
     def command(self, remote: str) -> list[str]:
         """The argv that runs `remote` (one shell command line) on the target."""
         return [*self.argv, remote]
 
+    def alone(self) -> Login:
+        """This login on a connection of its own (not through nor kept as a shared one): the
+        way back when a kept connection misbehaved."""
+        options = {**self.options, "ControlMaster": "no", "ControlPath": "none"}
+        options.pop("ControlPersist", None)
+        return dataclasses.replace(self, options=options, control_path=None)
+
+    def forward(self, port: int) -> list[str]:
+        """The argv that connects stdin/stdout to the host's loopback `port` (no shell runs).
+        It uses a kept connection but never becomes one: `ssh -W` as a master tells the server
+        it will open no sessions, and the next command's could not start on it."""
+        options = dict(self.options)
+        if options.get("ControlMaster") == "auto":
+            options["ControlMaster"] = "no"
+            options.pop("ControlPersist", None)
+        return [
+            *_argv(self.base, options, self.spec.host)[:-2],
+            "-W",
+            f"127.0.0.1:{port}",
+            "--",
+            self.spec.host,
+        ]
+
     def close(self) -> None:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+def _argv(base: list[str], options: dict[str, str], host: str) -> list[str]:
+    argv = list(base)
+    for key_name, value in options.items():
+        argv += ["-o", f"{key_name}={value}"]
+    return [*argv, "--", host]
 
 
 def prepare_login(
@@ -226,22 +265,21 @@ def prepare_login(
         "LogLevel": "ERROR",
     }
     control = _control_dir() if spec.persist_s > 0 else None
+    control_path = None
     if control is not None:
         # Everything the connection was authenticated with names it: another key, another
         # pinned host key or another address never reuses it.
         digest = hashlib.sha256(
             "\0".join([spec.user, spec.host, str(spec.port), key, hosts]).encode()
         ).hexdigest()[:24]
+        control_path = str(control / digest)
         options.update(
             ControlMaster="auto",
             ControlPath=str(control / digest),
             ControlPersist=f"{max(1, round(spec.persist_s))}s",
         )
-    argv = [ssh, "-F", "/dev/null", "-T", "-e", "none", "-p", str(spec.port), "-l", spec.user]
-    for key_name, value in options.items():
-        argv += ["-o", f"{key_name}={value}"]
-    argv += ["--", spec.host]
-    return Login(name, spec, argv, directory, pinned)
+    flags = [ssh, "-F", "/dev/null", "-T", "-e", "none", "-p", str(spec.port), "-l", spec.user]
+    return Login(name, spec, flags, options, directory, pinned, control_path)
 
 
 @dataclass
@@ -254,14 +292,16 @@ class Spawned:
     stderr_path: Path
 
 
-def spawn(login: Login, remote: str) -> Spawned:
-    """Start `ssh` running `remote` with pipes for stdin and stdout (no event loop needed)."""
+def spawn(login: Login, remote: str | None = None, port: int | None = None) -> Spawned:
+    """Start `ssh` running `remote`, or connected to the host's loopback `port`, with pipes for
+    stdin and stdout (no event loop needed)."""
     assert login.directory is not None
     stderr_path = login.directory / "stderr"
     try:
         with stderr_path.open("wb") as err:
+            argv = login.forward(port) if port is not None else login.command(remote or "true")
             proc = subprocess.Popen(
-                login.command(remote),
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,

@@ -139,8 +139,8 @@ def test_prestarted_connection_is_taken_and_unused_ones_are_stopped(
     async def go() -> tuple[int, bool]:
         await connector.prestart("inf", target)
         await connector.prestart("other", target)
-        started = connector._ready["inf"][2]
-        unused = connector._ready["other"][2]
+        started = connector._ready["inf"].spawned
+        unused = connector._ready["other"].spawned
         async with connector.connect("inf", target) as agent:
             answer = await agent.inspect(Inspect(str(tmp_path / "srv")))
             assert answer.exists is False
@@ -261,9 +261,9 @@ def test_early_start_takes_only_plain_values_and_stops_what_is_not_used(
     assert LoginSpec.early(good) == LoginSpec.of(sshd.target(tmp_path / "srv"))
     early = start_early(data, ["all"], {}, tmp_path)
     assert [e.name for e in early] == ["inf"]
-    proc = early[0].spawned.proc
+    proc = early[0].ready.spawned.proc
     stop_early(early)
-    assert proc.returncode is not None and early[0].spawned.login.directory is None
+    assert proc.returncode is not None and early[0].ready.spawned.login.directory is None
     assert start_early({"deploy": "nonsense"}, ["all"], {}, tmp_path) == []
     stop_early(start_early(data, ["inf"], {}, tmp_path))
 

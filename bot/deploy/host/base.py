@@ -35,6 +35,8 @@ from bot.deploy.hostside.protocol import (
     Health,
     Inspect,
     InspectAnswer,
+    Linger,
+    Lingering,
     Link,
     LockAcquire,
     LockAcquired,
@@ -156,6 +158,10 @@ class HostAgent(ABC):
 
     @abstractmethod
     async def stop_service(self, req: StopService) -> ServiceStopped: ...
+
+    @abstractmethod
+    async def linger(self, req: Linger) -> Lingering:
+        """Keep a copy of the host program up for the next command (bot/deploy/host/warm.py)."""
 
     @abstractmethod
     async def audit(self, req: AuditRequest) -> AuditReport:

@@ -57,7 +57,7 @@ class HostConnector:
         client = self.client(early.name, target)
         if not isinstance(client, OpenSshConnector):
             return False
-        client.adopt(early.name, early.spec, early.python, early.spawned)
+        client.adopt(early.name, early.ready)
         return True
 
     async def prestart(self, name: str, target: TargetConfig) -> None:

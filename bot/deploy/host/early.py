@@ -11,23 +11,22 @@ when the validated target asks for exactly the same login and interpreter
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.deploy.hostside.bundle import agent_command
+from bot.deploy.host.warm import Ready, start_process
 from bot.errors import GatebotError
-from bot.ssh.openssh import LoginSpec, Spawned, prepare_login, spawn, ssh_binary
+from bot.ssh.openssh import LoginSpec, ssh_binary
 
 
 @dataclass
 class Early:
     name: str
-    spec: LoginSpec
-    python: str
-    spawned: Spawned
+    ready: Ready
 
 
 def _targets(data: Any, asked: list[str]) -> list[tuple[str, Any]]:
@@ -53,11 +52,14 @@ def start_early(data: Any, asked: list[str], env: Mapping[str, str], base: Path)
     for name, raw in _targets(data, asked):
         spec = LoginSpec.early(raw)
         python = raw.get("python", "python3") if isinstance(raw, dict) else None
-        if spec is None or not isinstance(python, str) or raw.get("ssh_client") == "asyncssh":
+        root = raw.get("path") if isinstance(raw, dict) else None
+        if spec is None or not isinstance(python, str) or not isinstance(root, str):
+            continue
+        if raw.get("ssh_client") == "asyncssh":
             continue
         try:
-            login = prepare_login(name, spec, env, base, ssh)
-            started.append(Early(name, spec, python, spawn(login, agent_command(python))))
+            ready = start_process(name, spec, python, posixpath.normpath(root), env, base, ssh)
+            started.append(Early(name, ready))
         except (GatebotError, OSError):
             continue  # validation and the usual connection say what is wrong
     return started
@@ -66,13 +68,14 @@ def start_early(data: Any, asked: list[str], env: Mapping[str, str], base: Path)
 def stop_early(early: list[Early]) -> None:
     """Stop processes nobody took (the config did not validate, say)."""
     for e in early:
-        proc = e.spawned.proc
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        proc = e.ready.spawned.proc
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
                 pipe.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        e.spawned.login.close()
+        for stop in (proc.terminate, proc.kill):  # SIGTERM first: see openssh.ProcessChannel
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    stop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)
+        e.ready.spawned.login.close()

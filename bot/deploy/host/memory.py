@@ -293,6 +293,11 @@ class MemoryHostAgent(HostAgent):
         self._end("wait_healthy")
         return answer
 
+    async def linger(self, req: p.Linger) -> p.Lingering:
+        self._begin("linger")
+        self._end("linger")
+        return p.Lingering(0)  # nothing to keep: the next connection is in memory anyway
+
     async def stop_service(self, req: p.StopService) -> p.ServiceStopped:
         self._begin("stop_service")
         answer = stop_service(self.host, req, self._run)

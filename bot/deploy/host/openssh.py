@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config.deploy import TargetConfig
-from bot.deploy.host.base import AuditRequest, HostAgent
+from bot.deploy.host import warm
+from bot.deploy.host.base import AgentError, AuditRequest, HostAgent
 from bot.deploy.host.program import ProgramAgent
+from bot.deploy.host.warm import Ready
 from bot.deploy.hostside.bundle import agent_command
-from bot.errors import TransportError
+from bot.deploy.hostside.protocol import Linger
+from bot.errors import GatebotError, TransportError
 from bot.ssh.openssh import LoginSpec, Spawned, login_error, prepare_login, spawn
 
 if TYPE_CHECKING:
@@ -68,10 +72,12 @@ class ProcessChannel:
         await self.writer.drain()
 
     def abort(self) -> None:
+        # Close our ends first, then ask `ssh` to stop (SIGTERM: it lets go of a kept
+        # connection's channel cleanly; SIGKILL is for one that does not stop, see `finish`).
+        self.writer.close()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-        self.writer.close()
+                self.proc.terminate()
 
     async def wait(self, timeout: float) -> int | None:
         """The process's exit status, waiting up to `timeout` (None: still running)."""
@@ -89,7 +95,10 @@ class ProcessChannel:
             pass
         if await self.wait(timeout) is None:
             self.abort()
-            await self.wait(5)
+            if await self.wait(5) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.wait(5)
         self.writer.close()
 
     async def stderr_tail(self) -> str:
@@ -173,61 +182,106 @@ class OpenSshConnector:
         self.env = env
         self.base = base  # resolves relative identity / known_hosts files
         self.ssh = ssh
-        #: Processes started ahead, by target name, with the login and the interpreter used.
-        self._ready: dict[str, tuple[LoginSpec, str, Spawned]] = {}
+        #: Processes started ahead, by target name.
+        self._ready: dict[str, Ready] = {}
 
-    def _spawn(self, name: str, spec: LoginSpec, python: str) -> Spawned:
-        login = prepare_login(name, spec, self.env, self.base, self.ssh)
-        return spawn(login, agent_command(python))
+    def _start(self, name: str, target: TargetConfig, cold: bool = False) -> Ready:
+        spec = LoginSpec.of(target)
+        if cold:
+            # After a failed warm attempt: a connection of its own, so that a kept connection
+            # in a bad state (one the server stopped giving sessions, say) cannot hold it up.
+            login = prepare_login(name, spec, self.env, self.base, self.ssh)
+            spawned = spawn(login.alone(), agent_command(target.python))
+            # Recorded under the kept connection's name, which the next command uses.
+            spawned = dataclasses.replace(spawned, login=login)
+            return Ready(spec, target.python, target.path, spawned, None)
+        return warm.start_process(
+            name, spec, target.python, target.path, self.env, self.base, self.ssh
+        )
 
-    def adopt(self, name: str, spec: LoginSpec, python: str, spawned: Spawned) -> None:
+    def adopt(self, name: str, ready: Ready) -> None:
         """A process started before the config was validated (bot/cli/deploy.py); used by
-        `connect` only if the target asks for exactly this login and interpreter."""
-        self._ready[name] = (spec, python, spawned)
+        `connect` only if the target asks for exactly this login, interpreter and path."""
+        self._ready[name] = ready
 
     async def prestart(self, name: str, target: TargetConfig) -> None:
         """Start connecting to `name` now; the next `connect(name, target)` takes it."""
         if name not in self._ready:
-            spec = LoginSpec.of(target)
-            self._ready[name] = (spec, target.python, self._spawn(name, spec, target.python))
+            self._ready[name] = self._start(name, target)
+
+    async def _open(self, ready: Ready, target: TargetConfig) -> OpenSshHostAgent:
+        channel = await ProcessChannel.attach(ready.spawned)
+        agent = OpenSshHostAgent(ready.spawned, target, channel, self.env, self.base)
+        try:
+            key = ready.warm.key if ready.warm is not None else None
+            await agent.handshake(target.connect_timeout_s + 30, key)
+        except BaseException:
+            if ready.warm is not None:
+                # Let a refused channel close by itself: an `ssh` killed in the middle of a
+                # forwarded channel can leave the kept connection unable to open the next one.
+                await channel.finish(2)
+            else:
+                channel.abort()
+                await channel.wait(5)
+            raise
+        return agent
+
+    async def _keep(self, agent: OpenSshHostAgent, ready: Ready) -> None:
+        """Ask a new host program to linger for the next command (best effort)."""
+        key = warm.new_key()
+        try:
+            kept = await agent.linger(Linger(ready.spec.persist_s, key.hex()))
+        except (AgentError, GatebotError):
+            return
+        warm.save(ready.spawned.login, ready.root, kept.port, key)
 
     @asynccontextmanager
     async def connect(self, name: str, target: TargetConfig) -> AsyncIterator[HostAgent]:
         ready = self._ready.pop(name, None)
-        spec = LoginSpec.of(target)
-        if ready is not None and ready[:2] == (spec, target.python):
-            spawned = ready[2]
-        else:
+        wanted = (LoginSpec.of(target), target.python, target.path)
+        if ready is None or (ready.spec, ready.python, ready.root) != wanted:
             if ready is not None:
-                await _discard(ready[2])
-            spawned = self._spawn(name, spec, target.python)
+                await _discard(ready.spawned)
+            ready = self._start(name, target)
         try:
-            channel = await ProcessChannel.attach(spawned)
-            agent = OpenSshHostAgent(spawned, target, channel, self.env, self.base)
-            try:
-                await agent.handshake(target.connect_timeout_s + 30)
-                yield agent
-            finally:
-                await agent.close()
+            agent = await self._open(ready, target)
+        except TransportError:
+            if ready.warm is None:
+                ready.spawned.login.close()
+                raise
+            # The lingering program is gone (it timed out, the host rebooted): start one.
+            warm.forget(ready.warm)
+            await _discard(ready.spawned)
+            ready = self._start(name, target, cold=True)
+            agent = await self._open(ready, target)
+        try:
+            yield agent
+            if ready.warm is None and ready.spec.persist_s > 0 and not agent.broken:
+                await self._keep(agent, ready)
         finally:
-            spawned.login.close()
+            try:
+                await agent.close()
+            finally:
+                ready.spawned.login.close()
 
     async def aclose(self) -> None:
         """Stop the connections started ahead and never taken."""
         ready, self._ready = self._ready, {}
-        for _spec, _python, spawned in ready.values():
-            await _discard(spawned)
+        for r in ready.values():
+            await _discard(r.spawned)
 
 
 async def _discard(spawned: Spawned) -> None:
-    if spawned.proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            spawned.proc.kill()
+    """Stop a process started ahead and never used: close its pipes, SIGTERM, SIGKILL last."""
     for pipe in (spawned.proc.stdin, spawned.proc.stdout):
         if pipe is not None:
             pipe.close()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while spawned.proc.poll() is None and loop.time() < deadline:
-        await asyncio.sleep(0.005)
+    for stop in (spawned.proc.terminate, spawned.proc.kill):
+        if spawned.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                stop()
+        deadline = loop.time() + 2
+        while spawned.proc.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.005)
     spawned.login.close()

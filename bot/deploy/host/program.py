@@ -15,6 +15,7 @@ request's `on_output`, cut to `OUTPUT_LINE_MAX` characters each.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -72,8 +73,18 @@ class ProgramAgent(HostAgent):
         # channel is not used again.
         self.broken: str | None = None
 
-    async def handshake(self, timeout: float) -> None:
-        """Read the program's greeting; a TransportError saying why when it does not come."""
+    async def handshake(self, timeout: float, key: bytes | None = None) -> None:
+        """Read the program's greeting; a TransportError saying why when it does not come.
+        `key`: the program is a lingering copy that first challenges us (hostside/serve.py)."""
+        if key is not None:
+            challenge = await self._readline(timeout)
+            if not challenge.startswith(p.CHALLENGE):
+                raise TransportError(f"{self.name}: the lingering host agent did not answer")
+            try:
+                nonce = bytes.fromhex(challenge[len(p.CHALLENGE) :].decode("ascii").strip())
+            except ValueError:
+                raise self._garbage("its challenge", challenge) from None
+            await self._write(hmac.new(key, nonce, "sha256").hexdigest().encode("ascii") + b"\n")
         hello = await self._readline(timeout)
         if not hello:
             raise await self.no_greeting()
@@ -271,6 +282,9 @@ class ProgramAgent(HostAgent):
 
     async def stop_service(self, req: p.StopService) -> p.ServiceStopped:
         return await self._call(req, p.ServiceStopped)
+
+    async def linger(self, req: p.Linger) -> p.Lingering:
+        return await self._call(req, p.Lingering)
 
     async def extract(
         self, req: p.Extract, chunks: Iterable[bytes], sent: Callable[[int], None]

@@ -344,6 +344,19 @@ class ServiceStopped(NamedTuple):
     detail: str
 
 
+class Linger(NamedTuple):
+    """Keep a copy of this host program running for `seconds` after its last connection, on a
+    loopback port; a connection must answer a challenge keyed by `token` (hex, kept in the
+    copy's memory only) before it is served. See serve.py."""
+
+    seconds: float
+    token: str
+
+
+class Lingering(NamedTuple):
+    port: int
+
+
 class Operation(NamedTuple):
     name: str
     request: type
@@ -373,5 +386,8 @@ OPERATIONS = (
     Operation("start_service", StartService, ServiceStarted, 60),
     Operation("wait_healthy", WaitHealthy, Health, 60),
     Operation("stop_service", StopService, ServiceStopped, 60),
+    Operation("linger", Linger, Lingering, 30),
 )
+#: The first line a lingering host program sends a new connection: this, then a nonce (hex).
+CHALLENGE = b"gatebot-agent "
 BY_NAME = {op.name: op for op in OPERATIONS}

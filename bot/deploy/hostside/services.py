@@ -36,7 +36,7 @@ from bot.deploy.hostside.protocol import (
 
 #: Processes this host program started, by release: their exit status is read from here
 #: (an exited child of ours stays a zombie, which `kill(pid, 0)` would call alive).
-_STARTED: Dict[str, "subprocess.Popen[bytes]"] = {}
+STARTED: Dict[str, "subprocess.Popen[bytes]"] = {}
 
 
 def record_path(run_dir: str, release: str) -> str:
@@ -64,7 +64,7 @@ def start_time(pid: int) -> Optional[str]:
 
 def running(release: str, record: Optional[Dict[str, Any]]) -> bool:
     """Is the recorded process of `release` still there (and still the same process)?"""
-    proc = _STARTED.get(release)
+    proc = STARTED.get(release)
     if proc is not None:
         return proc.poll() is None
     if not record or not isinstance(record.get("pid"), int) or record["pid"] <= 1:
@@ -84,7 +84,7 @@ def running(release: str, record: Optional[Dict[str, Any]]) -> bool:
 
 
 def exit_status(release: str) -> Optional[int]:
-    proc = _STARTED.get(release)
+    proc = STARTED.get(release)
     return None if proc is None else proc.poll()
 
 
@@ -129,7 +129,7 @@ def op_start_service(req: StartService) -> ServiceStarted:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _STARTED[req.release] = proc
+    STARTED[req.release] = proc
     record = {
         "release": req.release,
         "pid": proc.pid,
@@ -333,7 +333,7 @@ def op_stop_service(req: StopService) -> ServiceStopped:
             detail = "did not stop on SIGTERM within %ds: killed" % req.timeout
         else:
             detail = "stopped"
-    proc = _STARTED.pop(req.release, None)
+    proc = STARTED.pop(req.release, None)
     if proc is not None:
         proc.poll()
     remove(path)

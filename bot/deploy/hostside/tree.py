@@ -117,10 +117,6 @@ def listing_digest(listing: Listing) -> str:
     return lines_digest(entry_line(e[0], e[1], e[2], p) for p, e in listing.items())
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def load_index(path: str) -> Known:
     """The hash index a verified release left (see op_verify_hash), as `known` entries.
 
@@ -139,14 +135,18 @@ def load_index(path: str) -> Known:
         return {}
     out: Known = {}
     for p, e in files.items():
-        if (
-            isinstance(e, list)
-            and len(e) == 5
-            and isinstance(e[0], str)
-            and all(_int(x) for x in e[1:])
-            and e[4] < written
-        ):
-            out[p] = e
+        # type() is: a bool (an int subclass) or a float from a broken index is no entry.
+        if type(e) is list and len(e) == 5:
+            oid, dev, ino, size, mtime = e
+            if (
+                type(oid) is str
+                and type(dev) is int
+                and type(ino) is int
+                and type(size) is int
+                and type(mtime) is int
+                and mtime < written
+            ):
+                out[p] = e
     return out
 
 

@@ -14,6 +14,7 @@ that raises stops the run there (before `current` moves, for `before_switch`). A
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,7 +61,11 @@ class HostRun:
     name: str
     agent: HostAgent
     op: Literal["deploy", "rollback"]
-    manifest: Manifest | None = None  # deploy: what to release
+    manifest: Manifest | None = None  # deploy: what to release (see `need_manifest`)
+    #: deploy: the commit to release, known before its manifest (bot/deploy/manifest_job.py)
+    sha: str | None = None
+    ref: str | None = None
+    manifest_future: asyncio.Future[Manifest] | None = None
     to: str | None = None  # rollback: the release asked for (None: the previous good one)
     dry_run: bool = False
     # Results, set by the steps that produce them.
@@ -82,6 +87,13 @@ class HostRun:
     stopped: str | None = None  # the release whose process was stopped after the switch
     #: The hooks of this run: the context's, with the target's configured commands (flow.py).
     hooks: Mapping[str, Sequence[StepFn]] | None = None
+
+    async def need_manifest(self) -> Manifest:
+        """The manifest, waiting for it when it is still being read from git."""
+        if self.manifest is None:
+            assert self.manifest_future is not None
+            self.manifest = await asyncio.shield(self.manifest_future)
+        return self.manifest
 
     @property
     def layout(self) -> RemoteLayout:

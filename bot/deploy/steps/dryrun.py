@@ -9,8 +9,7 @@ from bot.deploy.transfer import plan_transfer
 
 
 async def dry_run(run: HostRun) -> None:
-    assert run.manifest is not None
-    manifest = run.manifest
+    manifest = await run.need_manifest()
     state = await read(run)
     if state.live_marker is not None and state.live_marker.sha == manifest.sha:
         run.say(f"dry run: {manifest.sha[:7]} is already live as {state.live}; nothing to send")

@@ -55,7 +55,7 @@ async def audit(run: HostRun, release_id: str, sha: str) -> AuditOutcome:
         audit=run.ctx.config.audit,
         expected_sha=sha,
         manifest=manifest_for_audit(run, sha),
-        ref=run.manifest.ref if run.manifest is not None else None,
+        ref=run.manifest.ref if run.manifest is not None else run.ref,
         repo_path=run.ctx.repo_path,
     )
     with run.phase("audit"):

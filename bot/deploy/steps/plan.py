@@ -94,15 +94,16 @@ async def read(run: HostRun) -> RemoteState:
 
 
 async def plan_deploy(run: HostRun) -> None:
-    assert run.manifest is not None
     state = await read(run)
-    sha = run.manifest.sha
+    sha = run.sha or (await run.need_manifest()).sha
     try:
         plan = decide_deploy(state, sha, datetime.now(timezone.utc))
     except DeployFailed as exc:
         raise DeployFailed(f"{run.name}: {run.layout.current} exists but is not a symlink") from (
             exc
         )
+    if plan.kind != "already-live":
+        await run.need_manifest()  # a redeploy of the live commit never waits for it
     if plan.kind == "reuse" and not await _still_intact(run, plan.release):
         now = datetime.now(timezone.utc)
         plan = dataclasses.replace(
