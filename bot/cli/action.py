@@ -52,8 +52,8 @@ def _trusted_raw_config(
     Never the workspace's `.github/gatebot.yml`: on a pull request that is the PR's own head,
     and the effective file written from it is what `gatebot review --config` then trusts, so
     the PR would choose its own gate again. Like `gatebot review`, read the file as committed
-    at the merge base of base...head; with no base known there is no trusted copy, so the
-    overrides go on the defaults.
+    at the base of base...head (`ChangeRange.policy_sha`); with no base known there is no
+    trusted copy, so the overrides go on the defaults.
     """
     if config_path is not None:
         return _read_raw_config(config_path, repo)
@@ -64,7 +64,7 @@ def _trusted_raw_config(
 
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head or "HEAD")
-    return raw_from_commit(git_repo, rng.merge_base_sha)
+    return raw_from_commit(git_repo, rng.policy_sha)
 
 
 def _head_in_workspace(repo: Path, sha: str) -> bool:
@@ -94,7 +94,7 @@ def _head_in_workspace(repo: Path, sha: str) -> bool:
 @click.option(
     "--base",
     help="base revision, as for `gatebot review` (from the event on pull requests); the "
-    "configuration is read at the merge base of base...head",
+    "configuration is read at the base of base...head",
 )
 @click.option("--head", help="head revision, as for `gatebot review` (default: HEAD)")
 @click.option(

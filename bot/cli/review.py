@@ -75,7 +75,7 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
     help="where verdict.json, summary.md and metrics.json go",
 )
 @config_option(
-    "configuration file (default: .github/gatebot.yml as committed at the merge base "
+    "configuration file (default: .github/gatebot.yml as committed at the base "
     "of base...head, optional; the PR's own copy is not used)"
 )
 @cache_dir_option("review cache directory (default: $GATEBOT_CACHE_DIR or .gatebot-cache)")
@@ -178,7 +178,7 @@ def run_gate(
     source = (
         config_source.from_file(config_path, repo)
         if config_path is not None
-        else config_source.from_commit(git_repo, rng.merge_base_sha)
+        else config_source.from_commit(git_repo, rng.policy_sha)
     )
     config = source.config
     if blocking_severity:
@@ -188,8 +188,8 @@ def run_gate(
             }
         )
 
-    # The repository's review rules, from the same trusted side as the config: the merge base.
-    loaded = repo_rules.load(git_repo, rng.merge_base_sha, config.review)
+    # The repository's review rules, from the same trusted side as the config: the base.
+    loaded = repo_rules.load(git_repo, rng.policy_sha, config.review)
     config = config.model_copy(update={"review": config.review.with_repo_rules(loaded.sections)})
     label = repo_rules.label(source.label, loaded)
     for warning in loaded.warnings:

@@ -1,4 +1,4 @@
-"""`.gitattributes` as committed at a given commit — in practice the merge base, never the head.
+"""`.gitattributes` as committed at a given commit — in practice the base, never the head.
 
 `.gitattributes` is repository-controlled policy (linguist-generated, linguist-vendored, -diff):
 a PR that adds `* -diff` or `linguist-generated` must not get its own files skipped. So the

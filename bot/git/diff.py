@@ -37,6 +37,14 @@ class ChangeRange:
     head_sha: str
     merge_base_sha: str  # what the diff really starts from
 
+    @property
+    def policy_sha(self) -> str:
+        """Where the repository's own policy is read (config, `.gitattributes`, rules files):
+        the base itself, not the merge base. The merge base is trusted too, but the PR author
+        picks it (by where the branch starts): an old fork point would bring back whatever
+        looser policy the base branch had then (docs/security.md, §6.13)."""
+        return self.base_sha
+
 
 def open_repo(path: Path) -> pygit2.Repository:
     try:

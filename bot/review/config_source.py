@@ -1,9 +1,10 @@
 """Which configuration a review is judged by.
 
-By default `.github/gatebot.yml` is read from the merge base of base...head, not from the
-working tree: the working tree of a pull request is the PR's own head, and a PR must not be
-able to loosen the gate it is judged by (e.g. `blocking_severity: critical`) in the same
-change. The merge base is an ancestor of the base branch, so its content is already trusted.
+By default `.github/gatebot.yml` is read from the base of base...head (`ChangeRange.policy_sha`),
+not from the working tree: the working tree of a pull request is the PR's own head, and a PR
+must not be able to loosen the gate it is judged by (e.g. `blocking_severity: critical`) in the
+same change. Not the merge base either: the PR picks it by where its branch starts, and an old
+fork point would bring back an older, looser policy of the base branch.
 A change to the config file itself is a protected path and needs a human (triage).
 
 An explicit `--config FILE` is read as given (the operator chose it).

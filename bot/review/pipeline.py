@@ -220,17 +220,17 @@ def _load_files(
     )
     rules = triage.Rules.from_config(review)
     paths = [p for c in changed for p in (c.change.path, c.change.old_path) if p]
-    # Policy comes from the merge base, never from the PR's head (bot.git.attributes).
+    # Policy comes from the base, never from the PR's head (bot.git.attributes).
     view = (
         attributes.policy_view(repo)
-        if attributes.may_have_attributes(repo, rng.merge_base_sha, paths)
+        if attributes.may_have_attributes(repo, rng.policy_sha, paths)
         else None
     )
 
     def attrs_of(path: str) -> triage.Attributes:
         if view is None:
             return triage.Attributes()
-        base = rng.merge_base_sha
+        base = rng.policy_sha
         return triage.Attributes(
             generated=attributes.attribute_set(view, base, path, "linguist-generated"),
             vendored=attributes.attribute_set(view, base, path, "linguist-vendored"),

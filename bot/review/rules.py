@@ -1,7 +1,7 @@
 """Repository review rules: `review.rules` files (or one markdown section of each) read at the
 BASE of the change, and `review.path_instructions` from the base configuration.
 
-Read with pygit2 from the merge base's tree, like the configuration (bot/review/config_source.py):
+Read with pygit2 from the base's tree, like the configuration (bot/review/config_source.py):
 the PR's head never chooses the rules it is judged by; a change to a rules file is reviewed as
 code and applies to the pull requests after it. The text goes into the prompt's stable prefix
 (bot/review/prompt.py `stable_prefix`), so it is billed at the cached rate from the second call
@@ -76,7 +76,7 @@ def _read(repo: pygit2.Repository, commit_sha: str, src: RulesSource) -> tuple[s
 
 
 def load(repo: pygit2.Repository, commit_sha: str, review: ReviewConfig) -> RepoRules:
-    """The rules of `review.rules` as committed at `commit_sha` (the merge base)."""
+    """The rules of `review.rules` as committed at `commit_sha` (the base)."""
     sections: list[tuple[str, str]] = []
     sources: list[str] = []
     warnings: list[str] = []

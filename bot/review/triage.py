@@ -64,7 +64,7 @@ _WELL_KNOWN = pathspec.GitIgnoreSpec.from_lines(WELL_KNOWN_PATTERNS)
 
 @dataclass(frozen=True)
 class Attributes:
-    """`.gitattributes` flags of a path at the merge base (bot.git.attributes)."""
+    """`.gitattributes` flags of a path at the base (bot.git.attributes)."""
 
     generated: bool = False
     vendored: bool = False
