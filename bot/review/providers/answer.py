@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from bot.review.cost import LONG_CONTEXT_TOKENS
 from bot.review.models import Finding
 from bot.review.prompt import AnswerFinding
 from bot.review.types import ReviewItem, Usage
@@ -57,6 +58,49 @@ def blocked_reason(response: object) -> str | None:
     if finish in _BLOCK_REASONS:
         return f"blocked by the model's safety filter (answer: {finish})"
     return None
+
+
+# No Gemini model reads more than a few million tokens or answers more than a few hundred
+# thousand: counts outside these bounds are not a bill but a broken or lying endpoint.
+MAX_PROMPT_TOKENS = 10_000_000
+MAX_ANSWER_TOKENS = 1_000_000
+
+
+def _count(meta: object, name: str) -> int | None:
+    value = getattr(meta, name, None)
+    if value is None:
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def reported_usage(meta: object | None) -> Usage | None:
+    """One call's usage as the answer's `usageMetadata` reports it; None when it cannot be
+    true (a negative count, more than any model reads or writes, more cached than sent): the
+    caller then bills its own estimate, so a lie neither crashes the arithmetic (10**400 is
+    no float) nor moves the spend cap or the cost figures."""
+    if meta is None:
+        return Usage(calls=1)
+    names = ("prompt_token_count", "candidates_token_count", "thoughts_token_count")
+    prompt, candidates, thoughts = (_count(meta, n) for n in names)
+    cached = _count(meta, "cached_content_token_count")
+    if prompt is None or candidates is None or thoughts is None or cached is None:
+        return None
+    if not (0 <= cached <= prompt <= MAX_PROMPT_TOKENS):
+        return None
+    if not (0 <= candidates <= MAX_ANSWER_TOKENS and 0 <= thoughts <= MAX_ANSWER_TOKENS):
+        return None
+    output = candidates + thoughts
+    long = prompt > LONG_CONTEXT_TOKENS  # Gemini's long-context price tier
+    return Usage(
+        calls=1,
+        input_tokens=prompt,
+        output_tokens=output,
+        cached_tokens=cached,
+        thoughts_tokens=thoughts,
+        input_tokens_long=prompt if long else 0,
+        output_tokens_long=output if long else 0,
+        cached_tokens_long=cached if long else 0,
+    )
 
 
 _MAX_SUGGESTION = 10_000

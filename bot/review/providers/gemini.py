@@ -43,10 +43,15 @@ from bot.config.review import ReviewConfig
 from bot.errors import ProviderError
 from bot.redact import redact
 from bot.review.budget import BUDGET_REASON, CallBudget
-from bot.review.cost import LONG_CONTEXT_TOKENS, cost_usd, price_for, today_utc
+from bot.review.cost import cost_usd, price_for, today_utc
 from bot.review.models import Finding, NotReviewedCause
 from bot.review.prompt import batch_text, system_instruction
-from bot.review.providers.answer import CallResult, blocked_reason, parse_answer
+from bot.review.providers.answer import (
+    CallResult,
+    blocked_reason,
+    parse_answer,
+    reported_usage,
+)
 from bot.review.providers.params import generation_config
 from bot.review.providers.resolve import (
     ModelsListFile,
@@ -357,24 +362,22 @@ class GeminiProvider:
             kind = "timed out" if "timeout" in type(exc).__name__.lower() else "connection failed"
             raise _Unavailable(f"{kind} after retries ({type(exc).__name__})") from None
 
-    def _usage(self, meta: gtypes.GenerateContentResponseUsageMetadata | None) -> Usage:
-        if meta is None:
-            return Usage(calls=1)
-        prompt = meta.prompt_token_count or 0
-        thoughts = meta.thoughts_token_count or 0
-        output = (meta.candidates_token_count or 0) + thoughts
-        cached = meta.cached_content_token_count or 0
-        long = prompt > LONG_CONTEXT_TOKENS  # Gemini's long-context price tier
-        return Usage(
-            calls=1,
-            input_tokens=prompt,
-            output_tokens=output,
-            cached_tokens=cached,
-            thoughts_tokens=thoughts,
-            input_tokens_long=prompt if long else 0,
-            output_tokens_long=output if long else 0,
-            cached_tokens_long=cached if long else 0,
-        )
+    def _usage(
+        self,
+        meta: gtypes.GenerateContentResponseUsageMetadata | None,
+        model: str,
+        text: str,
+        files: int,
+    ) -> tuple[Usage, bool]:
+        """(usage, reported): the answer's own figures, or gatebot's estimate of the call when
+        they cannot be true (bot/review/providers/answer.py `reported_usage`)."""
+        usage = reported_usage(meta)
+        if usage is not None:
+            return usage, True
+        log.warning("the model's usage metadata is implausible; its call is billed as estimated")
+        est_out = estimate_output_tokens(files) + estimated_thoughts(model, self._settings)
+        est_in = self.calibration.value.estimate(self._system + text)
+        return Usage(calls=1, input_tokens=est_in, output_tokens=est_out), False
 
     def estimate_usd(self, model: str, text: str, files: int) -> float | None:
         """What one call is expected to cost (for the dollar cap), or None when unpriced."""
@@ -409,9 +412,9 @@ class GeminiProvider:
             result = CallResult(usage=Usage(calls=1), unparseable=True)
             result.bad = {it.cache_key: f"invalid response ({type(exc).__name__})" for it in items}
             return result
-        usage = self._usage(response.usage_metadata)
+        usage, reported = self._usage(response.usage_metadata, model, text, len(items))
         self.budget.settle(est, cost_usd(model, usage, self._config.prices, self.today))
-        if usage.input_tokens:
+        if reported and usage.input_tokens:
             self.calibration.observe(estimate_tokens(self._system + text), usage.input_tokens)
         blocked = blocked_reason(response)
         if blocked is not None:
