@@ -21,7 +21,7 @@ TRUSTED_EVENTS = ("workflow_dispatch",)
 @click.option(
     "--sha",
     required=True,
-    help="the head commit you read (full SHA or ≥ 7 hex digits); must be the PR's head now",
+    help="the head commit you read (its full 40-digit SHA); must be the PR's head now",
 )
 def approve_command(pr_number: int, sha: str) -> None:
     """Approve a pull request's head commit: the gate's check run on it becomes success.

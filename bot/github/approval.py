@@ -13,6 +13,13 @@ A new push is a new SHA with a new check run: the approval does not carry over.
 
 Who may approve: someone with write access or above (the API's `permission`: admin or write;
 GitHub's maintain role reads as write), not a bot, and not the author of the pull request.
+
+What is approved is exactly what was read: a SHA names the commit in full (a 7-digit prefix
+is 28 bits, which a PR author can match with a commit of their own in a minute and push
+between the maintainer's reading and the approval). A comment that names no SHA approves the
+head only when gatebot's check on it has completed — a result the maintainer could read —
+and never from a re-run of the comment's job, which would approve whatever the head is by
+then (docs/security.md, §6.13).
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ from bot.review.summary import code, escape_md
 RECORD_PREFIX = "gatebot-approval/v1 "
 APPROVING_PERMISSIONS = frozenset({"admin", "write"})
 _SHA = re.compile(r"[0-9a-f]{40}")
-_SHA_PREFIX = re.compile(r"[0-9a-f]{7,40}")
 # GitHub logins: alphanumerics and single hyphens; apps end in "[bot]".
 _LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
 
@@ -68,8 +74,14 @@ def parse_record(external_id: str | None, head_sha: str) -> Approval | None:
     return approval
 
 
-def approval_on(run: CheckRun | None, head_sha: str) -> Approval | None:
-    return parse_record(run.external_id if run is not None else None, head_sha)
+def approval_on(run: CheckRun | None, head_sha: str, pr: int | None = None) -> Approval | None:
+    """The approval recorded on `run` for `head_sha` — and, when `pr` is known, for that pull
+    request: check runs belong to a commit, and two pull requests can share a head (the same
+    branch proposed to `develop` and to `main`); approving one is not approving the other."""
+    approval = parse_record(run.external_id if run is not None else None, head_sha)
+    if approval is not None and pr is not None and approval.pr not in (None, pr):
+        return None
+    return approval
 
 
 def authorise(repo: Repository, approver: str, pr_author: str | None) -> str:
@@ -141,18 +153,23 @@ def approve(
     *,
     check_name: str,
     pr_number: int,
-    sha: str,
+    sha: str | None,
     approver: str,
     via: str,
     run_url: str | None = None,
     now: datetime | None = None,
 ) -> ApprovalResult:
     """Record `approver`'s approval of pull request `pr_number` at head `sha` on the gate's
-    check run (`check_name`) of that commit. `sha` is what the maintainer read: the full SHA
-    or a prefix of at least 7 hex digits, which must be the pull request's head *now*."""
-    wanted = sha.strip().lower()
-    if not _SHA_PREFIX.fullmatch(wanted):
-        raise ApprovalRefused(f"{printable(sha)!r} is not a commit SHA (7 to 40 hex digits)")
+    check run (`check_name`) of that commit. `sha` is what the maintainer read, in full, and
+    must be the pull request's head *now*. `sha=None` (a `/gatebot approve` comment naming no
+    commit): the head now, provided gatebot's check on it has completed."""
+    wanted = sha.strip().lower() if sha is not None else None
+    if wanted is not None and not _SHA.fullmatch(wanted):
+        raise ApprovalRefused(
+            f"{printable(sha or '')[:60]!r} is not a full commit SHA (40 hex digits)",
+            hint="copy the full SHA of the commit you read (a short prefix can be matched "
+            "by another commit pushed in the meantime)",
+        )
     try:
         pr = repo.get_pull(pr_number)
         head, author, state = pr.head.sha, pr.user.login, pr.state
@@ -160,13 +177,23 @@ def approve(
         raise ApprovalRefused(f"pull request #{pr_number} not found (HTTP {exc.status})") from None
     if state != "open":
         raise ApprovalRefused(f"pull request #{pr_number} is {state}: nothing to approve")
-    if not _SHA.fullmatch(head) or not head.startswith(wanted):
+    if not _SHA.fullmatch(head) or (wanted is not None and head != wanted):
         raise ApprovalRefused(
-            f"pull request #{pr_number}'s head is {head[:12]}, not {wanted[:12]}: a newer "
-            "commit was pushed after the one you read",
+            f"pull request #{pr_number}'s head is {head[:12]}, not {(wanted or '?')[:12]}: a "
+            "newer commit was pushed after the one you read",
             hint="read the new commit, then approve its SHA",
         )
     authorise(repo, approver, author)
+    publisher = CheckRunPublisher(repo, check_name, run_url)
+    run = publisher.find_existing(head)
+    if wanted is None and (run is None or run.status != "completed"):
+        # Nothing says the commenter saw this commit: it may have been pushed after they read
+        # the pull request (or after they wrote the comment, while this job was starting).
+        raise ApprovalRefused(
+            f"gatebot has not finished reviewing the head {head[:12]}: nothing shows you read "
+            "it (it may have been pushed after your comment)",
+            hint=f"read it, then comment `/gatebot approve {head}`",
+        )
     when = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     approval = Approval(
         sha=head,
@@ -176,8 +203,6 @@ def approve(
         run_url=run_url,
         pr=pr_number,
     )
-    publisher = CheckRunPublisher(repo, check_name, run_url)
-    run = publisher.find_existing(head)
     note = approval_note(approval)
     if run is None:
         output = CheckOutput(

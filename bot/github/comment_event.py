@@ -48,6 +48,8 @@ class CommentEvent:
 class Command:
     verb: Verb | None  # None: `/gatebot` with an unknown or missing verb
     word: str  # what was written after /gatebot (for the reply), at most 40 characters
+    # The word after the verb (`/gatebot approve <sha>`), at most 80 characters; None: none.
+    argument: str | None = None
 
 
 def valid_login(login: str) -> bool:
@@ -112,5 +114,6 @@ def parse_command(body: str) -> Command | None:
             return None
         word = words[1].lower() if len(words) > 1 else ""
         verb = next((v for v in VERBS if v == word), None)
-        return Command(verb, word[:40])
+        argument = words[2][:80] if len(words) > 2 else None
+        return Command(verb, word[:40], argument)
     return None

@@ -88,6 +88,14 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _attempt(raw: str) -> int:
+    """GITHUB_RUN_ATTEMPT; unset is a first attempt, anything unreadable is not one."""
+    raw = raw.strip()
+    if not raw:
+        return 1
+    return int(raw) if raw.isdigit() and len(raw) < 6 else 2
+
+
 @dataclass(frozen=True)
 class ActionsSettings:
     """Everything the integration reads from the environment, parsed once."""
@@ -104,6 +112,7 @@ class ActionsSettings:
     post_check: bool
     sarif: Path | None
     run_id: str | None
+    run_attempt: int = 1  # GITHUB_RUN_ATTEMPT: 2 and up for a re-run (same event payload)
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> ActionsSettings:
@@ -124,6 +133,7 @@ class ActionsSettings:
             post_check=_flag(env, "GATEBOT_POST_CHECK", True),
             sarif=_path(env, "GATEBOT_SARIF"),
             run_id=env.get("GITHUB_RUN_ID", "").strip() or None,
+            run_attempt=_attempt(env.get("GITHUB_RUN_ATTEMPT", "")),
         )
 
     def details_url(self) -> str | None:
@@ -382,7 +392,7 @@ class ActionsContext:
         except _API_ERRORS as exc:
             self._print(f"::warning::could not read the check run: {type(exc).__name__}")
             return None
-        return approval_on(run, head_sha)
+        return approval_on(run, head_sha, self.pr.number if self.pr is not None else None)
 
     # -- finish --------------------------------------------------------------------------
 

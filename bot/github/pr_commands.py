@@ -48,9 +48,10 @@ HELP = """\
 | `/gatebot review` | Reviews the PR's current head with the repository's model key and \
 completes the gate's check on it (also for PRs from forks, whose own run has no secrets). | \
 write access |
-| `/gatebot approve` | Approves the protected and not-reviewed files of the current head: the \
-gate's check on that commit passes and says who approved it. A new push needs a new approval. \
-| write access, not the PR's author |
+| `/gatebot approve [SHA]` | Approves the protected and not-reviewed files of the head you \
+read — name its full SHA to be exact; without one, the current head once gatebot's check on it \
+has finished: the check on that commit passes and says who approved it. A new push needs a \
+new approval. | write access, not the PR's author |
 | `/gatebot help` | This table. | anyone |"""
 
 ReviewPull = Callable[[str, str], Verdict]
@@ -152,7 +153,7 @@ def _act(
         return _review(ctx, repo, pull, review_pull)
     from bot.github.pr_approve import approve_from_comment
 
-    return Outcome(approve_from_comment(ctx, event, pull))
+    return Outcome(approve_from_comment(ctx, event, pull, command.argument))
 
 
 def run_comment(ctx: ActionsContext, repo: Path, review_pull: ReviewPull) -> int:

@@ -66,7 +66,7 @@ def test_a_maintainer_approves_the_head_and_a_new_push_needs_a_new_approval(gate
     assert first.check.conclusion == "failure"
     assert "protected file" in (first.check.title or "")
 
-    done = _approve(gate, head[:10])
+    done = _approve(gate, head)
     assert done.returncode == 0, done.stderr
     run = first.check
     assert run.conclusion == "success"

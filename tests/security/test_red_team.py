@@ -19,8 +19,10 @@ import pytest
 
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
-from tests.security.prgate import Gate
+from tests.github.prworld import NUMBER, PrWorld
+from tests.security.prgate import CHECK, EVENTS, Gate
 from tests.security.rawmodel import RawModel, Reply
+from tests.security.test_approval import PR, _approve
 
 MARK = "FIXME-SECURITY"  # the loopback model reports a high finding on a line that has it
 
@@ -112,6 +114,117 @@ def test_usage_metadata_that_cannot_be_true_is_billed_as_estimated(
     assert run.check.conclusion == "success" and run.verdict["verdict"] == "pass"
     m = run.verdict["metrics"]
     for name in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd"):
-        assert 0 <= m[name] and math.isfinite(m[name]), (name, m[name])
+        assert m[name] >= 0 and math.isfinite(m[name]), (name, m[name])
     assert 0 < m["input_tokens"] < 10_000 and m["cost_usd"] < 0.01, m
     assert "usage metadata is implausible" in run.proc.stderr
+
+
+# --- approvals: exactly what was read, for the pull request it was read in ------------------
+
+
+def _protected_pr(gate: Gate) -> str:
+    gate.main({"app.py": "x = 1\n", ".github/workflows/ci.yml": "on: push\n"})
+    head = gate.push({".github/workflows/ci.yml": "on: [push, pull_request]\n"})
+    gate.github.add_pull(PR, head_sha=head, base_sha=gate.base or "", diff="", author="alice")
+    gate.github.grant("maintainer", "write")
+    return head
+
+
+def test_a_short_sha_prefix_approves_nothing(gate: Gate) -> None:
+    # 7 to 39 hex digits used to do: a PR author can find a commit of their own with the same
+    # 7-digit prefix (2**28 tries) and push it between the maintainer's reading and the run.
+    head = _protected_pr(gate)
+    assert gate.run(head, key=False).check.conclusion == "failure"
+    for prefix in (head[:7], head[:10], head[:39]):
+        done = _approve(gate, prefix)
+        assert done.returncode == 1, done.stderr
+        assert "not a full commit SHA" in done.stderr and "Traceback" not in done.stderr
+    (run,) = gate.github.runs_for(head, CHECK)
+    assert run.conclusion == "failure" and not run.external_id
+    assert _approve(gate, head.upper()).returncode == 0  # the full SHA, in any case
+    assert run.conclusion == "success"
+
+
+def test_an_approval_in_one_pull_request_does_not_pass_another_with_the_same_head(
+    gate: Gate,
+) -> None:
+    # Check runs belong to a commit. The same branch proposed to `develop` (#42, approved
+    # there) and to `main` (#43) shares its head: #43's review must not inherit #42's approval.
+    head = _protected_pr(gate)
+    assert gate.run(head, key=False).check.conclusion == "failure"
+    assert _approve(gate, head).returncode == 0
+    gate.github.add_pull(PR + 1, head_sha=head, base_sha=gate.base or "", diff="", author="alice")
+    other = gate.runner / "event-43.json"
+    gate.runner.mkdir(exist_ok=True)
+    payload = json.loads((EVENTS / "pull_request_opened.json").read_text())
+    payload["number"] = payload["pull_request"]["number"] = PR + 1
+    payload["pull_request"]["base"]["sha"], payload["pull_request"]["head"]["sha"] = gate.base, head
+    other.write_text(json.dumps(payload))
+    run = gate.run(head, key=False, GITHUB_EVENT_PATH=str(other))
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.check.conclusion == "failure" and run.verdict.get("approval") is None
+    # The pull request it was given in still honours it.
+    assert gate.run(head, key=False).check.conclusion == "success"
+
+
+@pytest.fixture
+def world(tmp_path: Path, github_server: FakeGitHub, gemini_server: FakeGemini) -> PrWorld:
+    w = PrWorld(tmp_path, github_server, gemini_server, author="octocat")
+    w.open(
+        {"app.py": "x = 1\n", ".github/workflows/ci.yml": "on: push\n"},
+        {".github/workflows/ci.yml": "on: [push, pull_request]\n"},
+    )
+    github_server.grant("maintainer", "write")
+    return w
+
+
+def _comment(world: PrWorld, body: str, **env: str) -> str:
+    payload = world.comment(body, "maintainer")
+    run = world.gatebot({**world.env("issue_comment", payload), **env})
+    assert run.code == 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    return str(world.github.replies(NUMBER)[-1]["body"])
+
+
+def test_approve_without_a_sha_does_not_approve_a_head_pushed_after_the_reading(
+    world: PrWorld,
+) -> None:
+    # The maintainer read the reviewed head; the author pushes a new commit right after the
+    # comment (its job takes a while to start). The job reads the head *now*: before, it
+    # approved the commit nobody read.
+    reviewed = world.head
+    assert world.review().code == 1
+    sneaked = world.push({".github/workflows/ci.yml": "on: push\njobs: {steal: {}}\n"})
+    reply = _comment(world, "/gatebot approve")
+    assert "🚫 Refused" in reply and "has not finished reviewing the head" in reply
+    assert f"/gatebot approve {sneaked}" in reply  # how to approve it once read
+    assert world.github.runs_for(sneaked, CHECK) == []
+    (old,) = world.github.runs_for(reviewed, CHECK)
+    assert old.conclusion == "failure"
+    # Once gatebot has reviewed the new head, the comment form approves it …
+    assert world.review().code == 1
+    assert "✅ Approved by @maintainer" in _comment(world, "/gatebot approve")
+    (new,) = world.github.runs_for(sneaked, CHECK)
+    assert new.conclusion == "success"
+
+
+def test_approve_naming_the_sha_is_exact(world: PrWorld) -> None:
+    first = world.head
+    reply = _comment(world, f"/gatebot approve {first[:12]}")
+    assert "🚫 Refused" in reply and "not a full commit SHA" in reply
+    world.fetch_head()  # the author's clone has its own commits
+    world.push({"app.py": "x = 3\n"})
+    reply = _comment(world, f"/gatebot approve {first}")  # read before the push: stale
+    assert "🚫 Refused" in reply and "a newer commit was pushed" in reply
+    reply = _comment(world, f"/gatebot approve {world.head}")  # no review needed first
+    assert "✅ Approved by @maintainer" in reply
+    (run,) = world.github.runs_for(world.head, CHECK)
+    assert run.conclusion == "success"
+
+
+def test_a_rerun_of_an_approve_comments_job_approves_nothing(world: PrWorld) -> None:
+    # "Re-run jobs" replays the old comment's payload: as the maintainer, on today's head.
+    assert world.review().code == 1
+    reply = _comment(world, "/gatebot approve", GITHUB_RUN_ATTEMPT="2")
+    assert "🚫 Refused" in reply and "re-run" in reply
+    (run,) = world.github.runs_for(world.head, CHECK)
+    assert run.conclusion == "failure" and not run.external_id
