@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.review.providers.resolve import LIST_FILE, endpoint_id
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.github.prworld import NUMBER, PrWorld
@@ -228,3 +230,42 @@ def test_a_rerun_of_an_approve_comments_job_approves_nothing(world: PrWorld) -> 
     assert "🚫 Refused" in reply and "re-run" in reply
     (run,) = world.github.runs_for(world.head, CHECK)
     assert run.conclusion == "failure" and not run.external_id
+
+
+# --- the restored models list ---------------------------------------------------------------
+
+PLANTED_LISTS = {
+    "no models": ([], {}),
+    "every listed model remembered as gone": (["gemini-3.8-flash"], {"gemini-3.8-flash": 0.0}),
+    "models the API does not serve": (["gemini-9.9-flash-lite", "gemini-9.9-flash"], {}),
+}
+
+
+@pytest.mark.parametrize("planted", sorted(PLANTED_LISTS))
+def test_a_planted_models_list_cannot_make_an_outage_that_fail_open_passes(
+    gate: Gate, planted: str
+) -> None:
+    # The list file is restored from actions/cache. Before, a list naming no usable model sent
+    # every file to "no model left" (cause provider), and with `review.unreviewed: neutral` the
+    # check ended neutral — passing — on code no model saw.
+    assert gate.gemini is not None
+    gate.main({"src/app.py": "x = 1\n"}, config={"review": {"unreviewed": "neutral"}})
+    head = gate.push({"src/app.py": f"x = 2  # {MARK}\n"})
+    models, gone = PLANTED_LISTS[planted]
+    gate.cache.mkdir()
+    stored = {
+        "v": 1,
+        "endpoint": endpoint_id(gate.gemini.url),
+        "fetched_at": time.time(),
+        "models": models,
+        "gone": {m: time.time() for m in gone},
+    }
+    (gate.cache / LIST_FILE).write_text(json.dumps(stored))
+    run = gate.run(head)
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.check.conclusion == "failure" and run.causes() == {}
+    (f,) = run.verdict["files"]
+    assert f["status"] == "reviewed" and any(x["category"] == "security" for x in f["findings"])
+    assert "asking the API for its models list" in run.proc.stderr
+    relisted = json.loads((gate.cache / LIST_FILE).read_text())
+    assert "gemini-3.8-flash" in relisted["models"] and relisted["gone"] == {}

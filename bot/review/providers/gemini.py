@@ -200,6 +200,9 @@ class GeminiProvider:
         self._down_lock = threading.Lock()
         self._system = system_instruction(config)
         self.plan: ModelPlan | None = None
+        # (tiers, fallback) while the plan rests on the restored models list (a hint only).
+        self._replan: tuple[dict[str, str], list[str]] | None = None
+        self._replan_lock = threading.Lock()
         self._gone: set[str] = set()
         self._list_file: ModelsListFile | None = None
 
@@ -283,38 +286,69 @@ class GeminiProvider:
 
     def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:
         """Resolve the tiers once per run: a fresh cached list, else the API's, else (the API
-        did not answer) a stale cached list or the built-in lineup. Never raises for the list."""
+        did not answer) a stale cached list or the built-in lineup. Never raises for the list.
+
+        The list file is restored state: it may speed a run up, never take a model away. When
+        what it says (its list, the models it remembers as gone) leaves a tier with no model,
+        the API is asked afresh and the remembered gone models are forgotten, so a planted file
+        cannot turn every file into "provider outage", which `review.unreviewed: neutral` would
+        pass (docs/security.md, §6.13)."""
         lf = ModelsListFile(cache_dir, endpoint_id(self._base_url), self._config.models_list_ttl_s)
         self._list_file = lf
         cached = lf.fresh()
-        listed: list[str] | None
-        if cached is not None:
-            listed, gone, age = cached
-            source = f"the API's models list (cached {age / 60:.0f} min ago)"
-        else:
-            gone = lf.gone()
-            try:
-                listed = self.list_models()
-                source = "the API's models list"
-                lf.save(listed, gone & set(listed))
-                gone &= set(listed)
-            except genai_errors.APIError as exc:
-                if _is_auth_error(exc):
-                    self._mark_down(f"API key rejected (HTTP {exc.code})")
-                    raise ProviderError(
-                        f"Gemini rejected the API key (HTTP {exc.code})",
-                        hint="check GEMINI_API_KEY / GOOGLE_API_KEY",
-                    ) from None
-                listed, source = None, f"models.list answered HTTP {exc.code}"
-            except _TRANSPORT_ERRORS as exc:
-                listed, source = None, f"models.list failed ({type(exc).__name__})"
+        restored_gone = cached[1] if cached is not None else lf.gone()
+        listed, gone, source = self._listing(lf, cached, restored_gone)
+        resolved = plan(tiers, fallback, listed, today=self.today, gone=gone, source=source)
+        self._replan = None
+        if cached is not None or restored_gone:
+            self._replan = (tiers, fallback)  # what to ask the API again if the hint misleads
+            if any(not chain for chain in resolved.chains.values()):
+                return self._relist("the cached models list leaves a tier without a model")
         with self._down_lock:
             self._gone |= gone
-        resolved = plan(
-            tiers, fallback, listed, today=self.today, gone=set(self._gone), source=source
-        )
         self.plan = dataclasses.replace(resolved, notes=(*lf.warnings, *resolved.notes))
         return self.plan
+
+    def _relist(self, why: str) -> ModelPlan:
+        """Plan again from the API's own list, forgetting what the list file remembered (once
+        per run: the restored hint has misled this run)."""
+        assert self._replan is not None and self._list_file is not None
+        tiers, fallback = self._replan
+        self._replan = None
+        log.warning("%s; asking the API for its models list", why)
+        listed, _, source = self._listing(self._list_file, None, set())
+        with self._down_lock:
+            self._gone = set()
+        resolved = plan(tiers, fallback, listed, today=self.today, gone=set(), source=source)
+        notes = (*self._list_file.warnings, f"{why}: asked the API again", *resolved.notes)
+        self.plan = dataclasses.replace(resolved, notes=notes)
+        return self.plan
+
+    def _listing(
+        self,
+        lf: ModelsListFile,
+        cached: tuple[list[str], set[str], float] | None,
+        gone: set[str],
+    ) -> tuple[list[str] | None, set[str], str]:
+        """(listed models or None, gone models, where the list came from)."""
+        if cached is not None:
+            listed, gone, age = cached
+            return listed, gone, f"the API's models list (cached {age / 60:.0f} min ago)"
+        try:
+            listed = self.list_models()
+        except genai_errors.APIError as exc:
+            if _is_auth_error(exc):
+                self._mark_down(f"API key rejected (HTTP {exc.code})")
+                raise ProviderError(
+                    f"Gemini rejected the API key (HTTP {exc.code})",
+                    hint="check GEMINI_API_KEY / GOOGLE_API_KEY",
+                ) from None
+            return None, gone, f"models.list answered HTTP {exc.code}"
+        except _TRANSPORT_ERRORS as exc:
+            return None, gone, f"models.list failed ({type(exc).__name__})"
+        gone &= set(listed)
+        lf.save(listed, gone)
+        return listed, gone, "the API's models list"
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -436,7 +470,20 @@ class GeminiProvider:
             return None
         with self._down_lock:
             gone = set(self._gone) | {gone_model}
-        return self.plan.next_model(tier, gone)
+        nxt = self.plan.next_model(tier, gone)
+        with self._replan_lock:
+            if nxt is None and self._replan is not None:
+                # The plan came from the restored list file: before calling this an outage
+                # (which fail-open would pass), see whether the API itself has a model left.
+                try:
+                    self._relist(f"no model left for the {tier} tier in the cached models list")
+                except ProviderError:
+                    return None
+                with self._down_lock:
+                    self._gone.add(gone_model)
+                    gone = set(self._gone)
+                nxt = self.plan.next_model(tier, gone)
+        return nxt
 
     def review_batch(self, batch: Batch) -> BatchOutcome:
         findings: dict[str, list[Finding]] = {}
