@@ -8,8 +8,9 @@ looking cheap enough to look everywhere:
   the lines where any detector could fire, and which; only those detectors see only those lines;
 - a line longer than MAX_LINE is scanned in overlapping windows instead of being left out;
 - a blob (binary content, or a text file over review.max_file_bytes that has no diff) is read
-  window by window: text as UTF-8 lines, binary content as its printable runs (ASCII and
-  UTF-16LE, like `strings`); a secret whose value was already in the old blob is not new.
+  window by window: text as UTF-8 lines, binary content as its printable runs (ASCII, UTF-16
+  and UTF-32 in either byte order, like `strings -e`); a secret whose value was already in the
+  old blob is not new.
 
 Nothing here copies a secret's value into a message; `Hit.identity` is a hash of it.
 """
@@ -40,7 +41,13 @@ WINDOW_BYTES = 1 << 20
 # are longer than 8).
 _MIN_RUN = 8
 _ASCII_RUN = re.compile(rb"[\t\x20-\x7e]{%d,}" % _MIN_RUN)
-_UTF16_RUN = re.compile(rb"(?:[\t\x20-\x7e]\x00){%d,}" % _MIN_RUN)
+# Wide runs: printable ASCII in UTF-16 and UTF-32. One pattern per width serves both byte
+# orders: a big-endian run is the little-endian one read from its next byte, except that its
+# last character has no NUL after it, so that NUL is optional.
+_UTF16_RUN = re.compile(rb"(?:[\t\x20-\x7e]\x00){%d,}[\t\x20-\x7e](?:\x00)?" % (_MIN_RUN - 1))
+_UTF32_RUN = re.compile(
+    rb"(?:[\t\x20-\x7e]\x00\x00\x00){%d,}[\t\x20-\x7e](?:\x00\x00\x00)?" % (_MIN_RUN - 1)
+)
 
 
 @dataclass(frozen=True)
@@ -199,11 +206,15 @@ def windows(chunks: Iterable[bytes]) -> Iterator[_Window]:
 
 
 def _binary_runs(window: _Window) -> Iterator[Item]:
-    """Every printable ASCII or UTF-16LE run in binary content, with its byte offset."""
+    """Every printable run in binary content — ASCII, UTF-16 or UTF-32 of either byte order
+    (a BOM or none) — with its byte offset."""
     for m in _ASCII_RUN.finditer(window.data):
         yield None, window.offset + m.start(), m.group().decode("ascii")
     for m in _UTF16_RUN.finditer(window.data):
-        yield None, window.offset + m.start(), m.group().decode("utf-16-le")
+        yield None, window.offset + m.start(), m.group()[::2].decode("ascii")
+    if b"\x00\x00\x00" in window.data:  # no UTF-32 without it: most windows skip the pass
+        for m in _UTF32_RUN.finditer(window.data):
+            yield None, window.offset + m.start(), m.group()[::4].decode("ascii")
 
 
 def scan_stream(path: str, chunks: Iterable[bytes], budget: Budget) -> list[Hit]:

@@ -43,7 +43,15 @@ class Case:
     modes: dict[str, int] | None = None
 
 
+WIDE = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
 CASES: dict[str, Case] = {
+    **{
+        f"{codec.upper()} at the end of an image (skipped as inert)": Case(
+            {"img/wide.png": PNG + "aws=@KEY@".encode(codec)}, "img/wide.png"
+        )
+        for codec in WIDE
+    },
     "appended to an image (skipped as inert)": Case(
         {"img/logo.png": PNG + b"tEXt\x00aws=@KEY@\x00"}, "img/logo.png"
     ),
@@ -99,11 +107,12 @@ def test_a_secret_is_found_wherever_it_hides(tmp_path: Path, gemini: FakeGemini,
     key = aws_key()
 
     def fill(files: dict[str, bytes]) -> dict[str, str | bytes | None]:
-        wide = ("@KEY@".encode("utf-16-le"), key.encode("utf-16-le"))
-        return {
-            p.replace("@KEY@", key): c.replace(b"@KEY@", key.encode()).replace(*wide)
-            for p, c in files.items()
-        }
+        def put(c: bytes) -> bytes:
+            for codec in ("utf-8", *WIDE):
+                c = c.replace("@KEY@".encode(codec), key.encode(codec))
+            return c
+
+        return {p.replace("@KEY@", key): put(c) for p, c in files.items()}
 
     rb = RepoBuilder(tmp_path / "repo")
     base_files: dict[str, str | bytes | None] = {"README.md": "# app\n", **fill(case.base or {})}
