@@ -100,8 +100,9 @@ def parse_pull_request(
         event_name=event_name,
         action=action if isinstance(action, str) else None,
         number=number,
-        base_sha=text_at(payload, "pull_request.base.sha", source),
-        head_sha=text_at(payload, "pull_request.head.sha", source),
+        # Commit ids, never revisions: `HEAD` or a branch name would pick what is reviewed.
+        base_sha=sha(payload, "pull_request.base.sha", source),
+        head_sha=sha(payload, "pull_request.head.sha", source),
         base_ref=text_at(payload, "pull_request.base.ref", source),
         head_ref=text_at(payload, "pull_request.head.ref", source),
         base_repo=base_repo,

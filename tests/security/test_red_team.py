@@ -269,3 +269,30 @@ def test_a_planted_models_list_cannot_make_an_outage_that_fail_open_passes(
     assert "asking the API for its models list" in run.proc.stderr
     relisted = json.loads((gate.cache / LIST_FILE).read_text())
     assert "gemini-3.8-flash" in relisted["models"] and relisted["gone"] == {}
+
+
+# --- webhook payloads -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "value"),
+    [("head", "HEAD"), ("base", "pr"), ("head", "HEAD~0"), ("base", "a" * 39)],
+)
+def test_a_pull_request_payload_names_commits_not_revisions(
+    gate: Gate, side: str, value: str
+) -> None:
+    # A revision in the payload picked what was reviewed: `base: pr` with the PR's own head
+    # reviewed an empty change and passed.
+    gate.main({"src/app.py": "x = 1\n"})
+    head = gate.push({"src/app.py": f"x = 2  # {MARK}\n"})
+    gate.runner.mkdir(exist_ok=True)
+    payload = json.loads((EVENTS / "pull_request_opened.json").read_text())
+    payload["pull_request"]["base"]["sha"], payload["pull_request"]["head"]["sha"] = gate.base, head
+    payload["pull_request"][side]["sha"] = value
+    event = gate.runner / "odd-event.json"
+    event.write_text(json.dumps(payload))
+    run = gate.run(head, GITHUB_EVENT_PATH=str(event))
+    assert run.code == 2, run.proc.stderr[-2000:]
+    assert f"pull_request.{side}.sha` is not a commit SHA" in run.proc.stderr
+    assert "Traceback" not in run.proc.stderr
+    assert all(r.conclusion != "success" for r in gate.github.runs.values())
