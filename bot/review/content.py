@@ -50,6 +50,7 @@ _INTERPRETERS = (
 # Emacs (`-*- coding: x -*-`) and Vim (`vim: set fileencoding=x :`) modelines take.
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
 _UTF8_NAMES = frozenset({"utf_8", "utf-8"})
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
@@ -99,7 +100,8 @@ def coding_cookie(data: bytes | None) -> str | None:
     """The encoding declared in the first two lines (PEP 263 and modeline forms), as written."""
     if not data:
         return None
-    for line in data.split(b"\n", 2)[:2]:
+    # Python's lines end at CR LF, LF or a lone CR: a cookie after a CR-only blank line counts.
+    for line in _LINE_END.split(data, 2)[:2]:
         m = _CODING.match(line)
         if m:
             return m.group(1).decode("ascii")

@@ -85,6 +85,14 @@ CASES: dict[str, Case] = {
         passes=False,
         finding="encoding",
     ),
+    "coding cookie after a blank line that ends in a lone CR": Case(
+        {**BASE, "src/enc.py": b"\r# note\r# +AAo-import os;os.system('id')\rx = 1\r"},
+        {"src/enc.py": b"\r# -*- coding: utf-7 -*-\r# +AAo-import os;os.system('id')\rx = 1\r"},
+        "src/enc.py",
+        "reviewed",
+        passes=False,
+        finding="encoding",
+    ),
     "shell whitespace splits an argument": Case(
         {**BASE, "deploy.sh": SCRIPT},
         {"deploy.sh": SCRIPT.replace("/opt/app/cache", "/opt/app /cache")},
