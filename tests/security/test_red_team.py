@@ -296,3 +296,30 @@ def test_a_pull_request_payload_names_commits_not_revisions(
     assert f"pull_request.{side}.sha` is not a commit SHA" in run.proc.stderr
     assert "Traceback" not in run.proc.stderr
     assert all(r.conclusion != "success" for r in gate.github.runs.values())
+
+
+# --- causes: what fail-open may open ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_a_refused_request_is_not_an_outage_that_fail_open_passes(
+    tmp_path: Path, github_server: FakeGitHub, status: int
+) -> None:
+    # The endpoint is up and refuses what it was sent, which is built from the PR: before, the
+    # file was "provider outage" and `review.unreviewed: neutral` passed it unreviewed.
+    error = {"error": {"code": status, "message": "Request contains an invalid argument."}}
+
+    def shape(model: str, request: dict[str, Any], body: dict[str, Any]) -> Reply:
+        return Reply(status=status, chunks=[json.dumps(error).encode()])
+
+    model = RawModel(shape).start()
+    try:
+        gate = Gate(tmp_path, github_server, model)  # type: ignore[arg-type]
+        gate.main({"a.py": "x = 1\n"}, config={"review": {"unreviewed": "neutral"}})
+        run = gate.run(gate.push({"a.py": "x = 2\n"}))
+    finally:
+        model.stop()
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.check.conclusion == "failure"
+    assert run.causes() == {"a.py": "content"}
+    assert "not reviewed: 1 file (content 1)" in (run.check.title or "")

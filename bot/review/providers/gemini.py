@@ -526,7 +526,10 @@ class GeminiProvider:
                 failed.update({it.cache_key: f"provider unavailable: {exc}" for it in items})
                 continue
             except _Rejected as exc:
+                # The provider is up and refused what was sent (built from the PR's content):
+                # not an outage that `review.unreviewed: neutral` may pass.
                 failed.update({it.cache_key: str(exc) for it in items})
+                causes.update({it.cache_key: "content" for it in items})
                 continue
             usage_by_model[model] = usage_by_model.get(model, Usage()) + result.usage
             findings.update(result.ok)
