@@ -8,7 +8,7 @@ import posixpath
 import re
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.config.base import Section
 
@@ -24,10 +24,23 @@ class HookCommand(Section):
     timeout_s: float = Field(300.0, gt=0, description="stopped (with its children) after this")
 
 
+def _one(value: str | dict[str, Any]) -> HookCommand:
+    """A lone command (the shorthand for a list of one), validated here so that an error names
+    the key the user wrote (`hooks.before_build`), not an index that is not in the file."""
+    try:
+        return HookCommand.model_validate({"run": value} if isinstance(value, str) else value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] if e["loc"] else e["msg"]
+            for e in exc.errors(include_url=False)
+        )
+        raise ValueError(f"not a hook command ({problems})") from None
+
+
 def _commands(value: Any) -> Any:
     """A command, or a list of commands each a string or {run, timeout_s}."""
     if isinstance(value, str | dict):
-        value = [value]
+        return [_one(value)]
     if isinstance(value, list):
         return [{"run": v} if isinstance(v, str) else v for v in value]
     return value

@@ -104,6 +104,20 @@ def test_schema_shaped_documents_load_or_raise_config_error(data: Any) -> None:
         assert GatebotConfig.model_validate(result.model_dump()) == result
 
 
+@pytest.mark.parametrize(
+    "hook",
+    [{}, "", {"run": ""}, {"run": "make", "extra": 1}, {"run": "make", "timeout_s": -1}],
+    ids=["empty-mapping", "empty-string", "empty-run", "unknown-key", "bad-timeout"],
+)
+def test_a_lone_hook_command_names_the_key_written(hook: Any) -> None:
+    # The shorthand `before_build: <one command>` must not report an index ([0]) the file does
+    # not have: the fuzzer found `before_build: {}` reported as `before_build[0].run`.
+    data = {"deploy": {"hooks": {"before_build": hook}}}
+    result = check(data)
+    assert isinstance(result, ConfigError)
+    assert key_paths(str(result)) == ["deploy.hooks.before_build"], str(result)
+
+
 @FUZZ
 @given(yaml_values)
 def test_arbitrary_values_load_or_raise_config_error(data: Any) -> None:
