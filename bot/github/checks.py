@@ -28,8 +28,6 @@ from bot.inert import unicode_safe
 # status check is satisfied by success, neutral and skipped only: everything else blocks.
 Conclusion = Literal["success", "failure", "neutral", "timed_out", "cancelled"]
 
-DEFAULT_API_URL = "https://api.github.com"
-
 
 @dataclass(frozen=True)
 class ApiSettings:

@@ -1,55 +1,49 @@
-"""`/gatebot approve`: the PR-comment trigger of the approval core (`bot.github.approval`).
+"""`/gatebot approve [SHA]`: the PR-comment trigger of the approval core (bot/github/approval.py).
 
 The core records a maintainer's approval of one head SHA on the gate's own check run (which
-then passes, saying who approved what and when) and refuses bots, the PR's author and anyone
-below write access. The comment command approves the head the PR has *now*, read from the API.
+then passes, saying who approved what and when) and refuses bots, the PR's author, anyone
+below write access, a closed pull request and a SHA that is not the head. This module adds
+what only a comment needs: the refusal of a re-run, and the reply text.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from github.Repository import Repository
 
+from bot.github.approval import ApprovalRefused, approval_note, approve
 from bot.github.comment_event import CommentEvent
 from bot.github.pulls import PullInfo
-
-if TYPE_CHECKING:
-    from bot.github.integration import ActionsContext
+from bot.github.settings import ActionsSettings
 
 
 def approve_from_comment(
-    ctx: ActionsContext, event: CommentEvent, pull: PullInfo, sha: str | None = None
+    settings: ActionsSettings,
+    repo: Repository,
+    event: CommentEvent,
+    pull: PullInfo,
+    sha: str | None = None,
 ) -> str:
     """The reply to `/gatebot approve [SHA]` (a refusal says why). Without a SHA, the head
     now, if gatebot's check on it has completed and this is not a re-run of the comment's job:
     a re-run replays the old comment, and would approve whatever the head has become."""
-    try:
-        core: Any = importlib.import_module("bot.github.approval")
-    except ModuleNotFoundError:
-        return (
-            "🚫 `/gatebot approve` is not available in this gatebot version: approve the head "
-            "commit with the `gatebot approve` workflow instead."
-        )
-    s = ctx.settings
-    if sha is None and s.run_attempt > 1:
+    if sha is None and settings.run_attempt > 1:
         return (
             "🚫 Refused: this is a re-run of the job of an earlier `/gatebot approve` comment, "
             "which named no commit; it would approve whatever the head is now. Comment "
             f"`/gatebot approve {pull.head_sha}` once you have read that commit."
         )
-    repo = ctx.repository()
     try:
-        result = core.approve(
+        result = approve(
             repo,
-            check_name=s.check_name,
+            check_name=settings.check_name,
             pr_number=pull.number,
             sha=sha,
             approver=event.login,
             via="issue_comment",
-            run_url=s.details_url(),
+            run_url=settings.details_url(),
         )
-    except core.ApprovalRefused as exc:
+    except ApprovalRefused as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return f"🚫 Refused: {exc.message}{hint}."
-    note = core.approval_note(result.approval)
+    note = approval_note(result.approval)
     return f"✅ {note}\n\n[The check run]({result.check_run_url}): {result.note}."

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import requests
 from github import GithubException
@@ -27,13 +26,12 @@ from bot.errors import GatebotError, InfrastructureError, UsageError
 from bot.github.comment_event import Command, CommentEvent, load_comment, parse_command
 from bot.github.event import PullRequestEvent
 from bot.github.fetch import fetch_pull
+from bot.github.integration import ActionsContext
+from bot.github.pr_approve import approve_from_comment
 from bot.github.pulls import OutletError, PullInfo, PullRequestOutlet
 from bot.github.summary import headline
 from bot.review.models import Verdict
 from bot.review.summary import code
-
-if TYPE_CHECKING:
-    from bot.github.integration import ActionsContext
 
 REPLY_MARKER = "<!-- gatebot:reply -->"
 WRITE_PERMISSIONS = frozenset({"admin", "write"})  # the API's `permission` (maintain → write)
@@ -151,9 +149,9 @@ def _act(
         return Outcome(f"🚫 Refused: pull request #{pull.number} is {pull.state}.")
     if command.verb == "review":
         return _review(ctx, repo, pull, review_pull)
-    from bot.github.pr_approve import approve_from_comment
-
-    return Outcome(approve_from_comment(ctx, event, pull, command.argument))
+    return Outcome(
+        approve_from_comment(ctx.settings, ctx.repository(), event, pull, command.argument)
+    )
 
 
 def run_comment(ctx: ActionsContext, repo: Path, review_pull: ReviewPull) -> int:

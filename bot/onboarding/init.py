@@ -25,7 +25,7 @@ from bot.config import DEFAULT_CONFIG_PATH, GatebotConfig, parse_config
 from bot.config.deploy import DeployConfig, TargetConfig
 from bot.config.env import GEMINI_KEYS
 from bot.errors import ConfigError, UsageError
-from bot.github.integration import DEFAULT_CHECK_NAME
+from bot.github.settings import DEFAULT_CHECK_NAME
 from bot.onboarding.pins import CHECKOUT, GATEBOT, ActionPin
 
 # The check run name the review action posts; branch protection must require exactly this.

@@ -11,7 +11,8 @@ import pytest
 
 from bot.errors import UsageError
 from bot.github.checks import ApiSettings
-from bot.github.integration import ActionsContext, ActionsSettings
+from bot.github.integration import ActionsContext
+from bot.github.settings import ActionsSettings
 from tests.fakes.github import FakeGitHub
 from tests.github.runner import parse_output_file
 from tests.github.verdicts import BASE, HEAD, verdict

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.config.model import GatebotConfig
-from bot.github.integration import ActionsContext, ActionsSettings
+from bot.github.integration import ActionsContext
+from bot.github.settings import ActionsSettings
 from bot.metrics.history import history_path
 from bot.review.pipeline import run_review
 from tests.fakes.gemini import FakeGemini

@@ -20,7 +20,7 @@ from github.Repository import Repository
 
 from bot.errors import UsageError
 from bot.github.checks import ApiSettings, client
-from bot.github.integration import ActionsSettings
+from bot.github.settings import ActionsSettings
 from bot.onboarding.doctor.context import DoctorContext
 from bot.onboarding.doctor.model import CheckResult, failed, passed, skipped, warned
 
