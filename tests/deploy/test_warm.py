@@ -5,8 +5,10 @@ whenever it cannot."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from bot.deploy.host import warm
-from bot.deploy.hostside.protocol import CHALLENGE
-from bot.ssh.openssh import LoginSpec, prepare_login, ssh_binary
+from bot.deploy.host.openssh import OpenSshConnector
+from bot.deploy.hostside.protocol import CHALLENGE, Inspect
+from bot.ssh.openssh import LoginSpec, Spawned, prepare_login, ssh_binary
 from tests.deploy.conftest import DeployEnv
+from tests.fakes.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
 
@@ -144,3 +148,43 @@ def test_nothing_lingers_with_ssh_persist_s_0(denv: DeployEnv, counted: Path) ->
         assert warm.record_for(login, str(denv.root)) is None
     finally:
         login.close()
+
+
+def test_a_refused_channel_whose_pipe_outlives_it_does_not_stall_the_next_connection(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """OpenSSH's `ssh -W` through a kept connection hands its stdin/stdout to the master, which
+    may close them after the client exited. The refused channel's pipe is then closed by us
+    while the event loop still watches its descriptor number; the new connection's pipe,
+    reusing that number, must still be read (it once went unwatched: a 35 s hang)."""
+    target = sshd.target(tmp_path / "srv", ssh_persist_s=30)
+    spec = LoginSpec.of(target)
+    ssh = ssh_binary()
+    assert ssh is not None
+    connector = OpenSshConnector({}, tmp_path, ssh)
+
+    async def go() -> bool:
+        # Started inside the loop, as a deploy starts its `ssh` (descriptor numbers matter).
+        login = prepare_login("inf", spec, {}, tmp_path, ssh)
+        assert login.directory is not None
+        stderr_path = login.directory / "stderr"
+        # A stand-in for the refused `ssh -W`: it says no and exits, while a child it leaves
+        # behind (the master, in real life) keeps its stdout open for a few seconds more.
+        with stderr_path.open("wb") as err:  # as bot/ssh/openssh.py `spawn` starts `ssh`
+            proc = subprocess.Popen(
+                ["sh", "-c", "echo denied; sleep 4 & exit 0"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+            )
+        kept = warm.Warm(1, b"\0" * warm.KEY_BYTES, tmp_path / "record.agent")
+        spawned = Spawned(login, proc, stderr_path)
+        connector.adopt("inf", warm.Ready(spec, target.python, target.path, spawned, kept))
+        async with connector.connect("inf", target) as agent:
+            answer = await asyncio.wait_for(agent.inspect(Inspect(str(tmp_path / "srv"))), 10)
+            return answer.exists
+
+    started = time.monotonic()
+    assert asyncio.run(asyncio.wait_for(go(), 20)) is False
+    assert time.monotonic() - started < 15

@@ -41,12 +41,17 @@ class ProcessChannel:
     """The stdin/stdout of an `ssh` process as a `Channel` (attached to the running loop)."""
 
     def __init__(
-        self, spawned: Spawned, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        spawned: Spawned,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        read_transport: asyncio.ReadTransport,
     ) -> None:
         self.spawned = spawned
         self.proc = spawned.proc
         self.reader = reader
         self.writer = writer
+        self.read_transport = read_transport
 
     @classmethod
     async def attach(cls, spawned: Spawned) -> ProcessChannel:
@@ -54,11 +59,14 @@ class ProcessChannel:
         proc = spawned.proc
         assert proc.stdout is not None and proc.stdin is not None
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), proc.stdout
+        )
         transport, protocol = await loop.connect_write_pipe(
             lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), proc.stdin
         )
-        return cls(spawned, reader, asyncio.StreamWriter(transport, protocol, None, loop))
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        return cls(spawned, reader, writer, read_transport)
 
     async def readline(self) -> bytes:
         return await self.reader.readline()
@@ -75,6 +83,7 @@ class ProcessChannel:
         # Close our ends first, then ask `ssh` to stop (SIGTERM: it lets go of a kept
         # connection's channel cleanly; SIGKILL is for one that does not stop, see `finish`).
         self.writer.close()
+        self._stop_reading()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.terminate()
@@ -100,6 +109,16 @@ class ProcessChannel:
                     self.proc.kill()
                 await self.wait(5)
         self.writer.close()
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """Unwatch stdout now, through its transport (which also closes it). An `ssh -W`
+        through a kept connection hands its stdout to the master, which may close it after the
+        client exited: until then no end-of-file comes, and the event loop keeps watching the
+        descriptor's number. Closed by anyone else, that number is soon the next `ssh`'s
+        stdout, which the loop then believes it watches and never reads (a handshake that
+        waits for its timeout)."""
+        self.read_transport.close()
 
     async def stderr_tail(self) -> str:
         try:
