@@ -17,9 +17,12 @@ GitHub's maintain role reads as write), not a bot, and not the author of the pul
 What is approved is exactly what was read: a SHA names the commit in full (a 7-digit prefix
 is 28 bits, which a PR author can match with a commit of their own in a minute and push
 between the maintainer's reading and the approval). A comment that names no SHA approves the
-head only when gatebot's check on it has completed — a result the maintainer could read —
-and never from a re-run of the comment's job, which would approve whatever the head is by
-then (docs/security.md, §6.13).
+head only when gatebot's check on it had completed when the comment was written — a result
+the maintainer could read — and never from a re-run of the comment's job, which would approve
+whatever the head is by then (docs/security.md, §6.13). With a SHA, a comment still approves
+only a check that had completed when it was written: the verdict it passes is one the
+maintainer could read. (`gatebot approve`, the workflow_dispatch form, may approve ahead of
+the review: the review then honours it.)
 """
 
 from __future__ import annotations
@@ -148,6 +151,19 @@ def approved_output(approval: Approval, title: str, summary: str) -> CheckOutput
     )
 
 
+def _finished_by(run: CheckRun, written_at: datetime | None) -> bool:
+    """Whether `run` had completed when the comment was written (to the second: GitHub gives
+    a comment's time in whole seconds). Unknown times are not "before"."""
+    done = run.completed_at
+    if written_at is None or done is None:
+        return False
+    if done.tzinfo is None:
+        done = done.replace(tzinfo=timezone.utc)
+    if written_at.tzinfo is None:
+        written_at = written_at.replace(tzinfo=timezone.utc)
+    return done.replace(microsecond=0) <= written_at
+
+
 def approve(
     repo: Repository,
     *,
@@ -158,11 +174,20 @@ def approve(
     via: str,
     run_url: str | None = None,
     now: datetime | None = None,
+    written_at: datetime | None = None,
+    require_verdict: bool = False,
 ) -> ApprovalResult:
     """Record `approver`'s approval of pull request `pr_number` at head `sha` on the gate's
     check run (`check_name`) of that commit. `sha` is what the maintainer read, in full, and
     must be the pull request's head *now*. `sha=None` (a `/gatebot approve` comment naming no
-    commit): the head now, provided gatebot's check on it has completed."""
+    commit): the head now, provided gatebot's check on it had completed by `written_at` (when
+    the comment was written; GitHub's clock). `require_verdict` (the comment form): the same
+    also with a SHA — a comment approves a verdict the maintainer could have read, never one
+    still to come (which could hold anything, a committed key included).
+
+    The head is read once; everything after (the check run found, the record written) is
+    bound to that full SHA. A push landing meanwhile moves the pull request to a new commit
+    with a check run of its own, which this approval never touches."""
     wanted = sha.strip().lower() if sha is not None else None
     if wanted is not None and not _SHA.fullmatch(wanted):
         raise ApprovalRefused(
@@ -186,12 +211,31 @@ def approve(
     authorise(repo, approver, author)
     publisher = CheckRunPublisher(repo, check_name, run_url)
     run = publisher.find_existing(head)
-    if wanted is None and (run is None or run.status != "completed"):
+    completed = run is not None and run.status == "completed"
+    if wanted is None and not completed:
         # Nothing says the commenter saw this commit: it may have been pushed after they read
         # the pull request (or after they wrote the comment, while this job was starting).
         raise ApprovalRefused(
             f"gatebot has not finished reviewing the head {head[:12]}: nothing shows you read "
             "it (it may have been pushed after your comment)",
+            hint=f"read it, then comment `/gatebot approve {head}`",
+        )
+    if require_verdict and not completed:
+        raise ApprovalRefused(
+            f"gatebot has not finished reviewing {head[:12]}: an approval covers a verdict you "
+            "have read, not one still to come",
+            hint="approve once its check has completed (`/gatebot review` runs it)",
+        )
+    if (
+        (require_verdict or wanted is None)
+        and run is not None
+        and not _finished_by(run, written_at)
+    ):
+        # Reviewed after the comment was written (pushed meanwhile, or the review was still
+        # running): the maintainer approved before that verdict existed.
+        raise ApprovalRefused(
+            f"gatebot's check on {head[:12]} completed after your comment was written: you "
+            "could not have read its verdict",
             hint=f"read it, then comment `/gatebot approve {head}`",
         )
     when = (now or datetime.now(timezone.utc)).replace(microsecond=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,9 @@ class CommentEvent:
     login: str
     user_type: str  # "User", "Bot", "Organization", ...
     issue_author: str | None
+    # When the comment was written (GitHub's clock, whole seconds); None when the payload
+    # carries no readable time (then nothing may depend on it: approval needs a SHA).
+    created_at: datetime | None = None
 
     @property
     def is_bot(self) -> bool:
@@ -70,6 +74,17 @@ def _positive_int(payload: Mapping[str, Any], dotted: str, source: str) -> int:
     return value
 
 
+def _timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 time with a zone (GitHub's `2019-05-15T15:20:21Z`), in UTC; else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo is not None else None
+
+
 def parse_comment(payload: Mapping[str, Any], source: str = "event payload") -> CommentEvent:
     login = text_at(payload, "comment.user.login", source)
     if not valid_login(login):
@@ -96,6 +111,7 @@ def parse_comment(payload: Mapping[str, Any], source: str = "event payload") -> 
         login=login,
         user_type=user_type if isinstance(user_type, str) else "User",
         issue_author=author if isinstance(author, str) and valid_login(author) else None,
+        created_at=_timestamp(_mapping(payload, "comment", source).get("created_at")),
     )
 
 

@@ -2,8 +2,10 @@
 
 The core records a maintainer's approval of one head SHA on the gate's own check run (which
 then passes, saying who approved what and when) and refuses bots, the PR's author, anyone
-below write access, a closed pull request and a SHA that is not the head. This module adds
-what only a comment needs: the refusal of a re-run, and the reply text.
+below write access, a closed pull request and a SHA that is not the head. A comment approves
+a verdict gatebot has completed on that head (without a SHA: completed before the comment
+was written). This module adds what only a comment needs: the refusal of a re-run, the
+comment's time, and the reply text.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def approve_from_comment(
             approver=event.login,
             via="issue_comment",
             run_url=settings.details_url(),
+            written_at=event.created_at,
+            require_verdict=True,
         )
     except ApprovalRefused as exc:
         hint = f" ({exc.hint})" if exc.hint else ""

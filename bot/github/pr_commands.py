@@ -47,9 +47,10 @@ HELP = """\
 completes the gate's check on it (also for PRs from forks, whose own run has no secrets). | \
 write access |
 | `/gatebot approve [SHA]` | Approves the protected and not-reviewed files of the head you \
-read — name its full SHA to be exact; without one, the current head once gatebot's check on it \
-has finished: the check on that commit passes and says who approved it. A new push needs a \
-new approval. | write access, not the PR's author |
+read, once gatebot's check on it has finished — name its full SHA to be exact; without one, \
+the current head if its check had finished when you commented: the check on that commit \
+passes and says who approved it. A new push needs a new approval. | write access, not the \
+PR's author |
 | `/gatebot help` | This table. | anyone |"""
 
 ReviewPull = Callable[[str, str], Verdict]

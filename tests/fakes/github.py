@@ -12,7 +12,8 @@ reviews, review comments, issue comments, reactions and collaborator permissions
 (tests/fakes/github_pulls.py). `FakeGitHub(ghes=True)` serves GitHub Enterprise Server's
 layout instead (`/api/v3`, `/api/graphql`), checked against the oldest GHES description in
 the package. Faults on demand: `fail(...)` queues responses (403 permission, 403 secondary
-rate limit with retry-after, 422, 5xx) for the next matching requests.
+rate limit with retry-after, 422, 5xx) for the next matching requests. Events between two
+requests on demand: `after(...)` runs an action (a push, say) right after a matching request.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ class Fault:
     times: int
 
 
+@dataclass
+class Hook:
+    method: str
+    path_re: re.Pattern[str]
+    action: Callable[[], None]
+    skip: int  # matching requests answered before the one it follows
+
+
 def _repo(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
     return 200, fake.repo_json(call.owner, call.repo)
 
@@ -104,6 +113,7 @@ class FakeGitHub(github_pulls.PullsState):
         self.violations: list[str] = []
         self._init_pulls()
         self._faults: list[Fault] = []
+        self._hooks: list[Hook] = []
         self._lock = threading.RLock()
         self._next_id = 4_000_000_001
         self._http = LoopbackHTTPServer()
@@ -176,6 +186,27 @@ class FakeGitHub(github_pulls.PullsState):
             self._faults.append(
                 Fault(method, re.compile(path), status, body, dict(headers or {}), times)
             )
+
+    def after(self, method: str, path: str, action: Callable[[], None], *, skip: int = 0) -> None:
+        """Run `action` once, right after the server has handled the (skip+1)-th request
+        matching (method, path regex) and before it answers: the client gets the state
+        before the action, its next request the state after (a push landing between a read
+        and a write)."""
+        with self._lock:
+            self._hooks.append(Hook(method, re.compile(path), action, skip))
+
+    def run_hooks(self, method: str, path: str) -> None:
+        due: list[Hook] = []
+        with self._lock:
+            for hook in list(self._hooks):
+                if re.fullmatch(hook.method, method) and hook.path_re.search(path):
+                    if hook.skip > 0:
+                        hook.skip -= 1
+                    else:
+                        self._hooks.remove(hook)
+                        due.append(hook)
+        for hook in due:
+            hook.action()
 
     def forbid_checks(self, times: int = 1_000) -> None:
         """The read-only token of a fork PR: check-run writes answer 403."""
@@ -324,6 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = fake.handle(self.command, path, query, body, headers)
         except Invalid as exc:
             status, payload = 422, {"message": "Validation Failed", "errors": [str(exc)]}
+        fake.run_hooks(self.command, path)
         self._send(status, payload)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.github_checks import Invalid
@@ -60,6 +61,11 @@ class Pull:
     diff: dict[str, list[tuple[int, int]]]
     state: str = "open"
     commits: list[str] = field(default_factory=list)
+
+
+def now_stamp() -> str:
+    """The time now as GitHub writes it (UTC, whole seconds)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def user_json(login: str, kind: str | None = None) -> dict[str, Any]:
@@ -123,7 +129,8 @@ class PullsState:
         self.permissions[login] = permission
 
     def comment(self, number: int, body: str, login: str, kind: str = "User") -> dict[str, Any]:
-        """A comment someone posted on the PR (what an issue_comment event is about)."""
+        """A comment someone posted on the PR (what an issue_comment event is about), stamped
+        with the time now in whole seconds, as GitHub stamps `created_at`."""
         fake: Any = self
         cid = fake.next_id()
         self.issue_comments[cid] = {
@@ -131,6 +138,7 @@ class PullsState:
             "issue": number,
             "body": body,
             "user": user_json(login, kind),
+            "created_at": now_stamp(),
         }
         return self.issue_comments[cid]
 
@@ -329,8 +337,8 @@ def issue_comment_json(fake: FakeGitHub, call: Call, c: dict[str, Any]) -> dict[
         "node_id": f"IC_{c['id']}",
         "body": c["body"],
         "user": c["user"],
-        "created_at": _NOW,
-        "updated_at": _NOW,
+        "created_at": c.get("created_at", _NOW),
+        "updated_at": c.get("created_at", _NOW),
         "url": f"{api}/issues/comments/{c['id']}",
         "html_url": f"{fake.server_url}/{call.owner}/{call.repo}/pull/{c['issue']}"
         f"#issuecomment-{c['id']}",
@@ -351,6 +359,7 @@ def create_issue_comment(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
         "issue": number,
         "body": call.body["body"],
         "user": user_json(BOT_LOGIN),
+        "created_at": now_stamp(),
     }
     return 201, issue_comment_json(fake, call, fake.issue_comments[cid])
 

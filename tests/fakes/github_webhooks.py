@@ -118,8 +118,10 @@ def issue_comment(
     user_type: str = "User",
     comment_id: int = 2_000_000_001,
     author: str = "octocat",
+    created_at: str | None = None,
 ) -> dict[str, Any]:
-    """`issue_comment.created` on pull request #number, validated."""
+    """`issue_comment.created` on pull request #number, validated (`created_at`: the
+    comment's time as GitHub writes it; the real example's time when None)."""
     p = copy.deepcopy(fixture("issue_comment.created"))
     _repository(p, repo)
     p["issue"]["number"] = number
@@ -127,6 +129,8 @@ def issue_comment(
     pr_url = f"https://api.github.com/repos/{repo}/pulls/{number}"
     p["issue"]["pull_request"].update(url=pr_url)
     p["comment"].update(id=comment_id, body=body)
+    if created_at is not None:
+        p["comment"].update(created_at=created_at, updated_at=created_at)
     p["comment"]["user"].update(login=login, type=user_type)
     p["sender"].update(login=login, type=user_type)
     validate("issue_comment", p)

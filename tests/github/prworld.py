@@ -75,12 +75,7 @@ class PrWorld:
         return self.head
 
     def push(self, files: dict[str, Content], *, first: bool = False) -> str:
-        parents = [self.base] if first else [self.head]
-        self.head = self.rb.commit(files, branch="feature", parents=parents, message="change")
-        git(self.rb.path, "push", "-q", "-f", "origin", f"{self.head}:refs/pull/{NUMBER}/head")
-        # The runner's clone has the base branch only: the head is fetched when needed.
-        git(self.rb.path, "update-ref", "-d", "refs/heads/feature")
-        git(self.rb.path, "gc", "-q", "--prune=now")
+        self.commit_head(files, first=first)
         diff = self.diff()
         if first:
             self.github.add_pull(
@@ -88,6 +83,17 @@ class PrWorld:
             )
         else:
             self.github.push(NUMBER, self.head, diff)
+        return self.head
+
+    def commit_head(self, files: dict[str, Content], *, first: bool = False) -> str:
+        """The git side of a push (the new head in `origin`), GitHub's API not told yet:
+        `self.github.push(NUMBER, head, self.diff())` lands it there, when a test says."""
+        parents = [self.base] if first else [self.head]
+        self.head = self.rb.commit(files, branch="feature", parents=parents, message="change")
+        git(self.rb.path, "push", "-q", "-f", "origin", f"{self.head}:refs/pull/{NUMBER}/head")
+        # The runner's clone has the base branch only: the head is fetched when needed.
+        git(self.rb.path, "update-ref", "-d", "refs/heads/feature")
+        git(self.rb.path, "gc", "-q", "--prune=now")
         return self.head
 
     def diff(self) -> str:
@@ -118,6 +124,7 @@ class PrWorld:
             user_type=user_type,
             comment_id=posted["id"],
             author=self.author,
+            created_at=posted["created_at"],
         )
 
     def env(self, event_name: str, payload: dict[str, Any]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -34,6 +35,27 @@ def test_the_real_payload_reads_as_a_pull_request_comment() -> None:
     on_issue = copy.deepcopy(REAL)
     del on_issue["issue"]["pull_request"]
     assert not parse_comment(on_issue).is_pull_request
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2019-05-15T15:20:21Z", datetime(2019, 5, 15, 15, 20, 21, tzinfo=timezone.utc)),
+        ("2019-05-15T17:20:21+02:00", datetime(2019, 5, 15, 15, 20, 21, tzinfo=timezone.utc)),
+        ("2019-05-15T15:20:21", None),  # no zone: not a time to compare with GitHub's
+        ("yesterday", None),
+        (1557933621, None),
+        (None, None),
+        ("9" * 100, None),
+    ],
+)
+def test_the_comments_time_is_read_in_utc_or_not_at_all(
+    stamp: Any, expected: datetime | None
+) -> None:
+    # `/gatebot approve` without a SHA compares it with the check run's completion.
+    payload = copy.deepcopy(REAL)
+    payload["comment"]["created_at"] = stamp
+    assert parse_comment(payload).created_at == expected
 
 
 @pytest.mark.parametrize(

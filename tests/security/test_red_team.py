@@ -217,7 +217,12 @@ def test_approve_naming_the_sha_is_exact(world: PrWorld) -> None:
     world.push({"app.py": "x = 3\n"})
     reply = _comment(world, f"/gatebot approve {first}")  # read before the push: stale
     assert "🚫 Refused" in reply and "a newer commit was pushed" in reply
-    reply = _comment(world, f"/gatebot approve {world.head}")  # no review needed first
+    # A comment approves a verdict the maintainer could read: none yet on the new head.
+    reply = _comment(world, f"/gatebot approve {world.head}")
+    assert "🚫 Refused" in reply and "has not finished reviewing" in reply
+    assert world.github.runs_for(world.head, CHECK) == []
+    assert world.review().code == 1
+    reply = _comment(world, f"/gatebot approve {world.head}")
     assert "✅ Approved by @maintainer" in reply
     (run,) = world.github.runs_for(world.head, CHECK)
     assert run.conclusion == "success"
