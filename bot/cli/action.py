@@ -46,25 +46,49 @@ def _read_raw_config(path: Path, repo: Path) -> tuple[object, str]:
 
 def _trusted_raw_config(
     config_path: Path | None, repo: Path, base: str | None, head: str | None
-) -> tuple[object, str]:
-    """The raw configuration the Action's overrides are laid over, and where it came from.
+) -> tuple[object, str, str | None]:
+    """The raw configuration the Action's overrides are laid over, where it came from, and
+    the path of the file in the repository when the configuration is one (to protect it).
 
-    Never the workspace's `.github/gatebot.yml`: on a pull request that is the PR's own head,
-    and the effective file written from it is what `gatebot review --config` then trusts, so
-    the PR would choose its own gate again. Like `gatebot review`, read the file as committed
-    at the base of base...head (`ChangeRange.policy_sha`); with no base known there is no
-    trusted copy, so the overrides go on the defaults.
+    Never the workspace's copy of a file in the repository: on a pull request the workspace
+    is the PR's own head, and the effective file written from it is what `gatebot review
+    --config` then trusts, so the PR would choose its own gate again. Like `gatebot review`,
+    read `.github/gatebot.yml` — or the `config` input, when it names a file in the
+    repository — as committed at the base of base...head (`ChangeRange.policy_sha`); with no
+    base known there is no trusted copy, so the overrides go on the defaults. A `config` input
+    outside the repository (written by an earlier step) is read as given.
     """
-    if config_path is not None:
-        return _read_raw_config(config_path, repo)
-    if not base:
-        return None, "defaults (no base revision to read .github/gatebot.yml from)"
     from bot.git.diff import change_range, open_repo
-    from bot.review.config_source import raw_from_commit
+    from bot.review.config_source import path_in_repository, raw_from_commit
 
+    if config_path is not None:
+        try:
+            git_repo = open_repo(repo)
+        except UsageError:
+            return (*_read_raw_config(config_path, repo), None)
+        named = path_in_repository(config_path, repo, git_repo)
+        if named is None or not base:
+            return (*_read_raw_config(config_path, repo), named)
+        rng = change_range(git_repo, base, head or "HEAD")
+        return (*raw_from_commit(git_repo, rng.policy_sha, named), named)
+    if not base:
+        return None, "defaults (no base revision to read .github/gatebot.yml from)", None
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head or "HEAD")
-    return raw_from_commit(git_repo, rng.policy_sha)
+    return (*raw_from_commit(git_repo, rng.policy_sha), None)
+
+
+def _protect(data: dict[str, object], named: str) -> None:
+    """Add the configuration file's own path to `review.protected.paths` of the raw mapping
+    (already validated, so every level present is a mapping)."""
+    from bot.config.review import DEFAULT_PROTECTED
+    from bot.review.config_source import literal_glob
+
+    review = cast("dict[str, object]", data.setdefault("review", {}))
+    protected = cast("dict[str, object]", review.setdefault("protected", {}))
+    paths = cast("list[str]", protected.setdefault("paths", list(DEFAULT_PROTECTED)))
+    if literal_glob(named) not in paths:
+        paths.append(literal_glob(named))
 
 
 def _head_in_workspace(repo: Path, sha: str) -> bool:
@@ -152,9 +176,11 @@ def cache_key_command(
         # action.yml passes its `base` input (what `review --base` gets) as --base-ref.
         base = base or base_ref
 
-    raw, source = _trusted_raw_config(config_path, repo, base, head)
+    raw, source, named = _trusted_raw_config(config_path, repo, base, head)
     data, config, used = apply_overrides(raw, env, source)
     review_config = str(config_path) if config_path is not None else ""
+    if named is not None:
+        _protect(data, named)
     if used and effective_config is not None:
         effective_config.parent.mkdir(parents=True, exist_ok=True)
         effective_config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

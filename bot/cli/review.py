@@ -174,11 +174,10 @@ def run_gate(
 
     git_repo = open_repo(repo)
     rng = change_range(git_repo, base, head)
-    # The PR's own head (the working tree) must not choose the rules it is judged by.
-    source = (
-        config_source.from_file(config_path, repo)
-        if config_path is not None
-        else config_source.from_commit(git_repo, rng.policy_sha)
+    # The PR's own head (the working tree, inside Actions) must not choose the rules it is
+    # judged by, not even through a --config that names a file in it.
+    source = config_source.for_review(
+        git_repo, repo, rng.policy_sha, config_path, workspace_is_the_prs=ctx is not None
     )
     config = source.config
     if blocking_severity:

@@ -25,6 +25,7 @@ import yaml
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_checks import CheckRun
+from tests.github.runner import parse_output_file
 from tests.gitrepo import Content, RepoBuilder
 from tests.security.harness import clean_env, run_gatebot
 
@@ -164,6 +165,16 @@ class Gate:
         env.update(extra)
         return env
 
+    def prepare(self, head: str, *args: str, **extra: str) -> dict[str, str]:
+        """The Action's "Prepare the review cache" step (`gatebot cache-key`, action.yml): its
+        step outputs, among them `config`, the file the review step then passes as --config."""
+        env = self.env(head, **extra)
+        effective = self.runner / "gatebot" / "config.yml"
+        cmd = ["cache-key", "--repo", str(self.repo.path), "--effective-config", str(effective)]
+        proc = run_gatebot([*cmd, *args], env, self.tmp)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return parse_output_file(self.runner / "output.txt")
+
     def run(
         self,
         head: str,
@@ -172,13 +183,15 @@ class Gate:
         fork: bool = False,
         timeout: float = 180,
         measure: bool = False,
+        args: tuple[str, ...] = (),
         **extra: str,
     ) -> GateRun:
+        """`gatebot review` as the Action runs it, with `args` after the usual ones."""
         env = self.env(head, key=key, fork=fork, **extra)
         skip = {self.cache, self.out, self.runner, self.tmp / "event.json", self.tmp / "rss"}
         before = snapshot(self.tmp, skip)
-        args = ["review", "--repo", str(self.repo.path), "--out", str(self.out)]
-        args += ["--cache-dir", str(self.cache)]
+        args = ("review", "--repo", str(self.repo.path), "--out", str(self.out), *args)
+        args += ("--cache-dir", str(self.cache))
         if measure:
             rss = self.tmp / "rss"
             proc = subprocess.run(
@@ -191,7 +204,7 @@ class Gate:
                 check=False,
             )
         else:
-            proc = run_gatebot(args, env, self.tmp, timeout)
+            proc = run_gatebot(list(args), env, self.tmp, timeout)
         after = snapshot(self.tmp, skip)
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         assert not changed, f"files outside the cache changed: {changed[:20]}"
