@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fakes.gemini import FakeGemini
+from bot.review.cost import today_utc
+from bot.review.providers.resolve import plan as resolve_plan
+from tests.fakes.gemini import FakeGemini, FakeModel
 from tests.fakes.github import TOKEN, FakeGitHub
 from tests.fakes.gtw import GtwServer
 from tests.fakes.sshd import SshServer, free_port
@@ -203,6 +205,58 @@ def test_unknown_model(capsys: pytest.CaptureFixture[str], setup: Setup) -> None
     assert "review.models.deep = gemini-0.1-imaginary" in check["detail"]
     assert "family" in check["fix"]
     assert _check(report, "gemini.api")["status"] == "pass"
+
+
+# (tier, configured id, does the API still list it, what the resolver picks instead, why)
+OUTDATED = [
+    ("standard", "gemini-2.5-flash", False, "gemini-3.8-flash", "shut down on 2026-12-01"),
+    # a listing that still names a model past its shutdown date: the date decides
+    ("standard", "gemini-2.5-flash", True, "gemini-3.8-flash", "shut down on 2026-12-01"),
+    ("deep", "gemini-3-pro-preview", False, "gemini-3.1-pro-preview", "shut down on 2026-03-09"),
+    # listed and working, with an announced shutdown ("will be shut down" until the day)
+    ("lite", "gemini-3.1-flash-lite", True, "gemini-3.5-flash-lite", "shut down on 2027-05-07"),
+    # not in gatebot's table and not listed: its family's best listed model
+    ("standard", "gemini-3.9-flash", False, "gemini-3.8-flash", "not listed by the API"),
+]
+
+
+@pytest.mark.parametrize(
+    ("tier", "configured", "listed", "picked", "why"),
+    OUTDATED,
+    ids=["retired", "retired-but-listed", "retired-preview", "announced", "absent"],
+)
+def test_an_outdated_model_is_named_with_the_replacement_the_review_would_use(
+    capsys: pytest.CaptureFixture[str],
+    setup: Setup,
+    tier: str,
+    configured: str,
+    listed: bool,
+    picked: str,
+    why: str,
+) -> None:
+    if listed and configured not in setup.gemini.models:
+        setup.gemini.lineup[configured] = FakeModel(configured, levels=(), budget_ok=True)
+        setup.gemini.models.add(configured)
+    assert (configured in setup.gemini.models) == listed
+    setup.edit(lambda d: d["review"]["models"].update({tier: configured}))
+    run, report = _doctor(capsys, setup)
+    assert run.code == 0, run.out  # the review still has a model: a warning, not a failure
+    check = _check(report, "gemini.models")
+    assert check["status"] == "warn", check
+    detail = check["detail"]
+    assert configured in detail and why in detail and picked in detail, detail
+    family = {"lite": "flash-lite", "standard": "flash", "deep": "pro"}[tier]
+    assert f"{tier}: {family}" in check["fix"]
+    # What a review resolves the tier to, as the doctor says: the replacement once the model
+    # is gone; the model itself while it still works, with its shutdown date announced.
+    plan = resolve_plan({tier: configured}, [], setup.gemini.models, today=today_utc())
+    uses = plan.primary(tier)
+    assert f"{tier} → {uses}" in detail
+    assert uses == picked or (uses == configured and "will be shut down" in detail)
+    text = gatebot(capsys, "doctor", "--repo", str(setup.repo))
+    lines = text.out.splitlines()
+    (line,) = [ln for ln in lines if ln.startswith("WARN") and "Gemini models" in ln]
+    assert configured in line and picked in line
 
 
 def test_token_without_checks_permission(capsys: pytest.CaptureFixture[str], setup: Setup) -> None:

@@ -4,8 +4,8 @@ The probes are `models.list` and `countTokens` (both free of charge) through the
 the review uses (`GeminiProvider`), with one attempt and the doctor's short timeout instead of
 the review's patient retries. Each tier of `review.models` is then resolved against the list
 as a review would (bot/review/providers/resolve.py): a tier with no live model fails, a
-configured id that is not listed or has an announced shutdown date is reported with the fix
-(name the family instead, e.g. `standard: flash`).
+configured id that is not listed or has an announced shutdown date is reported with the model
+the review uses instead and the fix (name the family instead, e.g. `standard: flash`).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _models_result(config: GatebotConfig, listed: list[str], ms: float) -> Check
     missing = [f"review.models.{t} = {spec}" for t, spec in tiers.items() if not plan.primary(t)]
     notes = list(plan.notes)
     for t, spec in tiers.items():
-        note = deprecation_note(spec, today)
+        note = deprecation_note(spec, today, listed)
         if note is not None and plan.primary(t) == spec:
             notes.append(f"review.models.{t}: {note}")
     used = ", ".join(f"{t} → {plan.primary(t)}" for t in tiers if plan.primary(t))

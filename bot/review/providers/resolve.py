@@ -263,11 +263,31 @@ def generate_models(models: Iterable[object]) -> list[str]:
     return out
 
 
-def deprecation_note(model: str, today: date) -> str | None:
-    """Why a configured id is a bad idea today (for `gatebot doctor`), or None."""
+def replacement(model: str, listed: Sequence[str], today: date) -> str | None:
+    """The listed model gatebot would use instead of `model`: the best live model of its
+    announced replacement (a family or an id; bot/review/lineup.py), else of its own family."""
+    name = bare(model)
+    k = known(name)
+    parsed = parse_id(name)
+    spec = (k.replacement if k is not None else None) or (parsed.family if parsed else None)
+    if spec is None:
+        return None
+    names = [bare(m) for m in listed]
+    if spec in FAMILIES:
+        found = family_candidates(spec, names, today, {name})
+        return found[0] if found else None
+    return spec if spec in names and spec != name and retired(spec, today) is None else None
+
+
+def deprecation_note(model: str, today: date, listed: Sequence[str] | None = None) -> str | None:
+    """Why a configured id is a bad idea today (for `gatebot doctor`), or None. With the
+    API's list, it names the model gatebot would pick instead."""
     k = known(model)
     if k is None or k.shutdown is None:
         return None
     verb = "was shut down" if k.shutdown <= today else "will be shut down"
-    instead = k.replacement or "a family"
-    return f"{bare(model)} {verb} on {k.shutdown.isoformat()} (use {instead})"
+    use = f"use {k.replacement or 'a family'}"
+    pick = replacement(model, listed, today) if listed is not None else None
+    if pick is not None:
+        use += f": gatebot would pick {pick}"
+    return f"{bare(model)} {verb} on {k.shutdown.isoformat()} ({use})"
