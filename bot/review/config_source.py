@@ -10,8 +10,8 @@ A change to the config file itself is a protected path and needs a human (triage
 An explicit `--config FILE` is read as given (the operator chose it) — unless it names a file
 inside the repository while the working tree is the PR's (GitHub Actions): the operator chose
 the *name*, but the bytes there are the PR's own (the Action's `config:` input, or a workflow's
-`gatebot review --config ci/gatebot.yml`). Such a file is read as committed at the base, like
-the default one, and is protected like it (docs/security.md, §6.10).
+`gatebot review --config` naming a file of the repository). Such a file is read as committed at
+the base, like the default one, and is protected like it (docs/security.md, §6.10).
 """
 
 from __future__ import annotations
