@@ -154,6 +154,7 @@ async def on_host(
         target = ctx.target(name)
         async with ctx.hosts().connect(name, target) as agent:
             run = HostRun(ctx, name, agent, "rollback" if op == "rollback" else "deploy")
+            run.notes.extend(agent.connect_notes)
             run.hooks = hooks.with_configured(ctx.hooks)
             run.dry_run = not locked
             await make(run)

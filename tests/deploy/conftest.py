@@ -139,3 +139,48 @@ class DeployEnv:
 def denv(sshd: SshServer, tmp_path: Path) -> DeployEnv:
     rb = RepoBuilder(tmp_path / "repo")
     return DeployEnv(sshd, tmp_path, rb, tmp_path / "host" / "inf", tmp_path / "installs.log")
+
+
+# The host program kept warm (tests/deploy/test_warm*.py) ----------------------------------
+
+
+def write_counting_python(path: Path, count: Path) -> None:
+    """An interpreter wrapper that counts in `count` how often a host program starts."""
+    path.write_text(
+        "#!/bin/sh\n"
+        'for arg; do last="$arg"; done\n'  # the host program's last argument is `serve`
+        f'[ "$last" = serve ] && echo start >> {count}\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def counted(denv: DeployEnv) -> Path:
+    """The target's interpreter counts how often a host program starts; things linger 30 s."""
+    count = denv.tmp / "starts.txt"
+    write_counting_python(denv.tmp / "python", count)
+    denv.overrides.update(python=str(denv.tmp / "python"), ssh_persist_s=30)
+    return count
+
+
+def starts(count: Path) -> int:
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+def warm_record(denv: DeployEnv) -> Path:
+    """The record of the copy lingering for the target as `denv` configures it now."""
+    from bot.config.deploy import TargetConfig
+    from bot.deploy.host import warm
+    from bot.ssh.openssh import LoginSpec, prepare_login, ssh_binary
+
+    target = TargetConfig.model_validate(denv.target_data())
+    ssh = ssh_binary()
+    assert ssh is not None
+    login = prepare_login("inf", LoginSpec.of(target), {}, denv.tmp, ssh)
+    try:
+        record = warm.record_for(login, target.path, target.python)
+    finally:
+        login.close()
+    assert record is not None
+    return record

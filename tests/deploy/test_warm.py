@@ -1,5 +1,5 @@
 """The host program kept warm between commands (bot/deploy/host/warm.py, `linger` in
-bot/deploy/hostside/serve.py) over the loopback sshd: the next command reaches it without a
+bot/deploy/hostside/linger.py) over the loopback sshd: the next command reaches it without a
 shell or a new interpreter, only with the key it was given, and falls back to a new program
 whenever it cannot."""
 
@@ -9,7 +9,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,47 +18,12 @@ from bot.deploy.host import warm
 from bot.deploy.host.openssh import OpenSshConnector
 from bot.deploy.hostside.protocol import CHALLENGE, Inspect
 from bot.ssh.openssh import LoginSpec, Spawned, prepare_login, ssh_binary
-from tests.deploy.conftest import DeployEnv
+from tests.deploy.conftest import DeployEnv, starts, warm_record
 from tests.fakes.sshd import SshServer
 
 pytestmark = pytest.mark.sshd
 
 BASE = {"app.py": "print(1)\n", "requirements.txt": ""}
-
-
-@pytest.fixture
-def counted(denv: DeployEnv) -> Path:
-    """The target's interpreter is a wrapper that counts how often a host program starts."""
-    count = denv.tmp / "starts.txt"
-    wrapper = denv.tmp / "python"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'for arg; do last="$arg"; done\n'  # the host program's last argument is `serve`
-        f'[ "$last" = serve ] && echo start >> {count}\n'
-        f'exec {sys.executable} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    denv.overrides.update(python=str(wrapper), ssh_persist_s=30)
-    return count
-
-
-def _starts(count: Path) -> int:
-    return len(count.read_text().splitlines()) if count.exists() else 0
-
-
-def _record(denv: DeployEnv) -> Path:
-    from bot.config.deploy import TargetConfig
-
-    target = TargetConfig.model_validate(denv.target_data())
-    ssh = ssh_binary()
-    assert ssh is not None
-    login = prepare_login("inf", LoginSpec.of(target), {}, denv.tmp, ssh)
-    try:
-        record = warm.record_for(login, str(denv.root))
-    finally:
-        login.close()
-    assert record is not None
-    return record
 
 
 def test_the_next_command_reaches_the_lingering_program_without_starting_one(
@@ -68,16 +32,17 @@ def test_the_next_command_reaches_the_lingering_program_without_starting_one(
     denv.rb.commit(BASE)
     first = denv.deploy()
     assert first.ok, first.error
-    assert _starts(counted) == 1
-    record = _record(denv)
+    assert starts(counted) == 1
+    record = warm_record(denv)
     assert record.exists() and oct(record.stat().st_mode & 0o777) == "0o600"
+    assert oct(record.parent.stat().st_mode & 0o777) == "0o700"
     port = json.loads(record.read_text())["port"]
     denv.rb.commit({"app.py": "print(2)\n"})
     second = denv.deploy()
     assert second.ok, second.error
     back = denv.rollback()
     assert back.ok and denv.live() == first.release
-    assert _starts(counted) == 1  # both went to the lingering copy: no shell, no interpreter
+    assert starts(counted) == 1  # both went to the lingering copy: no shell, no interpreter
     assert json.loads(record.read_text())["port"] == port
 
 
@@ -86,13 +51,13 @@ def test_a_wrong_key_is_refused_and_the_command_starts_a_program(
 ) -> None:
     denv.rb.commit(BASE)
     assert denv.deploy().ok
-    record = _record(denv)
+    record = warm_record(denv)
     data = json.loads(record.read_text())
     record.write_text(json.dumps({"port": data["port"], "key": "00" * warm.KEY_BYTES}))
     denv.rb.commit({"app.py": "print(2)\n"})
     r = denv.deploy()
     assert r.ok, (r.error, denv.out.getvalue())
-    assert _starts(counted) == 2  # the copy refused the key: a new program served the deploy
+    assert starts(counted) == 2  # the copy refused the key: a new program served the deploy
     assert json.loads(record.read_text())["key"] != "00" * warm.KEY_BYTES
 
 
@@ -101,7 +66,7 @@ def test_a_connection_that_cannot_answer_the_challenge_is_never_served(
 ) -> None:
     denv.rb.commit(BASE)
     assert denv.deploy().ok
-    port = json.loads(_record(denv).read_text())["port"]
+    port = json.loads(warm_record(denv).read_text())["port"]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # another local user
         line = s.makefile("rb").readline()
         assert line.startswith(CHALLENGE)
@@ -116,7 +81,7 @@ def test_when_the_lingering_program_is_gone_the_command_starts_one(
     denv.overrides["ssh_persist_s"] = 1
     denv.rb.commit(BASE)
     assert denv.deploy().ok
-    port = json.loads(_record(denv).read_text())["port"]
+    port = json.loads(warm_record(denv).read_text())["port"]
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # it exits about a second after its last connection
         try:
@@ -129,7 +94,7 @@ def test_when_the_lingering_program_is_gone_the_command_starts_one(
     denv.rb.commit({"app.py": "print(2)\n"})
     r = denv.deploy()
     assert r.ok, r.error
-    assert _starts(counted) == 2
+    assert starts(counted) == 2
 
 
 def test_nothing_lingers_with_ssh_persist_s_0(denv: DeployEnv, counted: Path) -> None:
@@ -138,14 +103,14 @@ def test_nothing_lingers_with_ssh_persist_s_0(denv: DeployEnv, counted: Path) ->
     assert denv.deploy().ok
     denv.rb.commit({"app.py": "print(2)\n"})
     assert denv.deploy().ok
-    assert _starts(counted) == 2  # each deploy started its own program
+    assert starts(counted) == 2  # each deploy started its own program
     ssh = ssh_binary()
     assert ssh is not None
     login = prepare_login(
         "inf", LoginSpec.of(denv.sshd.target(denv.root, ssh_persist_s=0)), {}, denv.tmp, ssh
     )
     try:
-        assert warm.record_for(login, str(denv.root)) is None
+        assert warm.record_for(login, str(denv.root), str(counted.parent / "python")) is None
     finally:
         login.close()
 

@@ -93,6 +93,8 @@ class HostAgent(ABC):
     name: str
     target: TargetConfig
     python_version: str = ""
+    #: What the connection met on its way that the report should say (a connector sets it).
+    connect_notes: tuple[str, ...] = ()
 
     @abstractmethod
     async def inspect(self, req: Inspect) -> InspectAnswer: ...

@@ -33,6 +33,12 @@ from bot.ssh.openssh import LoginSpec, Spawned, login_error, prepare_login, spaw
 if TYPE_CHECKING:
     from bot.audit.report import AuditReport
 
+#: Said in the report when the lingering port was held by something without the key.
+IMPOSTOR_NOTE = (
+    "the program on the lingering host agent's port did not prove it holds this runner's key "
+    "(another process took the port?): nothing was sent to it, a new host program served "
+    "instead"
+)
 #: Longest answer line read (a listing of a big tree is one line of several MB).
 LINE_LIMIT = 1 << 28
 
@@ -235,6 +241,7 @@ class OpenSshConnector:
             key = ready.warm.key if ready.warm is not None else None
             await agent.handshake(target.connect_timeout_s + 30, key)
         except BaseException:
+            ready.impostor = agent.impostor
             if ready.warm is not None:
                 # Let a refused channel close by itself: an `ssh` killed in the middle of a
                 # forwarded channel can leave the kept connection unable to open the next one.
@@ -252,7 +259,7 @@ class OpenSshConnector:
             kept = await agent.linger(Linger(ready.spec.persist_s, key.hex()))
         except (AgentError, GatebotError):
             return
-        warm.save(ready.spawned.login, ready.root, kept.port, key)
+        warm.save(ready.spawned.login, ready.root, ready.python, kept.port, key)
 
     @asynccontextmanager
     async def connect(self, name: str, target: TargetConfig) -> AsyncIterator[HostAgent]:
@@ -271,8 +278,11 @@ class OpenSshConnector:
             # The lingering program is gone (it timed out, the host rebooted): start one.
             warm.forget(ready.warm)
             await _discard(ready.spawned)
+            impostor = ready.impostor
             ready = self._start(name, target, cold=True)
             agent = await self._open(ready, target)
+            if impostor:
+                agent.connect_notes = (IMPOSTOR_NOTE,)
         try:
             yield agent
             if ready.warm is None and ready.spec.persist_s > 0 and not agent.broken:

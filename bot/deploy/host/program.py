@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from bot.deploy.host.base import AgentError, HostAgent, OnOutput
+from bot.deploy.hostside import linger as lingering
 from bot.deploy.hostside import protocol as p
 from bot.errors import TransportError
 
@@ -72,19 +74,14 @@ class ProgramAgent(HostAgent):
         # garbage: a late reply could be taken for the answer to the next request, so the
         # channel is not used again.
         self.broken: str | None = None
+        #: The lingering port answered without proving it holds the key (handshake).
+        self.impostor = False
 
     async def handshake(self, timeout: float, key: bytes | None = None) -> None:
         """Read the program's greeting; a TransportError saying why when it does not come.
-        `key`: the program is a lingering copy that first challenges us (hostside/serve.py)."""
+        `key`: the program is a lingering copy that first challenges us (hostside/linger.py)."""
         if key is not None:
-            challenge = await self._readline(timeout)
-            if not challenge.startswith(p.CHALLENGE):
-                raise TransportError(f"{self.name}: the lingering host agent did not answer")
-            try:
-                nonce = bytes.fromhex(challenge[len(p.CHALLENGE) :].decode("ascii").strip())
-            except ValueError:
-                raise self._garbage("its challenge", challenge) from None
-            await self._write(hmac.new(key, nonce, "sha256").hexdigest().encode("ascii") + b"\n")
+            await self._prove(timeout, key)
         hello = await self._readline(timeout)
         if not hello:
             raise await self.no_greeting()
@@ -93,6 +90,29 @@ class ProgramAgent(HostAgent):
         if not isinstance(greeting, dict):
             raise self._garbage("its greeting", hello)
         self.python_version = str(greeting.get("python", ""))
+
+    async def _prove(self, timeout: float, key: bytes) -> None:
+        """Both ways (hostside/linger.py): answer the copy's nonce, then send nothing more until
+        it answered ours. A process that took the port of a copy that exited gets no request."""
+        challenge = await self._readline(timeout)
+        if not challenge.startswith(p.CHALLENGE):
+            raise TransportError(f"{self.name}: the lingering host agent did not answer")
+        try:
+            nonce = bytes.fromhex(challenge[len(p.CHALLENGE) :].decode("ascii").strip())
+        except ValueError:
+            raise self._garbage("its challenge", challenge) from None
+        mine = os.urandom(lingering.NONCE_BYTES)
+        await self._write(lingering.client_proof(key, nonce) + b" " + mine.hex().encode() + b"\n")
+        line = await self._readline(timeout)
+        if line.strip() == b"denied":
+            raise TransportError(f"{self.name}: the lingering host agent refused the key")
+        expected = p.PROOF + lingering.server_proof(key, mine, nonce)
+        if not hmac.compare_digest(line.strip(), expected):
+            self.impostor = True
+            raise TransportError(
+                f"{self.name}: the program on the lingering host agent's port did not prove it "
+                "holds the key; nothing was sent to it"
+            )
 
     async def no_greeting(self) -> TransportError:
         """The error when the channel closed before the greeting (transports refine it)."""

@@ -2,18 +2,20 @@
 
 Every SSH command runs the user's shell first (`$SHELL -c`, and bash then reads `~/.bashrc`),
 then a new Python; on a host whose `.bashrc` is slow that is most of a small deploy's time.
-So after a command, gatebot asks its host program to linger (`linger`, hostside/serve.py): a
+So after a command, gatebot asks its host program to linger (`linger`, hostside/linger.py): a
 copy stays up for `ssh_persist_s` seconds after its last connection, on a port of the host's
 loopback interface. The next command reaches it through the connection OpenSSH kept open
-(`ssh -W 127.0.0.1:PORT`: a channel to that port, no shell, no new interpreter) and proves
-itself with HMAC-SHA256 over a fresh nonce, keyed by 32 random bytes that only this runner's
-user (the record below, 0600 in a 0700 directory) and the lingering program's memory hold. A
-connection that cannot answer is refused; a copy nobody uses exits.
+(`ssh -W 127.0.0.1:PORT`: a channel to that port, no shell, no new interpreter), and both
+ends prove with HMAC-SHA256 over fresh nonces that they hold the same 32 random bytes: only
+this runner's user (the record below, 0600 in a 0700 directory) and the lingering program's
+memory have them. A connection that cannot answer is refused; a program on that port that
+cannot answer (the copy exited and something else took the port) is sent nothing; a copy
+nobody uses exits.
 
-The record sits beside the kept connection's control socket, named by the target's path and
-the host program's text, so another program version or another target never uses it. When
-the warm path fails (the copy exited, the host rebooted), the record is forgotten and the
-command starts the host program as usual.
+The record sits beside the kept connection's control socket, named by the target's path, the
+interpreter and the host program's text, so another program version or another target never
+uses it. When the warm path fails (the copy exited, the host rebooted), the record is
+forgotten and the command starts the host program as usual.
 """
 
 from __future__ import annotations
@@ -40,17 +42,18 @@ class Warm:
     record: Path
 
 
-def record_for(login: Login, root: str) -> Path | None:
-    """Where the lingering program of `root` on this login is recorded (None: nothing kept)."""
+def record_for(login: Login, root: str, python: str) -> Path | None:
+    """Where the lingering program of `root` run by `python` on this login is recorded (None:
+    nothing kept). Another path, interpreter or program text is another record."""
     if login.control_path is None:
         return None
     program = hashlib.sha256(host_program().encode()).hexdigest()
-    name = hashlib.sha256(f"{root}\0{program}".encode()).hexdigest()[:16]
+    name = hashlib.sha256(f"{root}\0{python}\0{program}".encode()).hexdigest()[:16]
     return Path(f"{login.control_path}-{name}.agent")
 
 
-def load(login: Login, root: str) -> Warm | None:
-    record = record_for(login, root)
+def load(login: Login, root: str, python: str) -> Warm | None:
+    record = record_for(login, root, python)
     if record is None:
         return None
     try:
@@ -73,8 +76,8 @@ def new_key() -> bytes:
 STALE_S = 24 * 3600
 
 
-def save(login: Login, root: str, port: int, key: bytes) -> None:
-    record = record_for(login, root)
+def save(login: Login, root: str, python: str, port: int, key: bytes) -> None:
+    record = record_for(login, root, python)
     if record is None:
         return
     now = time.time()
@@ -108,6 +111,8 @@ class Ready:
     root: str
     spawned: Spawned
     warm: Warm | None
+    #: Its lingering port answered without proving it holds the key (set by the handshake).
+    impostor: bool = False
 
 
 def start_process(
@@ -116,7 +121,7 @@ def start_process(
     """Start `ssh` to the lingering host program of `root` when one is recorded, else to a new
     host program (bot/deploy/host/warm.py)."""
     login = prepare_login(name, spec, env, base, ssh)
-    kept = load(login, root)
+    kept = load(login, root, python)
     if kept is not None:
         return Ready(spec, python, root, spawn(login, port=kept.port), kept)
     return Ready(spec, python, root, spawn(login, agent_command(python)), None)

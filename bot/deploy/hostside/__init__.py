@@ -13,6 +13,7 @@ seed      hard-linked seed of a new release; the next seed prepared ahead
 upload    unpack the upload stream
 procs     bounded commands: venv build with the install, the restart, hooks (output streamed)
 services  the health-gated switch: start a release's process, check it, stop it
+linger    the copy kept for the next command: a loopback port, keyed both ways
 serve     the request loop and the one-shot `hash` command
 bundle    (runner side only) the shipped source
 """

@@ -20,7 +20,18 @@ from functools import cache
 from pathlib import Path
 
 #: Dependency order: each module uses only names of those before it.
-MODULES = ("protocol", "fsops", "envfile", "tree", "seed", "upload", "procs", "services", "serve")
+MODULES = (
+    "protocol",
+    "fsops",
+    "envfile",
+    "tree",
+    "seed",
+    "upload",
+    "procs",
+    "services",
+    "linger",
+    "serve",
+)
 _PACKAGE = "bot.deploy.hostside"
 _HERE = Path(__file__).parent
 _TYPING = "typing"

@@ -347,7 +347,7 @@ class ServiceStopped(NamedTuple):
 class Linger(NamedTuple):
     """Keep a copy of this host program running for `seconds` after its last connection, on a
     loopback port; a connection must answer a challenge keyed by `token` (hex, kept in the
-    copy's memory only) before it is served. See serve.py."""
+    copy's memory only) before it is served. See linger.py."""
 
     seconds: float
     token: str
@@ -390,4 +390,6 @@ OPERATIONS = (
 )
 #: The first line a lingering host program sends a new connection: this, then a nonce (hex).
 CHALLENGE = b"gatebot-agent "
+#: Its line once the client answered: this, then its own answer to the client's nonce (hex).
+PROOF = b"gatebot-proof "
 BY_NAME = {op.name: op for op in OPERATIONS}
