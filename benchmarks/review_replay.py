@@ -60,6 +60,7 @@ class TimedProvider:
     def __init__(self, inner: Provider) -> None:
         self.inner = inner
         self.name = inner.name
+        self.cache_seal = inner.cache_seal
         self.seconds = 0.0
 
     def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:

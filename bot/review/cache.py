@@ -10,12 +10,18 @@ one warning and the run starts cold. SQLite runs with `trusted_schema=OFF`, `cel
 and no memory mapping, the hardening SQLite documents for databases of unknown origin.
 
 Values are our own JSON, validated with pydantic on every read; a row that is not ours is a
-miss plus a warning and is deleted. The size bound is kept by evicting the least recently used
-rows. Every storage problem is a warning, never a crash: the cache only ever saves money.
+miss plus a warning and is deleted. Every part of a cache key is public (bot/review/keys.py):
+anyone can write a row for the content they push, and code a PR gets run in CI can save into
+the PR's actions/cache scope. So each value is sealed (an HMAC over key and value, keyed by a
+secret derived from the provider's API key, which only the gate's step holds); a row without
+this run's seal is a miss. The size bound is kept by evicting the least recently used rows.
+Every storage problem is a warning, never a crash: the cache only ever saves money.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import re
@@ -34,7 +40,7 @@ from bot.review.models import Finding
 log = logging.getLogger(__name__)
 
 CACHE_ENV = CACHE_DIR
-VALUE_VERSION = 1
+VALUE_VERSION = 2  # 2: sealed values
 DB_NAME = "cache.db"
 # SQLite opens these beside the database by name: each must be absent or a plain file.
 _SIDE_FILES = (DB_NAME, f"{DB_NAME}-journal", f"{DB_NAME}-wal", f"{DB_NAME}-shm")
@@ -70,6 +76,7 @@ class CachedReview(BaseModel):
     findings: list[Finding] = Field(max_length=1000)
     summary: str | None = Field(None, max_length=1000)  # the walkthrough line (untrusted text)
     stored_at: float = 0.0
+    seal: str = Field("", max_length=64)  # HMAC of key and value (ReviewCache._seal)
 
     @field_validator("model")
     @classmethod
@@ -134,8 +141,11 @@ class ReviewCache:
         store: sqlite3.Connection | None,
         directory: Path,
         size_limit_bytes: int = 256 * 2**20,
+        seal_key: bytes = b"",
     ) -> None:
         self._store = store
+        self._seal_key = seal_key
+        self._unsealed = 0  # rows refused for their seal (one warning per run)
         self.directory = directory
         self.size_limit = size_limit_bytes
         self.warnings: list[str] = []
@@ -147,11 +157,13 @@ class ReviewCache:
         return self._store is not None
 
     @classmethod
-    def open(cls, directory: Path, size_limit_bytes: int) -> ReviewCache:
+    def open(cls, directory: Path, size_limit_bytes: int, seal_key: bytes = b"") -> ReviewCache:
+        """The cache in `directory`; `seal_key` signs and checks every row (see the module
+        docstring: bot/review/providers/gemini.py derives it from the API key)."""
         warnings: list[str] = []
         problem = restored.directory_problem(directory)
         if problem:
-            cache = cls(None, directory, size_limit_bytes)
+            cache = cls(None, directory, size_limit_bytes, seal_key)
             cache._warn(f"review cache not used: {problem}; running without a cache")
             return cache
         try:
@@ -164,13 +176,13 @@ class ReviewCache:
                 cls._drop(directory)
                 conn, volume = cls._open_store(directory, size_limit_bytes, [])
             except _STORAGE_ERRORS as second:
-                cache = cls(None, directory, size_limit_bytes)
+                cache = cls(None, directory, size_limit_bytes, seal_key)
                 cache._warn(
                     f"review cache {directory} unusable ({_short(second)}); running without a cache"
                 )
                 return cache
             warnings.append(warning)
-        cache = cls(conn, directory, size_limit_bytes)
+        cache = cls(conn, directory, size_limit_bytes, seal_key)
         cache._volume = volume
         for warning in warnings:
             cache._warn(warning)
@@ -245,6 +257,12 @@ class ReviewCache:
             entry = CachedReview.model_validate_json(raw)
             if entry.v != VALUE_VERSION:
                 raise _Foreign(f"value version {entry.v}")
+            if not hmac.compare_digest(entry.seal, self._seal(key, entry)):
+                self._unsealed += 1  # one warning per run, not one per row
+                if self._unsealed == 1:
+                    self._warn("review cache: rows not sealed with this run's key are ignored")
+                self._delete(key)
+                return None
         except (ValidationError, _Foreign, ValueError) as exc:
             self._warn(f"review cache entry {key[:12]} is not ours ({_short(exc)}); a miss")
             self._delete(key)
@@ -254,6 +272,14 @@ class ReviewCache:
         except sqlite3.Error as exc:
             self._fail("write", exc)
         return entry
+
+    def _seal(self, key: str, entry: CachedReview) -> str:
+        """HMAC-SHA256 of the key and the value without its seal: a row answers only for the
+        key it was written under, and only a holder of the seal key can write one."""
+        body = entry.model_dump_json(exclude={"seal"})
+        return hmac.new(
+            self._seal_key, key.encode("ascii") + b"\0" + body.encode("utf-8"), hashlib.sha256
+        ).hexdigest()
 
     def _delete(self, key: str) -> None:
         if self._store is None:
@@ -277,6 +303,7 @@ class ReviewCache:
         except ValidationError as exc:
             self._warn(f"review not cached ({_short(exc)})")
             return False
+        value.seal = self._seal(key, value)
         text = value.model_dump_json()
         size = len(text.encode("utf-8")) + len(key)
         if size - len(key) > MAX_VALUE_BYTES:

@@ -126,7 +126,8 @@ def run_review(
     if provider is not None and any(f.status != "skipped" for f in files):
         plan = plan_models(provider, review, cache_dir, warnings)
         todo = assign_keys(files, review, plan)
-        with ReviewCache.open(cache_dir, review.cache_max_mb * 1024 * 1024) as cache:
+        size = review.cache_max_mb * 1024 * 1024
+        with ReviewCache.open(cache_dir, size, seal_key=provider.cache_seal) as cache:
             calibration = load_calibration(cache_dir)
             stats = review_with_model(todo, provider, cache, review, warnings, calibration)
         warnings.extend(cache.warnings)  # already logged by the cache

@@ -142,6 +142,10 @@ class Provider(Protocol):
     moving work off a model that turns out to be gone (a ModelPlan's fallback order)."""
 
     name: str
+    # The key the review cache seals its rows with (bot/review/cache.py): derived from a
+    # secret only this run holds, so rows restored from actions/cache that it did not write
+    # (or a run with the same secret) are not trusted.
+    cache_seal: bytes
 
     def plan_models(self, tiers: dict[str, str], fallback: list[str], cache_dir: Path) -> ModelPlan:
         """Resolve each tier's configured family or id to live models (once per run)."""

@@ -190,12 +190,12 @@ class Gate:
         env = self.env(head, key=key, fork=fork, **extra)
         skip = {self.cache, self.out, self.runner, self.tmp / "event.json", self.tmp / "rss"}
         before = snapshot(self.tmp, skip)
-        args = ("review", "--repo", str(self.repo.path), "--out", str(self.out), *args)
-        args += ("--cache-dir", str(self.cache))
+        cli = ("review", "--repo", str(self.repo.path), "--out", str(self.out))
+        cli += ("--cache-dir", str(self.cache), *args)  # the last --cache-dir given counts
         if measure:
             rss = self.tmp / "rss"
             proc = subprocess.run(
-                [sys.executable, "-m", "tests.security.measured", str(rss), *args],
+                [sys.executable, "-m", "tests.security.measured", str(rss), *cli],
                 env=env,
                 cwd=self.tmp,
                 capture_output=True,
@@ -204,7 +204,7 @@ class Gate:
                 check=False,
             )
         else:
-            proc = run_gatebot(list(args), env, self.tmp, timeout)
+            proc = run_gatebot(list(cli), env, self.tmp, timeout)
         after = snapshot(self.tmp, skip)
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         assert not changed, f"files outside the cache changed: {changed[:20]}"

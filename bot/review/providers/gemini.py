@@ -15,6 +15,8 @@ API key raises (ProviderError). The key is never logged.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -77,6 +79,14 @@ __all__ = ["GeminiProvider", "gemini_from_env", "parse_answer"]
 log = logging.getLogger(__name__)
 
 
+def cache_seal_for(api_key: str) -> bytes:
+    """The review cache's seal key, derived from the API key (HMAC with a fixed label, so the
+    key itself is never what signs, and a seal never reveals it): the secret the gate's step
+    holds and code a pull request runs in CI does not (docs/security.md, §6.3)."""
+    label = b"gatebot review cache seal v1"
+    return hmac.new(api_key.encode("utf-8", "surrogateescape"), label, hashlib.sha256).digest()
+
+
 class GeminiProvider:
     name = "gemini"
 
@@ -92,6 +102,7 @@ class GeminiProvider:
         today: date | None = None,
     ) -> None:
         # No I/O here: the client (and its connection pool) is made on first use.
+        self.cache_seal = cache_seal_for(api_key)
         self._config = config
         self._settings = config.gemini
         self._base_url = base_url
