@@ -127,6 +127,34 @@ def test_a_model_retired_mid_run_hands_its_files_to_the_fallback(
     )
 
 
+def test_a_long_fallback_walk_is_not_cut_short_by_the_automatic_call_cap(
+    tmp_path: Path, gemini_server: FakeGemini
+) -> None:
+    # One lite call (automatic cap: 2 x 1 + 4 = 6 requests) whose tier's models and the next
+    # tier's all answer 404 although listed: the seventh model asked, deep's, reviews it.
+    # Before, the cap refused that request and the file ended "not reviewed".
+    gone = [
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-flash-lite",
+        "gemini-2.5-flash-lite",
+        "gemini-3.8-flash",
+        "gemini-3.7-flash",
+        "gemini-3.6-flash",
+    ]
+    for model in gone:
+        gemini_server.fail("404", times=-1, model=model)
+    rb = RepoBuilder(tmp_path / "small")
+    base = rb.commit({"src/util.py": "def add(a, b):\n    return a + b\n"})
+    rb.commit({"src/util.py": "def add(a, b):\n    return b + a\n"}, branch=FEATURE, parents=[base])
+    run = review(rb.path, tmp_path / "cache", config())
+    v, m = run.verdict, run.verdict.metrics
+    assert v.verdict == "pass" and v.uncovered == [], run.summary_md
+    assert [c.model for c in gemini_server.stats.calls] == [*gone, "gemini-3.1-pro-preview"]
+    assert v.files[0].model == "gemini-3.1-pro-preview"
+    assert [f.from_model for f in m.model_fallbacks] == gone
+    assert m.api_calls_cap == 6
+
+
 def test_when_no_model_is_left_the_files_are_not_reviewed(
     sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
 ) -> None:

@@ -58,6 +58,43 @@ def test_a_provider_outage_fails_closed_unless_the_base_opts_into_fail_open(
     assert run.verdict["conclusion"] == conclusion
 
 
+@pytest.mark.parametrize(
+    ("config", "unreadable", "conclusion"),
+    [(CLOSED, False, "failure"), (OPEN, False, "neutral"), (OPEN, True, "failure")],
+    ids=["closed", "open", "open-with-content-cause"],
+)
+def test_every_model_of_the_fallback_chain_gone_is_a_provider_cause(
+    gate: Gate, config: dict[str, Any], unreadable: bool, conclusion: str
+) -> None:
+    # The API lists its models at run start, then answers 404 for every one of them (all
+    # retired under the run): each file walks its tier's chain and the next tiers', and with no
+    # model left it is not reviewed, cause provider. Fail-open opens exactly that: a file whose
+    # content is the cause in the same run still fails it.
+    assert gate.gemini is not None
+    gate.gemini.fail("404", times=-1)
+    extra = {"blob.bin": b"\x7fELF\x02\x01\x00binary"} if unreadable else {}
+    head = _pr(gate, config, **extra)
+    run = gate.run(head)
+    assert run.code == (0 if conclusion == "neutral" else 1), run.proc.stderr[-2000:]
+    assert run.check.conclusion == conclusion
+    causes = {"a.py": "provider", "b.py": "provider"}
+    if unreadable:
+        causes["blob.bin"] = "content"
+    assert run.causes() == causes
+    assert run.verdict["conclusion"] == conclusion
+    assert "not reviewed: " in (run.check.title or "")
+    # Every model of the chain was asked, each once per batch, and none answered.
+    calls = gate.gemini.stats.calls
+    assert calls and all(c.status == 404 for c in calls)
+    moved = run.verdict["metrics"]["model_fallbacks"]
+    assert [f["to_model"] for f in moved][-1] is None
+    assert sorted(f["from_model"] for f in moved) == sorted(c.model for c in calls)
+    assert len({c.model for c in calls}) == len(calls) >= 3  # lite, standard and deep models
+    for f in run.verdict["files"]:
+        if f["path"] in ("a.py", "b.py"):
+            assert "no model left to review it" in f["not_reviewed"]["reason"]
+
+
 @pytest.mark.parametrize("config", [CLOSED, OPEN], ids=["closed", "open"])
 @pytest.mark.parametrize(
     ("name", "content", "mode"),

@@ -28,8 +28,8 @@ from bot.review.providers.failures import (
     SDK_RETRY_CODES,
     TRANSPORT_ERRORS,
     AnswerRefused,
+    AutoCapSpent,
     ModelGone,
-    OverBudget,
     Rejected,
     Unavailable,
     is_auth_error,
@@ -156,7 +156,7 @@ class GeminiClient:
             refused = f"request refused: HTTP {exc.code} {exc.message or ''}".strip()
             raise Rejected(refused) from None
         except CallCapReached as exc:
-            raise OverBudget(f"{BUDGET_REASON}: {exc}") from None
+            raise AutoCapSpent(f"{BUDGET_REASON}: {exc}") from None
         except AnswerTooLarge as exc:
             raise AnswerRefused(str(exc)) from None
         except OriginRefused as exc:

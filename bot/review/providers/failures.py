@@ -6,8 +6,9 @@ are sorted into them.
 - `Rejected`: the API is up and refused what was sent (400, 413, 422 that name neither the key
   nor the model): the content's doing, cause `content`;
 - `ModelGone`: the API does not serve the model: its files move to the next model of the plan;
-- `OverBudget`: a spend or call cap refused the call (bot/review/budget.py,
-  bot/review/providers/transport.py);
+- `OverBudget`: the user's spend or call cap refused the call (bot/review/budget.py): cause
+  `budget`, whatever else happened in the run; `AutoCapSpent`: the automatic call cap did
+  (bot/review/providers/transport.py);
 - `AnswerRefused`: the answer was over the size cap and was not read.
 A rejected API key is none of these: it raises ProviderError (bot/errors.py), which ends the
 provider's work for the run.
@@ -53,8 +54,12 @@ class ModelGone(Exception):
 
 
 class OverBudget(Exception):
-    """The run's call or dollar cap refused this call (bot/review/budget.py), or the run's
-    automatic call cap did (bot/review/providers/transport.py)."""
+    """The run's call or dollar cap refused this call (bot/review/budget.py)."""
+
+
+class AutoCapSpent(OverBudget):
+    """The run's automatic call cap refused this call (bot/review/providers/transport.py):
+    spent on a failing provider's retries, or on answers that stayed unusable."""
 
 
 class AnswerRefused(Exception):

@@ -46,6 +46,7 @@ from bot.review.providers.answer import (
 from bot.review.providers.client import GeminiClient
 from bot.review.providers.failures import (
     AnswerRefused,
+    AutoCapSpent,
     ModelGone,
     OverBudget,
     Rejected,
@@ -253,7 +254,8 @@ class GeminiProvider:
             try:
                 result = self._call(model, items)
             except ModelGone as exc:
-                self.roster.mark_gone(model)
+                if self.roster.mark_gone(model):
+                    self.wire.forgive()  # the first 404 of a gone model: the fallback's own
                 nxt = self.roster.next_model(batch.tier, model)
                 why = f"{model} unavailable ({exc})"
                 fallbacks.append(ModelFallback(batch.tier, model, nxt, why, len(items)))
@@ -265,8 +267,11 @@ class GeminiProvider:
                 continue
             except OverBudget as exc:
                 failed.update({it.cache_key: str(exc) for it in items})
-                # The automatic cap spent on retries of a failing provider is an outage.
-                cause: NotReviewedCause = "provider" if self.wire.failed_responses else "budget"
+                # The automatic cap spent on retries of a failing provider is an outage; the
+                # user's caps are the budget's, even after an error the retries got past
+                # (fail-open must not pass what a cap left unreviewed).
+                outage = isinstance(exc, AutoCapSpent) and self.wire.failed_responses > 0
+                cause: NotReviewedCause = "provider" if outage else "budget"
                 causes.update({it.cache_key: cause for it in items})
                 continue
             except Unavailable as exc:

@@ -75,6 +75,15 @@ class WireBudget:
         with self._lock:
             self.failed_responses += 1
 
+    def forgive(self) -> None:
+        """Give back a request that found a model gone (404): walking the fallback chain is
+        bounded by the run's models, each found gone once, and is not the work this cap
+        bounds (a lite file may try eight models before a live one), nor a provider failure."""
+        with self._lock:
+            if self.limit is not None:
+                self.limit += 1
+            self.failed_responses = max(0, self.failed_responses - 1)
+
     @property
     def exhausted(self) -> bool:
         with self._lock:
