@@ -9,9 +9,10 @@ gate's price table. Nothing leaves 127.0.0.1.
     python3 benchmarks/review_replay.py --repo PATH --range A..B          # one PR: A..B
     python3 benchmarks/review_replay.py --repo PATH --range A..B --merges # every merged PR
 
-Prints, per push and in total: calls, input/output tokens, $ cost, files per call and cache hit
-rate for the gate next to the naive baseline; then the gate's overhead without model latency
-on a 1,000-file PR against `git diff --stat` of the same range, and peak memory.
+Prints, per push and in total: calls, input/output tokens (output with the thinking in it, on
+both sides), $ cost, files per call and cache hit rate for the gate next to the naive baseline;
+then the gate's overhead without model latency on a 1,000-file PR against `git diff --stat` of
+the same range, and peak memory.
 `--files`, `--base-modules`, `--pushes` and `--overhead-files` shrink the generated inputs for a
 quick run (the test suite's); the published figures use the defaults.
 """
@@ -39,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.config.model import GatebotConfig  # noqa: E402
-from bot.review.cost import baseline_usage  # noqa: E402
+from bot.review.accounting import thoughts_per_call  # noqa: E402
+from bot.review.cost import baseline_usage, cost_usd  # noqa: E402
 from bot.review.models import Verdict  # noqa: E402
 from bot.review.pipeline import run_review  # noqa: E402
 from bot.review.providers import select_provider  # noqa: E402
@@ -48,7 +50,7 @@ from bot.review.tokens import (  # noqa: E402
     load_calibration,
     save_calibration,
 )
-from bot.review.types import Batch, BatchOutcome, ModelPlan, Provider  # noqa: E402
+from bot.review.types import Batch, BatchOutcome, ModelPlan, Provider, Usage  # noqa: E402
 from tests.fakes.gemini import FakeGemini  # noqa: E402
 from tests.gitrepo import RepoBuilder  # noqa: E402
 from tests.provider.prgen import FEATURE, build, module, text  # noqa: E402
@@ -82,8 +84,10 @@ class Push:
     naive_calls: int
     input_tokens: int
     naive_input_tokens: int
-    output_tokens: int
+    output_tokens: int  # thinking included, on both sides (billed as output)
     naive_output_tokens: int
+    thoughts_tokens: int
+    naive_thoughts_tokens: int
     cached_tokens: int
     cost_usd: float
     naive_cost_usd: float
@@ -119,8 +123,9 @@ def git_diff_stat(repo: Path, base: str, head: str, repeat: int = 3) -> float:
     return best
 
 
-def naive_tokens(repo: pygit2.Repository, base: str, head: str) -> tuple[int, int]:
-    """The naive before's input/output tokens: every changed, non-deleted text file, whole."""
+def naive_usage(repo: pygit2.Repository, base: str, head: str, thoughts: int) -> Usage:
+    """The naive before's tokens: every changed, non-deleted text file, whole, one call each,
+    each call thinking `thoughts` tokens (what the run's own calls did per call)."""
     head_c = repo.revparse_single(head).peel(pygit2.Commit)
     base_c = repo.revparse_single(base).peel(pygit2.Commit)
     mb = repo.merge_base(base_c.id, head_c.id)
@@ -135,8 +140,7 @@ def naive_tokens(repo: pygit2.Repository, base: str, head: str) -> tuple[int, in
         if b"\0" in data[:8000]:
             continue
         texts.append((delta.new_file.path, data.decode("utf-8", "replace")))
-    usage = baseline_usage(texts)
-    return usage.input_tokens, usage.output_tokens
+    return baseline_usage(texts, thoughts_per_call=thoughts)
 
 
 def pairs(verdict: Verdict, repo: pygit2.Repository) -> set[tuple[str, str, str]]:
@@ -180,7 +184,16 @@ def run_push(
     v, m = run.verdict, run.verdict.metrics
     assert m.api_calls == server.stats.generate_calls, "metrics disagree with the server"
     repo = pygit2.Repository(str(repo_path))
-    n_in, n_out = naive_tokens(repo, base, head)
+    # The naive calls think as much per call as the gate's did (the configured level's
+    # estimate when the gate made none), on the standard tier's model: the basis the gate
+    # prices its baseline on (bot/review/accounting.py). Its tokens must give its dollars.
+    standard = m.models["standard"]
+    done = Usage(calls=m.api_calls, thoughts_tokens=m.thoughts_tokens)
+    naive = naive_usage(repo, base, head, thoughts_per_call(done, standard, cfg.review))
+    naive_usd = cost_usd(standard, naive, cfg.review.prices)
+    assert naive_usd is not None and math.isclose(
+        naive_usd, m.baseline_cost_usd, rel_tol=1e-4, abs_tol=2e-6
+    ), f"naive tokens price at {naive_usd}, the gate's baseline says {m.baseline_cost_usd}"
     new = pairs(v, repo) - seen
     seen |= new
     return Push(
@@ -189,9 +202,11 @@ def run_push(
         calls=m.api_calls,
         naive_calls=m.baseline_api_calls,
         input_tokens=m.input_tokens,
-        naive_input_tokens=n_in,
+        naive_input_tokens=naive.input_tokens,
         output_tokens=m.output_tokens,
-        naive_output_tokens=n_out,
+        naive_output_tokens=naive.output_tokens,
+        thoughts_tokens=m.thoughts_tokens,
+        naive_thoughts_tokens=naive.thoughts_tokens,
         cached_tokens=m.cached_tokens,
         cost_usd=m.cost_usd,
         naive_cost_usd=m.baseline_cost_usd,
@@ -333,7 +348,8 @@ def pct(before: float, after: float) -> str:
 def print_table(title: str, pushes: list[Push], floor_line: bool, budget: int) -> None:
     print(f"\n## {title}\n")
     head = (
-        f"{'push':34} {'files':>5} {'calls':>11} {'input tok':>15} {'output tok':>13} "
+        f"{'push':34} {'files':>5} {'calls':>11} {'input tok':>15} {'output tok':>15} "
+        f"{'of it thinking':>15} "
         f"{'$ gate / naive':>19} {'f/call':>6} {'hit':>5} {'gate s':>6} {'git s':>6}"
     )
     print(head)
@@ -342,7 +358,8 @@ def print_table(title: str, pushes: list[Push], floor_line: bool, budget: int) -
         print(
             f"{p.label[:34]:34} {p.files:5d} {p.calls:4d} / {p.naive_calls:4d} "
             f"{p.input_tokens:6d} / {p.naive_input_tokens:6d} "
-            f"{p.output_tokens:5d} / {p.naive_output_tokens:5d} "
+            f"{p.output_tokens:6d} / {p.naive_output_tokens:6d} "
+            f"{p.thoughts_tokens:6d} / {p.naive_thoughts_tokens:6d} "
             f"{p.cost_usd:8.5f} / {p.naive_cost_usd:8.5f} "
             f"{p.files_per_call:6.1f} {p.cache_hit_rate:5.2f} {p.gate_s:6.2f} {p.git_s:6.3f}"
         )
@@ -353,7 +370,8 @@ def print_table(title: str, pushes: list[Push], floor_line: bool, budget: int) -
     print("-" * len(head))
     print(
         f"{'total':34} {'':5} {calls:4.0f} / {ncalls:4.0f} {tin:6.0f} / {ntin:6.0f} "
-        f"{r.total('output_tokens'):5.0f} / {r.total('naive_output_tokens'):5.0f} "
+        f"{r.total('output_tokens'):6.0f} / {r.total('naive_output_tokens'):6.0f} "
+        f"{r.total('thoughts_tokens'):6.0f} / {r.total('naive_thoughts_tokens'):6.0f} "
         f"{cost:8.5f} / {ncost:8.5f}"
     )
     sent = [p for p in pushes if p.calls]

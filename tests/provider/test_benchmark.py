@@ -37,6 +37,13 @@ def test_review_replay_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     # the naive before: one call per changed file, on every push
     assert scenarios[0]["files"] >= 8
     assert all(p["naive_calls"] == p["files"] == scenarios[0]["files"] for p in scenarios)
+    # thinking is counted on both sides: the naive calls think as the gate's did, per call
+    first = scenarios[0]
+    assert first["thoughts_tokens"] > 0 and first["calls"] > 0
+    per_call = round(first["thoughts_tokens"] / first["calls"])
+    assert first["naive_thoughts_tokens"] == per_call * first["naive_calls"]
+    assert first["naive_output_tokens"] > first["naive_thoughts_tokens"]
+    assert all(p["naive_thoughts_tokens"] > 0 for p in scenarios)  # the estimate: no call made
     pushes = report["a PR replayed push by push"]
     assert len(pushes) == 2
     assert sum(p["calls"] for p in pushes) == sum(1 for p in pushes if p["new_pairs"])
