@@ -11,6 +11,11 @@ Interface (binding for bot/cli/review.py):
                            check run / annotations / step summary / $GITHUB_OUTPUT; returns the
                            exit code the job should end with. With cache_dir, the run history's
                            alerts and trend charts top the step summary (bot/github/monitoring.py)
+- ctx.abandon(head_sha, reason)  close a check run nothing finished, failing closed
+                           (bot/github/abandon.py)
+- ctx.approval(head_sha)   a maintainer's approval recorded meanwhile (bot/github/approval.py)
+
+The environment is parsed once, into `ActionsSettings` (bot/github/settings.py).
 
 Outlets, in order of preference: the check run (needs `checks: write`); workflow-command
 annotations plus the job summary when the token may not write checks (fork PRs, read-only
@@ -23,18 +28,17 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
 import requests
 from github import GithubException
-from github.GithubObject import NotSet
 from github.Repository import Repository
 
 from bot.config.env import GEMINI_KEYS, GITHUB_TOKENS
 from bot.config.metrics import MetricsConfig
 from bot.errors import UsageError
+from bot.github.abandon import abandoned, close_check
 from bot.github.annotations import annotations_for
 from bot.github.approval import approval_on
 from bot.github.checks import (
@@ -59,8 +63,6 @@ from bot.github.pulls import GitHubPulls
 from bot.github.sarif import render_sarif
 from bot.github.settings import ActionsSettings
 from bot.github.summary import check_title, report_markdown
-from bot.inert import printable
-from bot.redact import redact
 from bot.review.models import Approval, Verdict
 from bot.review.summary import escape_md
 
@@ -258,51 +260,22 @@ class ActionsContext:
         title: str | None = None,
     ) -> bool:
         """Close the check run a review left `in_progress` (killed, timed out, crashed), or
-        post one when none was opened, so that a required status never waits forever.
-
-        Fail closed: `failure` (or `timed_out` / `cancelled`), never neutral or green, since
-        nothing was decided and GitHub counts neutral as passing. The title says why and the
-        summary links the run's log. A completed check run is left alone. True when a check
-        run was closed or posted.
-        """
+        post one when none was opened, so that a required status never waits forever
+        (bot/github/abandon.py: fail closed, never neutral or green; a completed check run is
+        left alone). The job summary says what happened. True when a check run was closed or
+        posted."""
         s = self.settings
-        closed = False
-        why = printable(redact(" ".join(reason.split())))[:300]
-        heading = printable(title)[:255] if title else f"gatebot did not finish: {why}"[:255]
         log_link = s.details_url()
-        summary = (
-            f"The review did not complete: {escape_md(why)}. Nothing was reviewed to "
-            "completion, so the check fails closed; re-run the job."
-        )
-        if log_link:
-            summary += f" The log: [{escape_md(log_link)}]({log_link})."
-        output = CheckOutput(title=heading, summary=summary).body()
+        closing = abandoned(reason, title, log_link)
+        closed = False
         if s.post_check and self._api is not None and s.repository is not None:
             repo = client(self._api).get_repo(s.repository)
-            publisher = CheckRunPublisher(repo, s.check_name, log_link)
-            now = datetime.now(timezone.utc)
             try:
-                run = publisher.find_existing(head_sha)
-                if run is None:
-                    repo.create_check_run(
-                        name=s.check_name,
-                        head_sha=head_sha,
-                        status="completed",
-                        conclusion=conclusion,
-                        completed_at=now,
-                        output=output,
-                        details_url=log_link if log_link else NotSet,
-                    )
-                    closed = True
-                elif run.status != "completed":
-                    run.edit(
-                        status="completed", conclusion=conclusion, completed_at=now, output=output
-                    )
-                    closed = True
+                closed = close_check(repo, s.check_name, head_sha, closing, conclusion, log_link)
             except _API_ERRORS as exc:
                 self._print(f"::warning::could not close the check run: {type(exc).__name__}")
         self.outlet.summary(
-            f"## ❌ {escape_md(heading)}\n\n> {escape_md(why)}\n"
+            f"## ❌ {escape_md(closing.heading)}\n\n> {escape_md(closing.why)}\n"
             + (f"\nThe check run was closed as {conclusion}.\n" if closed else "")
         )
         return closed

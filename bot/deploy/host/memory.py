@@ -9,28 +9,27 @@ memory, with failures you can inject. Deploy decisions are tested against it in 
 
 Like the real host program, it answers the typed requests of bot/deploy/hostside/protocol.py;
 unlike it, it runs no command: `commands` decides what the install and restart answer, and
-`audit_failures` what the audit finds.
+`audit_failures` what the audit finds. The host's state and the faults to inject are in
+bot/deploy/host/memhost.py; this module answers the operations on it.
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
 
 from bot.audit.report import AuditReport, LayerResult
 from bot.config.audit import LAYER_IDS
 from bot.config.deploy import TargetConfig
 from bot.deploy.host.base import AgentError, AuditRequest, HostAgent, OnOutput
-from bot.deploy.host.memfs import Dir, File, MemFS, Symlink, json_object, standby, unpack
+from bot.deploy.host.memfs import Dir, File, Symlink, json_object, standby, unpack
+from bot.deploy.host.memhost import OK, CommandCall, Fault, MemoryHost
 from bot.deploy.host.memservices import (
     CommandKind,
-    MemService,
     env_of,
     start_service,
     stop_service,
@@ -40,75 +39,9 @@ from bot.deploy.host.memservices import (
 from bot.deploy.hostside import protocol as p
 from bot.errors import TransportError
 
-OK = p.CommandAnswer(0, "")
-
-
-@dataclass(frozen=True)
-class CommandCall:
-    """A command the host was asked to run: the venv's install, the restart, a hook, or a
-    health-gated release's start / health command / stop."""
-
-    kind: CommandKind
-    command: str
-    cwd: str  # symlinks resolved: the release directory it runs in
-    env: dict[str, str]
-    host: MemoryHost
-
-
-@dataclass
-class Fault:
-    op: str  # an operation name of protocol.OPERATIONS, or "connect"
-    when: Literal["before", "after"] = "before"
-    kind: Literal["cut", "fail"] = "cut"  # the link dies / the host answers an error
-    nth: int = 1  # on the nth call of `op` (counted over every connection)
-    message: str = "injected failure"
-
-
-@dataclass
-class MemoryHost:
-    """One target host: its filesystem under `root`, and what it answers."""
-
-    root: str
-    fs: MemFS = field(default_factory=MemFS)
-    commands: Callable[[CommandCall], p.CommandAnswer] = lambda call: OK
-    #: {layer id: detail} of the audit layers that fail for (release, sha); {} = all pass.
-    audit_failures: Callable[[str | None, str | None], dict[str, str]] = lambda r, s: {}
-    faults: list[Fault] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)  # operation names, in order
-    python_version: str = "3.11.0"
-    #: Is the started process of a release healthy (checked by wait_healthy)?
-    healthy: Callable[[str], bool] = lambda release: True
-    #: The processes started for releases: release -> its service (running or not).
-    services: dict[str, MemService] = field(default_factory=dict)
-    #: Every command run, in order (hooks included), as the host saw it.
-    ran: list[CommandCall] = field(default_factory=list)
-
-    def fail(self, op: str, **kw: object) -> Fault:
-        fault = Fault(op, **kw)  # type: ignore[arg-type]
-        self.faults.append(fault)
-        return fault
-
-    def path(self, *parts: str) -> str:
-        return posixpath.join(self.root, *parts)
-
-    def live(self) -> str | None:
-        node = self.fs.get(self.path(p.CURRENT_LINK))
-        return posixpath.basename(node.target) if isinstance(node, Symlink) else None
-
-    def releases(self) -> list[str]:
-        rel = self.path(p.RELEASES_DIR)
-        return [n for n in self.fs.listdir(rel) if not n.startswith(".")]
-
-    def log_events(self) -> list[dict[str, object]]:
-        text = self.fs.read_text(self.path(p.DEPLOY_LOG)) or ""
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def _fault(self, op: str, when: str) -> Fault | None:
-        count = self.calls.count(op)
-        for f in self.faults:
-            if f.op == op and f.when == when and f.nth == count:
-                return f
-        return None
+# The host's state lives in bot/deploy/host/memhost.py; this module is the in-memory host's
+# public face, so its names are here too.
+__all__ = ["OK", "CommandCall", "Fault", "MemoryConnector", "MemoryHost", "MemoryHostAgent"]
 
 
 class MemoryHostAgent(HostAgent):

@@ -34,7 +34,7 @@ class MemService:
 
 
 class MemHost(Protocol):
-    """What these functions need of a MemoryHost (bot/deploy/host/memory.py)."""
+    """What these functions need of a MemoryHost (bot/deploy/host/memhost.py)."""
 
     @property
     def fs(self) -> MemFS: ...
