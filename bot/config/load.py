@@ -20,6 +20,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
+        elif not item.strip() or item != item.strip():
+            # A blank or space-padded key would print as nothing (`   : unknown key`): quoted.
+            parts.append(f"[{printable(repr(item))}]")
         else:
             parts.append(("." if parts else "") + printable(str(item)))
     path = "".join(parts) or "(top level)"

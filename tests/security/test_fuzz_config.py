@@ -44,7 +44,9 @@ def _step(node: Any, segment: str | int) -> tuple[bool, Any]:
         for key, value in node.items():
             # Key names are shown with non-printable characters escaped (load.printable).
             shown = printable(str(key))
-            if key == segment or shown == str(segment) or f"[{shown}]" == segment:
+            # A blank or space-padded key is shown quoted: `[' ']`.
+            quoted = f"[{printable(repr(str(key)))}]"
+            if key == segment or shown == str(segment) or segment in (f"[{shown}]", quoted):
                 return True, value
     return False, None
 
@@ -146,6 +148,15 @@ def test_error_names_the_nested_key_and_value() -> None:
     message = str(info.value)
     assert "review.ignore[1]" in message
     assert "typo: unknown key" in message
+
+
+@pytest.mark.parametrize("key", [" ", "", "\t", " review", "review "])
+def test_a_blank_or_padded_key_is_named_visibly(key: str) -> None:
+    # Found by the fuzzer: `{" ": None}` was reported as `   : unknown key`, a key nobody sees.
+    result = check({key: None} if key.strip() != "review" else {"review": {key: 1}})
+    assert isinstance(result, ConfigError)
+    paths = key_paths(str(result))
+    assert paths and all(repr(key) in p or printable(repr(key)) in p for p in paths), str(result)
 
 
 def test_key_names_cannot_start_lines_in_the_error() -> None:
