@@ -44,7 +44,8 @@ def _print_table(verdict: Verdict, out_dir: Path, config_label: str) -> None:
         (
             "files",
             f"{m.files_total} ({m.files_reviewed} reviewed, "
-            f"{m.files_cached} cached, {m.files_skipped} skipped)",
+            f"{m.files_cached} cached, {m.files_skipped} skipped, "
+            f"{m.files_not_reviewed} not reviewed)",
         ),
         ("findings", str(sum(len(f.findings) for f in verdict.files))),
         ("model calls", f"{m.api_calls} (baseline {m.baseline_api_calls})"),

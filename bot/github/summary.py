@@ -142,6 +142,7 @@ def render_summary(verdict: Verdict, notes: Sequence[str] = ()) -> str:
         files_reviewed=m.files_reviewed,
         files_cached=m.files_cached,
         files_skipped=m.files_skipped,
+        files_not_reviewed=m.files_not_reviewed,
         duration_s=f"{m.duration_s:.1f}",
     )
 

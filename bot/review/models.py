@@ -117,9 +117,10 @@ class Metrics(_Model):
     api_calls: int = 0
     batches: int = 0
     files_total: int = 0
-    files_reviewed: int = 0
-    files_cached: int = 0
-    files_skipped: int = 0
+    # files_reviewed + files_cached + files_skipped + files_not_reviewed == files_total
+    files_reviewed: int = Field(0, description="files a reviewer covered (model, or local only)")
+    files_cached: int = Field(0, description="files whose verdict came from the review cache")
+    files_skipped: int = Field(0, description="files skipped by policy (ignored, deleted, …)")
     cache_hit_rate: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -145,7 +146,9 @@ class Metrics(_Model):
     files_over_budget: int = Field(
         0, description="files not reviewed because review.max_calls / max_usd was reached"
     )
-    files_not_reviewed: int = 0
+    files_not_reviewed: int = Field(
+        0, description="files no reviewer covered (files[].not_reviewed), in no other count"
+    )
     api_calls_cap: int = Field(0, ge=0, description="the run's automatic call cap (0: no model)")
     findings_omitted: int = Field(0, ge=0, description="model findings past the caps")
 

@@ -180,7 +180,8 @@ def render_summary(
         f"{m.batches} batch(es), {m.files_per_call:g} files per call.",
         _models_line(m),
         f"Files: {m.files_reviewed} reviewed, {m.files_cached} from cache, "
-        f"{m.files_skipped} skipped; cache hit rate {m.cache_hit_rate:.0%}.",
+        f"{m.files_skipped} skipped, {m.files_not_reviewed} not reviewed; "
+        f"cache hit rate {m.cache_hit_rate:.0%}.",
         f"Saved vs baseline: {savings_text(m)}; took {m.duration_s:.2f} s.",
     ]
     if warnings:

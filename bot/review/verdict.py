@@ -140,9 +140,12 @@ def compute_metrics(
     api_calls_cap: int = 0,
     findings_omitted: int = 0,
 ) -> Metrics:
-    reviewed = sum(1 for f in files if f.status == "reviewed")
-    cached = sum(1 for f in files if f.status == "cached")
-    skipped = sum(1 for f in files if f.status == "skipped")
+    # Four counts that add up to files_total: a file no reviewer covered (a cap, an outage, an
+    # oversize file) is counted as not reviewed only, never also as reviewed or skipped — a
+    # summary reading "6 reviewed" when a cap left 4 of them unseen was a false comfort.
+    reviewed = sum(1 for f in files if f.status == "reviewed" and f.not_reviewed is None)
+    cached = sum(1 for f in files if f.status == "cached" and f.not_reviewed is None)
+    skipped = sum(1 for f in files if f.status == "skipped" and f.not_reviewed is None)
     return Metrics(
         api_calls=usage.calls,
         batches=batches,

@@ -110,6 +110,26 @@ def test_metrics() -> None:
     assert m.cost_reduction_rate == 0.95
     assert m.files_per_call == 3.0
     assert (m.api_calls, m.cached_tokens, m.duration_s) == (2, 400, 1.235)
+    # A file nobody covered is counted once, as not reviewed (a cap, an outage, an oversize
+    # skipped file): the four counts add up to the total.
+    uncovered = [
+        *files,
+        _fr("f", not_reviewed=NotReviewed(cause="budget", reason="cap")),
+        _fr("g", status="skipped", not_reviewed=NotReviewed(cause="content", reason="too big")),
+    ]
+    m = compute_metrics(
+        uncovered,
+        usage=Usage(calls=2),
+        batches=2,
+        files_reviewed_by_model=1,
+        cost_usd=0.0,
+        baseline_api_calls=7,
+        baseline_cost_usd=0.1,
+        duration_s=0.0,
+    )
+    counts = (m.files_reviewed, m.files_cached, m.files_skipped, m.files_not_reviewed)
+    assert counts == (1, 3, 1, 2) and sum(counts) == m.files_total == 7
+    assert m.cache_hit_rate == 0.75
     empty = compute_metrics(
         [],
         usage=Usage(),
