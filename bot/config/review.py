@@ -12,7 +12,14 @@ from bot.config.routing import GeminiConfig, PriceConfig, RiskConfig
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITY_ORDER: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 
-DEFAULT_PROTECTED = [".github/workflows/**", "action.yml", "action/**", ".github/gatebot.yml"]
+# GitHub reads an action's metadata from `action.yml` or `action.yaml`: both are the action.
+DEFAULT_PROTECTED = [
+    ".github/workflows/**",
+    "action.yml",
+    "action.yaml",
+    "action/**",
+    ".github/gatebot.yml",
+]
 
 
 class ProtectedConfig(Section):

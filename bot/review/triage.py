@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pathspec
@@ -96,6 +98,24 @@ class Decision:
     note: str | None = None  # why a file that looks skippable is reviewed
 
 
+# Code points HFS+ leaves out of a name (git's list for `.git`): with one, it is the same file.
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+
+
+def folded(path: str) -> str:
+    """`path` as a case-insensitive, normalising file system names it — where macOS and Windows
+    runners and developers' machines check the tree out, `Action.yml` *is* `action.yml`: NFC,
+    case folded, HFS+'s ignored code points left out, and each component's trailing dots and
+    spaces dropped (Windows). For protected paths only: folding makes more paths need a
+    human, never fewer (review.ignore and the base attributes stay exact, as git reads them)."""
+    text = unicodedata.normalize("NFC", _HFS_IGNORED.sub("", path)).casefold()
+    return "/".join(part.rstrip(". ") or part for part in text.split("/"))
+
+
+def _fold_pattern(pattern: str) -> str:
+    return unicodedata.normalize("NFC", pattern).casefold()
+
+
 def _literal(path: str) -> str:
     """A gitignore pattern matching exactly `path` from the root (wildcards escaped)."""
     return "/" + re.sub(r"([\\*?\[\]])", r"\\\1", path)
@@ -107,6 +127,8 @@ class Rules:
     protected: pathspec.PathSpec
     protected_patterns: tuple[str, ...]
     max_file_bytes: int | None = None  # review.max_file_bytes: larger files are not reviewed
+    # The protected patterns folded (`folded`), matched against folded paths as well.
+    protected_folded: pathspec.PathSpec | None = None
 
     @classmethod
     def from_config(cls, config: ReviewConfig) -> Rules:
@@ -118,16 +140,23 @@ class Rules:
             protected=pathspec.GitIgnoreSpec.from_lines(patterns),
             protected_patterns=patterns,
             max_file_bytes=config.max_file_bytes,
+            protected_folded=pathspec.GitIgnoreSpec.from_lines(map(_fold_pattern, patterns)),
         )
 
     def protected_pattern(self, path: str) -> str | None:
         # Globs are text: a file name that is not UTF-8 (pygit2 reads it with surrogateescape,
         # which pathspec's RE2 backend cannot encode) is matched as its escaped text.
         path = unicode_safe(path)
-        if not self.protected.match_file(path):
-            return None
+        if self.protected.match_file(path):
+            return self._which(path, lambda p: p)
+        if self.protected_folded is not None and self.protected_folded.match_file(folded(path)):
+            return self._which(folded(path), _fold_pattern)
+        return None
+
+    def _which(self, path: str, form: Callable[[str], str]) -> str:
+        """The first protected pattern (as configured) whose `form` matches `path`."""
         for pattern in self.protected_patterns:
-            if pathspec.GitIgnoreSpec.from_lines([pattern]).match_file(path):
+            if pathspec.GitIgnoreSpec.from_lines([form(pattern)]).match_file(path):
                 return pattern
         return self.protected_patterns[0]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.config.review import DEFAULT_PROTECTED
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.security.prgate import Gate
@@ -96,3 +97,39 @@ def test_a_config_outside_the_repository_is_read_as_given(gate: Gate) -> None:
     run = gate.run(head, args=("--config", outputs["config"]))
     assert run.code == 0, run.proc.stderr[-2000:]
     assert run.check.conclusion == "success" and run.verdict["blocking_severity"] == "critical"
+
+
+# --- protected paths under another spelling ---------------------------------------------------
+
+# Each is, on a case-insensitive or normalising checkout (macOS and Windows runners, a
+# developer's machine), the protected file itself — or, for `action.yaml`, the other name
+# GitHub reads an action's metadata from.
+SPELLINGS = {
+    ".github/actions/setup/Action.yml": "the case of a protected name",
+    ".GitHub/Workflows/release.yml": "the case of a protected directory",
+    ".GITATTRIBUTES": "the case of an always-protected name",
+    "tools/action.yml.": "a trailing dot (Windows drops it)",
+    "tools/action.yml  ": "trailing spaces (Windows drops them)",
+    "tools/act\u200cion.yml": "a code point HFS+ ignores",
+    "de\u0301ploy/run.sh": "NFD of a protected NFC name",
+    "DÉPLOY/hosts": "the case of a non-ASCII protected name",
+    "tools/action.yaml": "GitHub's other name for an action's metadata",
+}
+
+
+def test_a_protected_path_under_another_spelling_needs_a_human(gate: Gate) -> None:
+    # Before, each of these was an ordinary file: reviewed by the model alone and, with
+    # nothing found, `success` — although on such a runner it replaces a protected file.
+    gate.main(
+        {"src/app.py": "x = 1\n", ".github/actions/setup/action.yml": "runs: {using: node20}\n"},
+        config={"review": {"protected": {"paths": [*DEFAULT_PROTECTED, "d\u00e9ploy/**"]}}},
+    )
+    head = gate.push(
+        {**{path: f"# {why}\n" for path, why in SPELLINGS.items()}, "src/app.py": "x = 2\n"}
+    )
+    run = gate.run(head)
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.check.conclusion == "failure"
+    assert sorted(run.verdict["needs_human"]) == sorted(SPELLINGS)
+    status = {f["path"]: f["status"] for f in run.verdict["files"]}
+    assert status["src/app.py"] == "reviewed"  # an ordinary name is still an ordinary file
