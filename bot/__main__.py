@@ -1,4 +1,4 @@
-from bot.cli.main import main
+from bot.cli.main import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from bot.cli import quickexit
 from bot.cli.options import config_option, repo_option
 from bot.errors import DeployFailed, UsageError
 
@@ -218,6 +219,7 @@ def deploy_cmd(
         report = run_cancellable(run())
     finally:
         ctx.reporter.close()
+    quickexit.allow()  # all done and closed: nothing is left for Python's shutdown
     _finish(report, report_file)
 
 
@@ -252,6 +254,7 @@ def rollback_cmd(
         report = run_cancellable(run())
     finally:
         ctx.reporter.close()
+    quickexit.allow()  # all done and closed: nothing is left for Python's shutdown
     _finish(report, report_file)
 
 

@@ -138,3 +138,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(0)
+
+
+def run() -> None:
+    """The `gatebot` command (pyproject.toml): `main`, then the quick exit a command may have
+    allowed (bot/cli/quickexit.py). Tests call `main`, which always ends in SystemExit."""
+    from bot.cli import quickexit  # here: `gatebot --help` imports no other bot.cli module
+
+    quickexit.reset()
+    try:
+        main()
+    except SystemExit as exc:
+        quickexit.exit_now(exc)
+        raise

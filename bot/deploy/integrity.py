@@ -28,7 +28,7 @@ from pydantic import StrictInt, StrictStr, TypeAdapter, ValidationError
 from bot.deploy.host.base import AgentError, HostAgent
 from bot.deploy.hostside.bundle import host_program
 from bot.deploy.hostside.protocol import Verified, VerifyHash
-from bot.deploy.layout import is_bytecode_cache, is_excluded
+from bot.deploy.layout import excluder, is_bytecode_cache
 from bot.deploy.manifest import Manifest
 from bot.errors import TransportError
 
@@ -89,11 +89,11 @@ def compare(
     `exclude` paths are not compared at all. `ignore_extra` (default: bytecode caches, as the
     audit does) only drops paths the tree does not hold: a tracked `.pyc` that changed or is
     missing still counts. Pass None to see every extra file (building a release does)."""
-    excl = tuple(exclude)
+    excluded = excluder(exclude)
     missing: list[str] = []
     changed: list[str] = []
     for e in manifest:
-        if is_excluded(e.path, excl):
+        if excluded(e.path):
             continue
         got = remote.get(e.path)
         if got is None:
@@ -104,7 +104,7 @@ def compare(
         p
         for p in remote
         if manifest.get(p) is None
-        and not is_excluded(p, excl)
+        and not excluded(p)
         and not (ignore_extra is not None and ignore_extra(p))
     ]
     return IntegrityResult(tuple(sorted(missing)), tuple(sorted(changed)), tuple(sorted(extra)))
@@ -189,7 +189,8 @@ async def check_release(
 
 def _digest_of(manifest: Manifest, exclude: tuple[str, ...]) -> str:
     """Manifest.digest of the entries a check compares (hostside/tree.listing_digest)."""
-    kept = tuple(e for e in manifest if not is_excluded(e.path, exclude))
+    excluded = excluder(exclude)
+    kept = tuple(e for e in manifest if not excluded(e.path))
     if len(kept) == len(manifest):
         return manifest.digest  # cached on the manifest, which the release marker records too
     return Manifest(manifest.sha, manifest.ref, kept).digest

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -243,6 +243,14 @@ def integrity_excludes(shared: Iterable[str]) -> tuple[str, ...]:
 def is_excluded(path: str, excludes: Iterable[str]) -> bool:
     """True when `path` is an excluded entry or lies under one."""
     return any(path == e or path.startswith(e + "/") for e in excludes)
+
+
+def excluder(excludes: Iterable[str]) -> Callable[[str], bool]:
+    """`is_excluded` with `excludes` fixed, for many paths: a set lookup and one prefix test in
+    C per path (a deploy checks every path of a 10,000-file tree several times)."""
+    exact = frozenset(excludes)
+    under = tuple(e + "/" for e in exact)
+    return lambda path: path in exact or path.startswith(under)
 
 
 def is_bytecode_cache(path: str) -> bool:

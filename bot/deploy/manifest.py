@@ -90,10 +90,9 @@ class Manifest:
 
     def without(self, excludes: tuple[str, ...]) -> Manifest:
         """The manifest minus entries at or under `excludes` (shared entries replace them)."""
+        exact, under = frozenset(excludes), tuple(x + "/" for x in excludes)
         kept = tuple(
-            e
-            for e in self.entries
-            if not any(e.path == x or e.path.startswith(x + "/") for x in excludes)
+            e for e in self.entries if e.path not in exact and not e.path.startswith(under)
         )
         if len(kept) == len(self.entries):
             return self  # nothing left out: keep the cached digest

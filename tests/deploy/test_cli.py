@@ -1,8 +1,12 @@
-"""`gatebot deploy | rollback | releases | unlock` through the real CLI entry point, in-process."""
+"""`gatebot deploy | rollback | releases | unlock` through the real CLI entry point, in-process
+(and once as the `gatebot` process, through the entry point's quick exit)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +124,45 @@ def test_symlink_escaping_the_tree_is_refused_before_touching_the_host(
     assert code == 1
     assert "symlink 'conf/secrets' points outside the release" in err
     assert not denv.root.exists()
+
+
+def test_the_gatebot_process_ends_with_everything_written(denv: DeployEnv) -> None:
+    """`python -m bot` goes through the entry point's quick exit (bot/cli/quickexit.py): the
+    summary table, job summary, report, run history and exit status are all there."""
+    summary, cache = denv.tmp / "summary.md", denv.tmp / "cache"
+    env = {**os.environ, "CI": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    env["GATEBOT_CACHE_DIR"] = str(cache)
+    ok_cfg = _config(denv)
+    bad_cfg = denv.tmp / "bad.yml"
+    bad_cfg.write_text(
+        yaml.safe_dump({"deploy": {"targets": {"inf": denv.target_data(install="false")}}})
+    )
+
+    def gatebot(*args: str, cfg: Path = ok_cfg) -> subprocess.CompletedProcess[str]:
+        report = denv.tmp / "report.json"
+        report.unlink(missing_ok=True)
+        common = ["--target", "inf", "--config", str(cfg), "--repo", str(denv.rb.path)]
+        argv = [sys.executable, "-m", "bot", *args, *common, "--no-audit", "--report", str(report)]
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=denv.tmp, timeout=120
+        )
+
+    denv.rb.commit({"a.py": "1\n", "requirements.txt": ""})
+    res = gatebot("deploy")
+    assert res.returncode == 0, res.stderr
+    assert "deploy summary" in res.stdout and "| inf | deployed |" in summary.read_text()
+    assert json.loads((denv.tmp / "report.json").read_text())["hosts"][0]["status"] == "deployed"
+    denv.rb.commit({"a.py": "2\n", "requirements.txt": "# changed\n"})
+    res = gatebot("deploy", cfg=bad_cfg)  # the install fails: not switched, status 1
+    assert res.returncode == 1, res.stderr
+    assert "gatebot: " in res.stderr and "deploy summary" in res.stdout
+    failed = json.loads((denv.tmp / "report.json").read_text())
+    assert not failed["ok"] and failed["hosts"][0]["error"]
+    assert summary.read_text().count("| inf |") == 2
+    assert gatebot("deploy").returncode == 0
+    res = gatebot("rollback")
+    assert res.returncode == 0, res.stderr
+    assert (denv.current / "a.py").read_text() == "1\n" and "deploy summary" in res.stdout
+    history = [json.loads(line) for line in (cache / "history.jsonl").read_text().splitlines()]
+    assert [h["kind"] for h in history] == ["deploy", "deploy", "deploy", "rollback"]
+    assert summary.read_text().count("| inf |") == 4

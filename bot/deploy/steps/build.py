@@ -23,8 +23,8 @@ from bot.deploy.integrity import IntegrityResult, check_release, host_hashes
 from bot.deploy.layout import (
     RELEASE_MANAGED,
     RELEASE_MARKER,
+    excluder,
     integrity_excludes,
-    is_excluded,
     lock_hash,
     shared_link_target,
 )
@@ -170,7 +170,8 @@ async def build(run: HostRun) -> None:
     lock_entry = manifest.get(target.lock_file) if target.lock_file else None
     lh = lock_hash(read_blob(repo, lock_entry.oid) if lock_entry else None)
     live = state.live if state.live_marker is not None else None
-    reserved = [e.path for e in deployed if is_excluded(e.path, RELEASE_MANAGED)]
+    managed = excluder(RELEASE_MANAGED)
+    reserved = [e.path for e in deployed if managed(e.path)]
     if reserved:
         # Uploaded like any file (the tree is deployed as committed), then replaced by gatebot's
         # own: a committed marker never names this release, so it never makes it complete

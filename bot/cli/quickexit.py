@@ -1,0 +1,48 @@
+"""Ending the `gatebot` process without tearing its modules down.
+
+Python's shutdown frees every module and object one by one: after a `gatebot deploy`, with
+pydantic's models and two manifests in memory, that is 50-150 ms the user waits for after
+everything is done (benchmarks/deploy_vs_rsync.py). A command whose work is finished and whose
+files are closed calls `allow()`; the entry point (bot/cli/main.py `run`) then flushes the
+logs and the standard streams and ends with `os._exit` and the exit status the command chose.
+Anything that cannot be flushed falls back to the ordinary shutdown, which reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_allowed = False
+
+
+def allow() -> None:
+    """Called by a command once its output is written and its files and connections closed."""
+    global _allowed
+    _allowed = True
+
+
+def reset() -> None:
+    global _allowed
+    _allowed = False
+
+
+def exit_now(exc: SystemExit) -> None:
+    """End the process with `exc`'s status if a command allowed it; else return (the caller
+    re-raises `exc` and Python shuts down as usual)."""
+    if not _allowed:
+        return
+    code = exc.code
+    try:
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)  # what SystemExit("text") prints, status 1
+            code = 1
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        # A closed or broken stream (`gatebot deploy | head`): the ordinary shutdown reports
+        # it the way Python always has, with its own status.
+        return
+    os._exit(code or 0)
