@@ -5,7 +5,8 @@ pydantic's models and two manifests in memory, that is 50-150 ms the user waits 
 everything is done (benchmarks/deploy_vs_rsync.py). A command whose work is finished and whose
 files are closed calls `allow()`; the entry point (bot/cli/main.py `run`) then flushes the
 logs and the standard streams and ends with `os._exit` and the exit status the command chose.
-Anything that cannot be flushed falls back to the ordinary shutdown, which reports it.
+Anything that cannot be flushed falls back to the ordinary shutdown, which reports it; so does
+a process under a profiler or a tracer (cProfile, coverage), which write their data at the end.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def reset() -> None:
 def exit_now(exc: SystemExit) -> None:
     """End the process with `exc`'s status if a command allowed it; else return (the caller
     re-raises `exc` and Python shuts down as usual)."""
-    if not _allowed:
-        return
+    if not _allowed or sys.getprofile() is not None or sys.gettrace() is not None:
+        return  # a profiler or coverage writes its data at the ordinary end
     code = exc.code
     try:
         if code is not None and not isinstance(code, int):

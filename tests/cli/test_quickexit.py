@@ -59,3 +59,13 @@ def test_a_broken_stdout_falls_back_to_the_ordinary_shutdown() -> None:
     )
     assert res.returncode == 4
     assert "ordinary shutdown" in res.stderr
+
+
+def test_under_a_tracer_the_ordinary_shutdown_runs() -> None:
+    # coverage and cProfile write their data after the program: os._exit would lose it.
+    program = "import sys\nsys.settrace(lambda *a: None)\n" + PROGRAM
+    res = subprocess.run(
+        [sys.executable, "-c", program, "allow", "3"], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 4
+    assert res.stderr == "logged last\nordinary shutdown\natexit ran\n"
