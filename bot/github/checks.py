@@ -5,7 +5,8 @@ creates one, `in_progress`; `complete()` appends annotations in requests of at m
 still in progress and sends the conclusion with the last batch, so a required status never
 turns green before every annotation is in. GitHub appends annotations on each update, so on a
 re-run the annotations the check run already carries are not sent again.
-Retries (5xx, secondary rate limits) are PyGithub's GithubRetry, configured in `client()`.
+Retries (5xx, secondary rate limits: 403 or 429) are PyGithub's GithubRetry, configured in
+`client()`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from github import Auth, Github, GithubException, GithubRetry
 from github.CheckRun import CheckRun
 from github.Repository import Repository
-from urllib3 import Retry
+from urllib3 import BaseHTTPResponse, Retry
 
 from bot.github.annotations import Annotation
 from bot.github.limits import ANNOTATIONS_PER_REQUEST, CHECK_TEXT_LIMIT, truncate
@@ -43,8 +44,20 @@ class ApiSettings:
     timeout: int = 30
 
 
+class _Retry(GithubRetry):
+    """GithubRetry, also for a 429 without Retry-After: GitHub answers a secondary rate limit
+    with 403 *or 429* ("Rate limits for the REST API") and says to wait at least a minute when
+    no Retry-After comes; GithubRetry applies that wait to 403s only."""
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        if seconds is None and response.status == 429:
+            return min(self.secondary_rate_wait, self.retry_after_max)
+        return seconds
+
+
 def client(settings: ApiSettings) -> Github:
-    retry = GithubRetry(
+    retry = _Retry(
         total=settings.retries,
         backoff_factor=settings.backoff_factor,
         secondary_rate_wait=settings.secondary_rate_wait,
@@ -53,6 +66,11 @@ def client(settings: ApiSettings) -> Github:
         # retried after a 5xx that GitHub did apply could append its annotations twice: a
         # lesser harm than a check run left in progress forever.
         allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"GET", "POST", "PATCH"},
+        # 429 (GithubRetry adds 403 itself): retried with or without Retry-After. Its wait is
+        # bounded like GithubRetry's own (urllib3's default is six hours), so a mistaken
+        # header cannot hold the run, and its in-progress check, past the job's timeout.
+        status_forcelist=[*range(500, 600), 429],
+        retry_after_max=max(1, int(settings.max_rate_limit_wait)),
     )
     return Github(
         base_url=settings.base_url.rstrip("/"),

@@ -11,21 +11,19 @@ from github import GithubException
 from bot.github.annotations import annotations_for
 from bot.github.checks import ApiSettings, CheckOutput, CheckRunPublisher, client
 from bot.github.limits import CHECK_TEXT_LIMIT
-from tests.fakes.github import FakeGitHub
+from tests.fakes.github import SECONDARY_LIMIT_MESSAGE, FakeGitHub
 from tests.github.verdicts import HEAD, verdict
 
 NAME = "gatebot / review"
 
 
 def publisher(server: FakeGitHub, **kw: object) -> CheckRunPublisher:
-    settings = ApiSettings(
-        base_url=server.url,
-        token=server.token,
-        backoff_factor=0.0,
-        secondary_rate_wait=0.0,
-        seconds_between_writes=None,
-        **kw,  # type: ignore[arg-type]
-    )
+    fast: dict[str, object] = {
+        "backoff_factor": 0.0,
+        "secondary_rate_wait": 0.0,
+        "seconds_between_writes": None,
+    }
+    settings = ApiSettings(base_url=server.url, token=server.token, **(fast | kw))  # type: ignore[arg-type]
     return CheckRunPublisher(client(settings).get_repo("octo-org/inf-trader"), NAME)
 
 
@@ -122,6 +120,37 @@ def test_secondary_rate_limit_is_retried(github_server: FakeGitHub) -> None:
     assert len(github_server.calls("PATCH", "/check-runs/")) == 2
     (run,) = github_server.runs_for(HEAD, NAME)
     assert run.conclusion == "success"
+
+
+def test_429_secondary_rate_limit_without_retry_after_is_retried(
+    github_server: FakeGitHub,
+) -> None:
+    # GitHub may answer a secondary rate limit with 429 instead of 403, and without
+    # retry-after ("wait for at least one minute": secondary_rate_wait, shortened here).
+    pub = publisher(github_server, secondary_rate_wait=1.0)
+    pub.begin(HEAD, START)
+    github_server.fail(
+        "PATCH",
+        "/check-runs/",
+        429,
+        message=SECONDARY_LIMIT_MESSAGE,
+        headers={"x-ratelimit-remaining": "4999"},
+    )
+    started = time.monotonic()
+    pub.complete(HEAD, "failure", CheckOutput("fail", "s"), [])
+    assert time.monotonic() - started >= 0.9  # it waited before trying again
+    assert len(github_server.calls("PATCH", "/check-runs/")) == 2
+    (run,) = github_server.runs_for(HEAD, NAME)
+    assert run.status == "completed" and run.conclusion == "failure"
+
+
+def test_a_429_retry_after_wait_is_bounded(github_server: FakeGitHub) -> None:
+    github_server.fail("POST", "/check-runs$", 429, headers={"retry-after": "3600"})
+    started = time.monotonic()
+    publisher(github_server, max_rate_limit_wait=1.0).begin(HEAD, START)
+    assert time.monotonic() - started < 10  # one second, not an hour
+    assert len(github_server.calls("POST", "/check-runs$")) == 2
+    assert github_server.runs_for(HEAD, NAME)[0].status == "in_progress"
 
 
 def test_permission_403_is_not_retried(github_server: FakeGitHub) -> None:
