@@ -50,8 +50,9 @@ def build_pr(root: Path, files: int, lines: int, seed: int = 3) -> Path:
     for n, (p, ls) in enumerate(tree.items()):
         new = list(ls)
         idx = rng.choice([i for i, ln in enumerate(new) if ln.strip() == "total = 0.0"])
-        # Every 50th file is only reformatted (free in triage, needs the AST comparison).
-        new[idx] = "    total = 0.0  # reformatted" if n % 50 == 0 else "    total = 1.0"
+        # Every 50th file is only reformatted (free in triage, needs the AST comparison; a
+        # comment added would be a change: formatting.python_comments).
+        new[idx] = "    total=0.0" if n % 50 == 0 else "    total = 1.0"
         change[p] = text(new)
     rb.commit(change, branch=FEATURE, parents=[base], message="the PR")
     return rb.path

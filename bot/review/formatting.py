@@ -1,17 +1,20 @@
 """Formatting-only changes: where a change provably leaves behaviour alone (triage skips it).
 
 Only where a parser or the format's specification makes whitespace insignificant: Python
-(equal AST), JSON (equal tokens), YAML (line ends only: YAML normalises line breaks). Shell,
-Makefiles, Haskell and anything unknown are whitespace-significant, and whatever the language,
-the bytes must be valid UTF-8 without a NUL byte, with the same BOM, shebang line and encoding
-declaration on both sides (docs/review.md, "Triage").
+(equal AST, every comment as written), JSON (equal tokens), YAML (line ends only: YAML
+normalises line breaks). Shell, Makefiles, Haskell and anything unknown are
+whitespace-significant, and whatever the language, the bytes must be valid UTF-8 without a NUL
+byte, with the same BOM, shebang line and encoding declaration on both sides (docs/review.md,
+"Triage").
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
+import tokenize
 from collections import Counter, deque
 from typing import Any
 
@@ -120,15 +123,23 @@ def json_equal(old: str, new: str) -> bool:
         return False
 
 
-# Comments that are instructions to tools: `# type: ignore`, `# noqa`, `# nosec`, `# pragma: no
-# cover`, `# pylint: disable=…`, `# fmt: off`, `# mypy: …`, `# ruff: noqa`, `# isort: skip`.
-_DIRECTIVE = re.compile(r"#\s*(type|noqa|nosec|pragma|pylint|fmt|mypy|ruff|isort|pyright)\b.*")
+def python_comments(text: str) -> list[str] | None:
+    """Every comment of a Python text, exactly as written, in order (None: it does not tokenize).
 
-
-def _directives(text: str) -> list[str]:
+    Comments are not in the AST, yet tools read them as instructions: PEP 723 inline script
+    metadata (`# /// script` … `# dependencies = [...]`, which `uv run` and `pipx run` install),
+    and the directives of type checkers, linters and scanners (`# type: ignore`, `# noqa`,
+    `# nosec`, `# nosemgrep`, `# NOSONAR`, `# pragma: allowlist secret`, …). Any list of
+    directive names misses one, and a space alone can start a PEP 723 block (`#///` is not one,
+    `# ///` is): so a formatting-only change keeps every comment byte for byte (the space
+    before an inline comment may change; that is not part of the comment token)."""
     if "#" not in text:
         return []
-    return ["".join(m.group().split()) for m in _DIRECTIVE.finditer(text)]
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        return [t.string for t in tokens if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError, ValueError, RecursionError):
+        return None
 
 
 def _header(data: bytes) -> tuple[bytes, bytes | None, str | None]:
@@ -145,9 +156,9 @@ def formatting_only(
     """The reason when old → new provably changes only formatting, else None.
 
     Only where a parser or the format's specification proves the meaning unchanged: Python
-    (whitespace is significant, so no normalisation: the parser must give the same AST, and no
-    comment that steers a tool may change), JSON (equal tokens), YAML (line ends only: YAML
-    normalises line breaks).
+    (whitespace is significant, so no normalisation: the parser must give the same AST, and
+    every comment must stay as written: `python_comments`), JSON (equal tokens), YAML (line
+    ends only: YAML normalises line breaks).
     Shell, Makefiles, Haskell and anything unknown are whitespace-significant: never. The
     bytes must be valid UTF-8 without a NUL byte, with the same BOM, shebang line and
     encoding declaration on both sides, and no declaration of another encoding.
@@ -165,11 +176,12 @@ def formatting_only(
         return None
     if new_lang == "python":
         old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
-        if _directives(old_text) != _directives(new_text):
-            return None  # comments that steer tools (type checkers, linters, coverage)
-        if python_ast_equal(old_text, new_text, parses):
-            return "formatting-only change (equal Python AST)"
-        return None
+        if not python_ast_equal(old_text, new_text, parses):
+            return None
+        old_comments = python_comments(old_text)
+        if old_comments is None or old_comments != python_comments(new_text):
+            return None  # comments tools read: PEP 723 dependencies, directives
+        return "formatting-only change (equal Python AST)"
     if new_lang == "json":
         if json_equal(old.decode("utf-8"), new.decode("utf-8")):
             return "formatting-only change (equal JSON tokens)"

@@ -91,7 +91,10 @@ def test_base_gitattributes_flags_win(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "old", "new", "skipped"),
     [
-        ("f.py", "def f(a,b):\n  return a+b\n", "def f(a, b):\n    return a + b  # sum\n", True),
+        ("f.py", "def f(a,b):\n  return a+b # s\n", "def f(a, b):\n    return a + b  # s\n", True),
+        ("f.py", "def f(a,b):\n  return a+b\n", "def f(a, b):\n    return a + b  # sum\n", False),
+        ("f.py", "x = f()\n", "x = f()  # nosemgrep\n", False),  # any comment: a tool may read it
+        ("f.py", "#///script\n#///\nx=1\n", "# /// script\n# ///\nx=1\n", False),  # PEP 723
         ("f.py", "def f(a, b):\n    return a + b\n", "def f(a, b):\n    return a - b\n", False),
         ("f.py", "x = 1\n", "x = (\n", False),  # a syntax error is never "formatting"
         ("f.py", "x = 1\n", "x = 1.0\n", False),

