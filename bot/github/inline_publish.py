@@ -38,6 +38,7 @@ class InlineReport:
     kept: int = 0
     resolved: int = 0
     dropped: int = 0
+    refused: int = 0  # GitHub answered 422 for these (a line not in its diff)
     review_url: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -75,6 +76,36 @@ def review_body(verdict: Verdict, post: list[Planned]) -> str:
     return text + ". The check run has the full verdict."
 
 
+def _post_review(
+    outlet: PullRequestOutlet,
+    number: int,
+    verdict: Verdict,
+    post: list[Planned],
+    report: InlineReport,
+) -> None:
+    """Post `post` as one review. GitHub refuses a whole review (HTTP 422) for one comment on a
+    line its diff does not show (its diff can differ from ours: whitespace, renames, a file
+    too large to render); then each half is posted on its own, down to the single comment
+    refused, so one bad line never loses the others. Other errors propagate."""
+    try:
+        url = outlet.create_review(
+            number, verdict.head_sha, review_body(verdict, post), [p.comment for p in post]
+        )
+    except GithubException as exc:
+        if exc.status != 422:
+            raise
+        if len(post) == 1:
+            report.refused += 1
+            return
+        half = len(post) // 2
+        _post_review(outlet, number, verdict, post[:half], report)
+        _post_review(outlet, number, verdict, post[half:], report)
+        return
+    report.review_url = report.review_url or url
+    report.posted += len(post)
+    report.suggestions += sum(1 for p in post if p.has_suggestion)
+
+
 def publish(
     outlet: PullRequestOutlet,
     number: int,
@@ -95,17 +126,17 @@ def publish(
     report.kept, report.dropped = len(sync.kept), sync.dropped
     if sync.post:
         try:
-            report.review_url = outlet.create_review(
-                number,
-                verdict.head_sha,
-                review_body(verdict, sync.post),
-                [p.comment for p in sync.post],
-            )
-            report.posted = len(sync.post)
-            report.suggestions = sum(1 for p in sync.post if p.has_suggestion)
+            _post_review(outlet, number, verdict, sync.post, report)
         except _ERRORS as exc:
+            what = "Part of the review" if report.posted else "The review"
             report.problems.append(
-                f"The review was not posted ({_why(exc)}); the findings are in the annotations."
+                f"{what} was not posted ({_why(exc)}); the findings are in the annotations."
+            )
+        if report.refused:
+            report.problems.append(
+                f"GitHub refused {report.refused} comment{'s' if report.refused != 1 else ''} "
+                "(HTTP 422: a line its diff does not show); the finding"
+                f"{'s are' if report.refused != 1 else ' is'} in the annotations."
             )
     if not sync.stale:
         return report

@@ -86,6 +86,29 @@ def test_findings_mode_comments_every_finding_and_adds_the_fixes(world: PrWorld)
     assert "2 new inline comments (1 with a committable suggestion)" in run.summary
 
 
+def test_a_comment_github_refuses_does_not_lose_the_others(world: PrWorld) -> None:
+    # GitHub's diff can differ from ours (whitespace, renames, a file too large to render):
+    # it then answers 422 for the whole review because of one comment's line.
+    gh = world.github
+    code = "import ast\n\n\ndef handler(x):\n    # FIXME-SECURITY: check x\n    return eval(x)\n"
+    world.open(
+        {**BASE, ".github/gatebot.yml": "review:\n  comments: findings\n"}, {"src/app.py": code}
+    )
+    gh.pulls[NUMBER].diff["src/app.py"] = [(6, 6)]  # line 5 is not in GitHub's diff
+    run = world.review()
+    assert run.code == 1, run.stderr[-3000:]
+    (thread,) = gh.threads(NUMBER)
+    assert thread["line"] == 6 and "```suggestion" in thread["body"]
+    assert len(gh.reviews) == 1  # the refused comment cost no empty review
+    # All, then each half: the one refused comment alone, the other posted.
+    assert len(gh.calls("POST", r"/pulls/\d+/reviews$")) == 3
+    assert "1 new inline comment (1 with a committable suggestion)" in run.summary
+    assert "GitHub refused 1 comment (HTTP 422" in run.summary
+    (check,) = gh.runs_for(world.head)
+    assert check.conclusion == "failure" and len(check.annotations) == 2
+    assert gh.take_violations() == []  # GitHub's own 422, not a request off the description
+
+
 def test_a_fork_pr_gets_no_inline_comments_and_says_why(world: PrWorld) -> None:
     world.open(BASE, WITH_EVAL)
     payload = world.pull_request()
