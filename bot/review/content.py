@@ -90,6 +90,13 @@ def is_script(mode: int, data: bytes | None) -> bool:
     return mode == EXECUTABLE_MODE or shebang(data) is not None
 
 
+def runs_as_shell(mode: int, data: bytes | None) -> bool:
+    """An executable file without a `#!` line (a BOM before it counts as none): execve refuses
+    it (ENOEXEC) and sh, bash, make or `subprocess(shell=True)` run it as a shell script,
+    whatever its name says (`tool.py`, `conf.json`, `x.yml`)."""
+    return mode == EXECUTABLE_MODE and shebang(data) is None
+
+
 def bom(data: bytes | None) -> bytes:
     if not data:
         return b""

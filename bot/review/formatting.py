@@ -152,6 +152,7 @@ def formatting_only(
     old: bytes | None,
     new: bytes | None,
     parses: Parses | None = None,
+    modes: tuple[int, int] = (content.REGULAR_MODE, content.REGULAR_MODE),
 ) -> str | None:
     """The reason when old → new provably changes only formatting, else None.
 
@@ -161,9 +162,13 @@ def formatting_only(
     ends only: YAML normalises line breaks).
     Shell, Makefiles, Haskell and anything unknown are whitespace-significant: never. The
     bytes must be valid UTF-8 without a NUL byte, with the same BOM, shebang line and
-    encoding declaration on both sides, and no declaration of another encoding.
+    encoding declaration on both sides, and no declaration of another encoding. `modes`
+    (old, new): an executable side without a `#!` line is shell whatever its extension
+    (`content.runs_as_shell`), so never formatting-only.
     """
     if old is None or new is None or old == new:
+        return None
+    if any(content.runs_as_shell(m, d) for m, d in zip(modes, (old, new), strict=True)):
         return None
     if content.is_binary(old) or content.is_binary(new):
         return None

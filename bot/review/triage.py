@@ -293,7 +293,8 @@ def triage(
         content.language(change.path, new) == "python"
         and not formatting.changed_words_equal(change)
     ):
-        reason = formatting.formatting_only(change.path, old, new, parses)
+        modes = (change.old_mode, change.new_mode)
+        reason = formatting.formatting_only(change.path, old, new, parses, modes)
     if reason:
         return skip(reason)
     note = (

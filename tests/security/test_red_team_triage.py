@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.review import formatting
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.gitrepo import Content
@@ -66,7 +67,48 @@ CASES: dict[str, Case] = {
         {"tools/y.py": f"# /// script\n# dependencies=['x']  {MARK}\n# ///\nprint(1)\n"},
         "tools/y.py",
     ),
+    # An executable file without a `#!` line is run by the shell (execve's ENOEXEC fallback)
+    # whatever its extension: `x=1` assigns, `x = 1` runs a command called x. Found: skipped
+    # as formatting-only by the language its name suggests (Python AST, JSON tokens, YAML).
+    "executable .py without a #! line, re-spaced": Case(
+        {**BASE, "tools/run.py": f"x=1  # {MARK}\n"},
+        {"tools/run.py": f"x = 1  # {MARK}\n"},
+        "tools/run.py",
+        base_modes={"tools/run.py": EXEC},
+        modes={"tools/run.py": EXEC},
+    ),
+    "executable .json without a #! line, re-spaced": Case(
+        {**BASE, "tools/cmd.json": f'["echo","{MARK}"]\n'},
+        {"tools/cmd.json": f'[ "echo", "{MARK}" ]\n'},
+        "tools/cmd.json",
+        base_modes={"tools/cmd.json": EXEC},
+        modes={"tools/cmd.json": EXEC},
+    ),
+    "executable .yml without a #! line, CRLF to LF": Case(
+        {**BASE, "tools/job.yml": f"echo {MARK}\r\n"},
+        {"tools/job.yml": f"echo {MARK}\n"},
+        "tools/job.yml",
+        base_modes={"tools/job.yml": EXEC},
+        modes={"tools/job.yml": EXEC},
+    ),
+    "executable .py whose #! line follows a BOM, re-spaced": Case(
+        {**BASE, "tools/bom.py": f"\ufeff#!/usr/bin/env python3\nx=1  # {MARK}\n"},
+        {"tools/bom.py": f"\ufeff#!/usr/bin/env python3\nx = 1  # {MARK}\n"},
+        "tools/bom.py",
+        base_modes={"tools/bom.py": EXEC},
+        modes={"tools/bom.py": EXEC},
+    ),
 }
+
+
+def test_only_a_real_shebang_lets_an_executable_be_formatting_only() -> None:
+    # The language of an executable file comes from its `#!` line or it is shell.
+    old, new = b"x=1\n", b"x = 1\n"
+    assert formatting.formatting_only("t.py", old, new, modes=(EXEC, EXEC)) is None
+    assert formatting.formatting_only("t.py", old, new, modes=(EXEC, 0o100644)) is None
+    assert formatting.formatting_only("t.py", old, new) is not None  # not executable: Python
+    py = b"#!/usr/bin/env python3\n"
+    assert formatting.formatting_only("t.py", py + old, py + new, modes=(EXEC, EXEC)) is not None
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
