@@ -126,9 +126,14 @@ def review_command(
         code = run_comment(ctx, repo, review_pull)
         if code != 0:
             raise click.exceptions.Exit(code)
+        if not ctx.delivered:  # help, approve, or not a command: answered, nothing reviewed
+            ctx.nothing_to_review("an issue_comment that asked for no review")
         return
     if ctx is not None:
         base, head = ctx.resolve_range(base, head)
+        if ctx.skip is not None:
+            ctx.nothing_to_review(ctx.skip)
+            return
     if not base or not head:
         raise UsageError("both --base and --head are required outside GitHub Actions")
     code, run = run_gate(

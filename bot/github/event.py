@@ -38,6 +38,15 @@ class PullRequestEvent:
     fork: bool
     # `synchronize`: the head before the push (the payload's `before`); None otherwise
     before: str | None = None
+    # `edited`: whether the base branch changed (`changes.base`); a title or body edit leaves
+    # the diff as it was, a new base makes it another diff on the same head commit.
+    base_changed: bool = False
+
+    def skip_reason(self) -> str | None:
+        """Why this event asks for no review (None: review it)."""
+        if self.action == "edited" and not self.base_changed:
+            return "an `edited` event that did not change the base branch (the diff is the same)"
+        return None
 
 
 def sha(payload: Mapping[str, Any], dotted: str, source: str) -> str:
@@ -96,6 +105,7 @@ def parse_pull_request(
         )
     action = payload.get("action")
     before = payload.get("before")
+    changes = payload.get("changes")
     return PullRequestEvent(
         event_name=event_name,
         action=action if isinstance(action, str) else None,
@@ -109,6 +119,7 @@ def parse_pull_request(
         head_repo=head_repo,
         fork=fork,
         before=before if isinstance(before, str) and _SHA.fullmatch(before) else None,
+        base_changed=isinstance(changes, Mapping) and isinstance(changes.get("base"), Mapping),
     )
 
 
@@ -148,6 +159,14 @@ class MergeGroupEvent:
     @property
     def base_branch(self) -> str:
         return self.base_ref.removeprefix("refs/heads/")
+
+    def skip_reason(self) -> str | None:
+        """Why this event asks for no review: only `checks_requested` does (`destroyed` says
+        the group was merged, dequeued or invalidated: its head needs no check)."""
+        if self.action not in (None, "checks_requested"):
+            # The action is the payload's: not repeated (it is shown in the job summary).
+            return "a merge_group event other than `checks_requested` (the group was destroyed)"
+        return None
 
 
 def parse_merge_group(payload: Mapping[str, Any], source: str = "event payload") -> MergeGroupEvent:

@@ -107,6 +107,8 @@ class ActionsContext:
         self.notes: list[str] = []  # what happened to the delivery, for the job summary
         self._publisher: CheckRunPublisher | None = None
         self._head_sha: str | None = None
+        self.skip: str | None = None  # set by resolve_range: why the event asks for no review
+        self.delivered = False  # finish() delivered a verdict
 
     @property
     def api(self) -> ApiSettings | None:
@@ -156,6 +158,7 @@ class ActionsContext:
             if s.event_path is None:
                 raise UsageError(f"GITHUB_EVENT_PATH is not set for a {s.event_name} event")
             self.pr = load_pull_request(s.event_name, s.event_path)
+            self.skip = self.pr.skip_reason()
             # Explicit values win, so a workflow can review a narrower range on purpose.
             return base or self.pr.base_sha, head or self.pr.head_sha
         if s.event_name == MERGE_GROUP:
@@ -163,6 +166,7 @@ class ActionsContext:
                 raise UsageError("GITHUB_EVENT_PATH is not set for a merge_group event")
             # A merge queue's temporary branch: the required check belongs on its head.
             group = load_merge_group(s.event_path)
+            self.skip = group.skip_reason()
             return base or group.base_sha, head or group.head_sha
         if not base or not head:
             missing = " and ".join(n for n, v in (("--base", base), ("--head", head)) if not v)
@@ -293,6 +297,15 @@ class ActionsContext:
             return None
         return approval_on(run, head_sha, self.pr.number if self.pr is not None else None)
 
+    def nothing_to_review(self, why: str) -> None:
+        """An event that asks for no verdict (a PR command other than review, an edit that kept
+        the base): the outputs say `none` (the action's last step maps that to exit 0), and no
+        check run is opened or touched, so nothing passes by it."""
+        print(f"gatebot: {why}: no review, no check run", file=sys.stderr, flush=True)
+        # `why` is gatebot's own text (bot/github/event.py), never the payload's.
+        self.outlet.summary(f"gatebot: {why}: nothing was reviewed.\n")
+        self.outlet.outputs({"verdict": "none", "exit-code": "0", "posted": "none"})
+
     # -- finish --------------------------------------------------------------------------
 
     def _reviewer_notes(self, verdict: Verdict) -> list[str]:
@@ -360,6 +373,7 @@ class ActionsContext:
         # A cut takes the end: the alerts at the top always survive it.
         self.outlet.summary(summary, full="verdict.json")
         code = exit_code_for(verdict)
+        self.delivered = True
         if self.settings.output is not None:
             m = verdict.metrics
             values = {

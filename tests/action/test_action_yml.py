@@ -87,3 +87,32 @@ def test_action_local_build_output_is_git_ignored() -> None:
     assert {".venv", ".venv-deploy", ".gatebot-cache"} <= built
     for name in built:
         assert spec.match_file(f"{name}/bin/python"), f"{name}/ is not in .gitignore"
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "code", "mapped"),
+    [
+        ("0", "none", 0, "none"),  # the event asked for no review: nothing to fail
+        ("1", "fail", 1, "fail"),
+        ("0", "", 3, "fail"),  # exit 0 without a verdict is not a pass: fail closed
+        ("1", "none", 3, "fail"),  # `none` only with exit 0
+    ],
+)
+def test_the_last_step_maps_the_reviews_outputs(
+    tmp_path: Path, status: str, verdict: str, code: int, mapped: str
+) -> None:
+    import subprocess
+
+    (step,) = [s for s in _steps(ROOT / "action.yml") if s.get("id") == "result"]
+    output = tmp_path / "output.txt"
+    env = {
+        **dict.fromkeys(step["env"], ""),  # the runner sets each, empty when the step had none
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_OUTPUT": str(output),
+        "GATEBOT_STATUS": status,
+        "GATEBOT_VERDICT": verdict,
+        "GATEBOT_OUT_DIR": str(tmp_path / "out"),
+    }
+    done = subprocess.run(["bash", "-c", step["run"]], env=env, check=False)
+    assert done.returncode == code
+    assert f"result-verdict={mapped}\n" in output.read_text()

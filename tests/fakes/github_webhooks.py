@@ -31,6 +31,8 @@ WEBHOOKS = {
     ("pull_request", "synchronize"): "pull-request-synchronize",
     ("pull_request", "opened"): "pull-request-opened",
     ("merge_group", "checks_requested"): "merge-group-checks-requested",
+    ("pull_request", "edited"): "pull-request-edited",
+    ("merge_group", "destroyed"): "merge-group-destroyed",
 }
 
 
@@ -163,5 +165,28 @@ def merge_group(*, repo: str, base_sha: str, head_sha: str, number: int = 104) -
         base_sha=base_sha,
         head_ref=f"refs/heads/gh-readonly-queue/main/pr-{number}-{base_sha}",
     )
+    validate("merge_group", p)
+    return p
+
+
+def edited(
+    *, repo: str, number: int, base_sha: str, head_sha: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """`pull_request.edited` of #number (the synchronize example's pull request, with its
+    `before`/`after` gone): `changes` as GitHub sends it, e.g. {"title": {"from": "old"}} or
+    {"base": {"ref": {"from": "develop"}, "sha": {"from": SHA}}} for a new base; validated."""
+    p = synchronize(repo=repo, number=number, base_sha=base_sha, head_sha=head_sha, before=base_sha)
+    del p["before"], p["after"]
+    p["action"], p["changes"] = "edited", copy.deepcopy(changes)
+    validate("pull_request", p)
+    return p
+
+
+def merge_group_destroyed(
+    *, repo: str, base_sha: str, head_sha: str, reason: str = "dequeued"
+) -> dict[str, Any]:
+    """`merge_group.destroyed` (merged, dequeued or invalidated), validated."""
+    p = merge_group(repo=repo, base_sha=base_sha, head_sha=head_sha)
+    p["action"], p["reason"] = "destroyed", reason
     validate("merge_group", p)
     return p

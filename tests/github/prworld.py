@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ from tests.gitrepo import Content, RepoBuilder
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "octo-org/inf-trader"
 NUMBER = 7
+
+
+def read_outputs(env: dict[str, str]) -> dict[str, str]:
+    """The step outputs a run wrote to $GITHUB_OUTPUT (`name<<DELIMITER` blocks)."""
+    text = Path(env["GITHUB_OUTPUT"]).read_text(encoding="utf-8")
+    return {m[1]: m[3] for m in re.finditer(r"^([\w-]+)<<(\S+)\n(.*?)\n\2$", text, re.M | re.S)}
 
 
 def git(cwd: Path, *args: str) -> str:

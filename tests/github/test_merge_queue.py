@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.fakes import github_webhooks
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
-from tests.github.prworld import REPO, PrWorld, git
+from tests.github.prworld import REPO, PrWorld, git, read_outputs
 
 BASE = {"src/app.py": "def handler(x):\n    return x\n", "README.md": "# inf\n"}
 HEAD = {"src/app.py": "def handler(x):\n    return eval(x)\n"}
@@ -77,3 +77,21 @@ def test_the_cache_key_of_a_merge_group_reuses_the_target_branchs_caches(
     assert "-main-" in key and "-pr" not in key, key
     assert restore and all(r.startswith("restore-key: gatebot-") for r in restore), restore
     assert any(r.endswith("-main-") for r in restore), restore
+
+
+def test_a_destroyed_merge_group_is_not_reviewed_and_posts_nothing(
+    tmp_path: Path, github_server: FakeGitHub, gemini_server: FakeGemini
+) -> None:
+    world = PrWorld(tmp_path, github_server, gemini_server)
+    world.open(BASE, HEAD)
+    group_head, _ = _queue(world)
+    payload = github_webhooks.merge_group_destroyed(
+        repo=REPO, base_sha=world.base, head_sha=group_head
+    )
+    env = world.env("merge_group", payload)
+    run = world.gatebot(env)
+    assert run.code == 0, run.stderr[-3000:]
+    assert github_server.requests == [] and gemini_server.stats.calls == []
+    outputs = read_outputs(env)
+    assert (outputs["verdict"], outputs["exit-code"], outputs["posted"]) == ("none", "0", "none")
+    assert "merge_group event other than `checks_requested`" in run.summary

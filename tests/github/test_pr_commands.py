@@ -10,7 +10,7 @@ import pytest
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_pulls import BOT_LOGIN
-from tests.github.prworld import NUMBER, PrWorld, git
+from tests.github.prworld import NUMBER, PrWorld, git, read_outputs
 
 BASE = {"src/app.py": "import ast\n\n\ndef handler(x):\n    return x\n", "README.md": "# inf\n"}
 HEAD = {"src/app.py": "import ast\n\n\ndef handler(x):\n    return eval(x)\n", "NEW.md": "hi\n"}
@@ -39,6 +39,17 @@ def test_help_answers_anyone_once(world: PrWorld) -> None:
     (reply,) = world.github.replies(NUMBER)
     assert "| `/gatebot review` |" in reply["body"] and "@passer-by" in reply["body"]
     assert world.github.calls("GET", "/permission") == []
+
+
+def test_a_command_that_reviews_nothing_says_so_in_the_outputs(world: PrWorld) -> None:
+    # The action's last step maps verdict `none` to a passing step: `/gatebot help` (or a
+    # comment that is no command) is not a failed job.
+    env = world.env("issue_comment", world.comment("/gatebot help", "passer-by"))
+    run = world.gatebot(env)
+    assert run.code == 0, run.stderr[-2000:]
+    outputs = read_outputs(env)
+    assert (outputs["verdict"], outputs["exit-code"], outputs["posted"]) == ("none", "0", "none")
+    assert world.github.runs == {}
 
 
 def test_review_fetches_the_head_as_objects_and_completes_the_check_on_it(world: PrWorld) -> None:
