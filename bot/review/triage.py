@@ -331,7 +331,10 @@ def whole_file_reason(
         return "made executable: reviewed as a new file"
     if change.old_path and change.old_path != change.path:
         moved_out = policy_skip(change.old_path, rules, old_attrs or Attributes()) is not None
-        if moved_out or kind_of(change.old_path, old) != kind_of(change.path, new):
+        # A lock-file name is the one skip a file's own name picks: only its package sources
+        # were checked, never the rest of its text (package-lock.json → package.json).
+        out_of_lock = is_lock_file(change.old_path) and not is_lock_file(change.path)
+        if moved_out or out_of_lock or kind_of(change.old_path, old) != kind_of(change.path, new):
             return "renamed into review: reviewed as a new file"
         if change.old_mode != change.new_mode:
             return "renamed with a mode change: reviewed as a new file"

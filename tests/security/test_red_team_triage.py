@@ -42,6 +42,13 @@ class Case:
 
 _PEP723 = "import sys\n\n# /// script\n# dependencies = []\n# ///\nprint(sys.argv)\n"
 
+# Lock-file text with registry sources only (free as a lock file), and a script in it.
+_LOCK = (
+    '{\n  "name": "tools",\n  "lockfileVersion": 3,\n'
+    + "".join(f'  "pad{i}": "{i}",\n' for i in range(12))
+    + f'  "scripts": {{"postinstall": "node -e \'require(`./x`)\' # {MARK}"}}\n}}\n'
+)
+
 CASES: dict[str, Case] = {
     # Comments are not in the AST, but tools read them: `uv run tools/x.py` installs what a
     # PEP 723 block lists. Found: `formatting-only change (equal Python AST)`, success.
@@ -97,6 +104,22 @@ CASES: dict[str, Case] = {
         "tools/bom.py",
         base_modes={"tools/bom.py": EXEC},
         modes={"tools/bom.py": EXEC},
+    ),
+    # A lock file is free once its package sources are checked: the rest of its text is never
+    # read. Renamed to a name that is not a lock file, the same bytes were "renamed without
+    # content change", skipped: a two-step way to land an npm `postinstall` unread.
+    "lock file renamed to a manifest": Case(
+        {**BASE, "tools/package-lock.json": _LOCK},
+        {"tools/package-lock.json": None, "tools/package.json": _LOCK},
+        "tools/package.json",
+    ),
+    "lock file renamed to a manifest, with an edit": Case(
+        {**BASE, "tools/package-lock.json": _LOCK},
+        {
+            "tools/package-lock.json": None,
+            "tools/package.json": _LOCK.replace('"lockfileVersion": 3', '"version": "1.0.0"'),
+        },
+        "tools/package.json",
     ),
 }
 
