@@ -2,8 +2,8 @@
 
 The payload is untrusted input twice over: its shape (type-checked field by field) and the
 comment's body, written by anyone who may comment. A command is recognised only on the body's
-first non-blank line (`/gatebot <verb>`), so quoting or mentioning a command in prose never
-runs it; the verb is matched against a closed list and nothing else of the body is used.
+first non-blank line (`/gatebot <verb>`), so quoting, showing as code or mentioning a command
+in prose never runs it; the verb is matched against a closed list and nothing else of the body is used.
 """
 
 from __future__ import annotations
@@ -125,6 +125,10 @@ def parse_command(body: str) -> Command | None:
         line = raw.strip()
         if not line:
             continue
+        if len(raw.expandtabs(4)) - len(raw.expandtabs(4).lstrip()) >= 4:
+            # Four spaces of indentation open a Markdown code block (CommonMark): a command
+            # shown as code, like one quoted with `>` or fenced with ```, is not one given.
+            return None
         words = line.split(maxsplit=_FIRST_LINE_WORDS)
         if not words or words[0].lower() != PREFIX:
             return None

@@ -68,6 +68,11 @@ def test_the_comments_time_is_read_in_utc_or_not_at_all(
         ("/gatebotreview", None, None),
         ("please /gatebot review", None, None),
         ("> /gatebot review", None, None),
+        ("```\n/gatebot approve\n```", None, None),
+        ("    /gatebot approve", None, None),  # an indented code block
+        ("\t/gatebot approve", None, None),
+        ("\n   /gatebot approve", "approve", "approve"),  # three spaces: still a paragraph
+        ("`/gatebot approve`", None, None),
         ("", None, None),
     ],
 )

@@ -114,6 +114,9 @@ def test_bots_are_refused_without_asking_for_their_permission(world: PrWorld) ->
     [
         ("I think `/gatebot review` would help here", "maintainer", "User"),
         ("looks good", "maintainer", "User"),
+        ("> /gatebot approve\n\nWhy did the check fail?", "maintainer", "User"),
+        ("    /gatebot approve\n\nis how you would approve it", "maintainer", "User"),
+        ("```\n/gatebot approve\n```", "maintainer", "User"),
         ("/gatebot review\n<!-- gatebot:reply -->", "maintainer", "User"),
         ("/gatebot help", BOT_LOGIN, "Bot"),
     ],
