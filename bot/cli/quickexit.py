@@ -2,9 +2,10 @@
 
 Python's shutdown frees every module and object one by one: after a `gatebot deploy`, with
 pydantic's models and two manifests in memory, that is about 30 ms the user waits for after
-everything is done (10,000 files, benchmarks/deploy_vs_rsync.py's tree). A command whose work is finished and whose
-files are closed calls `allow()`; the entry point (bot/cli/main.py `run`) then flushes the
-logs and the standard streams and ends with `os._exit` and the exit status the command chose.
+everything is done (10,000 files, benchmarks/deploy_vs_rsync.py's tree). A command whose work
+is finished and whose files are closed calls `allow()`; the entry point (bot/cli/main.py `run`)
+then flushes the logs and the standard streams and ends with `os._exit` and the exit status the
+command chose.
 Anything that cannot be flushed falls back to the ordinary shutdown, which reports it; so does
 a process under a profiler or a tracer (cProfile, coverage), which write their data at the end.
 """
