@@ -8,6 +8,11 @@ from bot.deploy.context import DeployContext
 from bot.deploy.report import HostReport
 
 
+def preload() -> None:
+    """Import the history's modules ahead of `record` (see steps/base.py `preload_build`)."""
+    import bot.metrics.history  # noqa: F401
+
+
 def record(ctx: DeployContext, report: HostReport) -> None:
     if ctx.cache_dir is None or report.status == "dry-run":
         return
