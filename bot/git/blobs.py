@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pygit2
 
@@ -75,6 +75,24 @@ def stream(repo: pygit2.Repository, oid: str, chunk: int = 1 << 20) -> Iterator[
         raise ValueError(f"blob {oid[:12]} cannot be read (or is over {MAX_SCAN_BYTES:,} bytes)")
     for start in range(0, len(whole), chunk):
         yield whole[start : start + chunk]
+
+
+def link_reader(repo: pygit2.Repository, commit_sha: str) -> Callable[[str], str | None]:
+    """The target of the symbolic link at a path of the commit's tree, or None when no link is
+    there (absent, a file or a directory; a target over 4 KB, which no system can create)."""
+    tree = repo[commit_sha].peel(pygit2.Commit).tree
+
+    def target(path: str) -> str | None:
+        try:
+            entry = tree[path]
+        except (KeyError, ValueError, UnicodeError):
+            return None
+        if int(entry.filemode) != int(pygit2.enums.FileMode.LINK):
+            return None
+        data = read_bytes(repo, str(entry.id), 4096)
+        return data.decode("utf-8", "replace") if data is not None else None
+
+    return target
 
 
 def looks_binary(data: bytes) -> bool:

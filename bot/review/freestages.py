@@ -109,6 +109,7 @@ def _load_files(
         )
 
     files: list[FileState] = []
+    link_at = blobs.link_reader(repo, rng.head_sha)  # links resolve through the head's tree
     for c in changed:
         change = c.change
         new_data = c.new_data
@@ -142,7 +143,7 @@ def _load_files(
         if f.status != "skipped":  # the checks that need the bytes: the encoding, a link target
             if review.local.syntax and f.python:
                 f.local_findings += local.check_encoding(change, new_data)
-            f.local_findings += local.check_symlink(change, new_data)
+            f.local_findings += local.check_symlink(change, new_data, link_at)
         files.append(f)
         if review.local.secrets and change.change != "deleted":
             f.local_findings += _scan_secrets(repo, c, change, f)

@@ -8,7 +8,8 @@ Secret values are never copied into a finding's message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 
 from bot.config.review import LocalChecksConfig, ReviewConfig, Severity
 from bot.review import content, secretscan
@@ -162,20 +163,67 @@ def check_encoding(change: FileChange, new: bytes | None) -> list[Finding]:
     ]
 
 
-def check_symlink(change: FileChange, target: bytes | None) -> list[Finding]:
-    """A link that points outside the repository (absolute, or `..` past the root)."""
+# More links than any system follows in one lookup (Linux 40, macOS 32): past it the checkout's
+# lookups fail (ELOOP), so nothing is reached. And no system makes a link longer than PATH_MAX.
+MAX_LINK_HOPS = 64
+MAX_LINK_TARGET = 4096
+# An in-tree path's link target, or None when no link is there (bot/git/blobs.py: link_reader).
+LinkAt = Callable[[str], "str | None"]
+
+
+def _no_links(path: str) -> str | None:
+    return None
+
+
+def link_escapes(path: str, target: str, link_at: LinkAt = _no_links) -> str | None:
+    """How the link at `path` -> `target` leaves the repository's content, or None.
+
+    Resolved as the system does on a checkout, component by component and through the tree's
+    own links (`link_at`): `d/l -> ..` makes `x -> d/l/..` leave the checkout although its text
+    reads as `.`. Into `.git` leaves it too: the git directory is not content, and its config
+    can hold the checkout's token."""
+    if target.startswith("/"):
+        return "an absolute target"
+    if len(target) > MAX_LINK_TARGET:
+        return f"a target over {MAX_LINK_TARGET:,} characters"
+    parts = [c for c in path.split("/")[:-1] if c]
+    todo = deque(target.split("/"))
+    hops = 0
+    while todo:
+        part = todo.popleft()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return "climbs out of the checkout"
+            parts.pop()
+            continue
+        if part.casefold() == ".git":
+            return "into the .git directory"
+        parts.append(part)
+        nxt = link_at("/".join(parts))
+        if nxt is None:
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            return None  # the system gives up first: nothing is reached
+        if nxt.startswith("/") or len(nxt) > MAX_LINK_TARGET:
+            return "through a link with an absolute or overlong target"
+        parts.pop()
+        todo.extendleft(reversed(nxt.split("/")))
+    return None
+
+
+def check_symlink(
+    change: FileChange, target: bytes | None, link_at: LinkAt = _no_links
+) -> list[Finding]:
+    """A link whose target leaves the repository's content (`link_escapes`), also through
+    other links of the tree (`link_at`, the head's)."""
     if change.new_mode != content.SYMLINK_MODE or target is None:
         return []
     text = target.decode("utf-8", "replace")
-    depth = change.path.count("/")
-    escapes = text.startswith("/")
-    for part in text.split("/"):
-        if part == "..":
-            depth -= 1
-            escapes = escapes or depth < 0
-        elif part not in ("", "."):
-            depth += 1
-    if not escapes:
+    how = link_escapes(change.path, text, link_at)
+    if how is None:
         return []
     return [
         _finding(
@@ -183,7 +231,7 @@ def check_symlink(change: FileChange, target: bytes | None) -> list[Finding]:
             1,
             "high",
             "symlink",
-            f"symbolic link points outside the repository ({text[:200]!r})",
+            f"symbolic link points outside the repository ({how}: {text[:200]!r})",
             in_diff=1 in change.changed_lines,
         )
     ]

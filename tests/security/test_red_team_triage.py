@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.review import formatting
+from bot.review import formatting, local
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.github import FakeGitHub
 from tests.gitrepo import Content
@@ -146,3 +146,48 @@ def test_a_change_that_alters_what_runs_reaches_the_model(
     assert f["status"] == "reviewed", f
     assert case.path in gemini_server.stats.paths_asked(), gemini_server.stats.paths_asked()
     assert run.check.conclusion == "failure" and run.code == 1, (run.check, f)
+
+
+# --- symbolic links, resolved through the tree's own links -------------------------------
+
+LINK = 0o120000
+# (base links, the PR's links, the link that must be flagged). Found: the check read the target
+# as text only, so a link through another link of the tree (`d/l -> ..`) passed as in-tree,
+# and a link into `.git` (the checkout's config, with its token when credentials persist) too.
+LINK_CASES: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
+    "through a link the PR adds": ({}, {"d/l": "..", "x": "d/l/.."}, "x"),
+    "through a link already on the base": (
+        {"d/up": ".."},
+        {"cfg/settings.py": "../d/up/../etc/passwd"},
+        "cfg/settings.py",
+    ),
+    "through a chain of links": (
+        {},
+        {"a/l1": "../b/l2", "b/l2": "../c/l3", "c/l3": "..", "data/x.py": "../a/l1/.."},
+        "data/x.py",
+    ),
+    "into .git": ({}, {"docs/config.txt": "../.git/config"}, "docs/config.txt"),
+    "into .git under another case": ({}, {"hooks": "src/../.GIT/hooks"}, "hooks"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINK_CASES))
+def test_a_link_that_leaves_the_repository_through_links_fails(gate: Gate, name: str) -> None:
+    base_links, links, flagged = LINK_CASES[name]
+    base = {**BASE, **base_links}
+    gate.base = gate.repo.commit(base, message="main", modes=dict.fromkeys(base_links, LINK))
+    head = gate.push(dict(links), modes=dict.fromkeys(links, LINK))
+    run = gate.run(head)  # asserts nothing outside the cache changed
+    f = next(f for f in run.verdict["files"] if f["path"] == flagged)
+    assert [x["severity"] for x in f["findings"] if x["category"] == "symlink"] == ["high"], f
+    assert run.check.conclusion == "failure" and run.code == 1, run.check
+
+
+def test_links_that_stay_inside_are_not_flagged() -> None:
+    tree = {"d/l": "a/b/c", "up": "."}
+    at = tree.get
+    assert local.link_escapes("x", "d/l/../../../..", at) is None  # d/a/b/c, up four: the root
+    assert local.link_escapes("s/x", "../up/up/src", at) is None
+    assert local.link_escapes("x", "d/l/../../../../..", at) == "climbs out of the checkout"
+    loop = {"a": "b", "b": "a"}.get
+    assert local.link_escapes("x", "a/../..", loop) is None  # ELOOP: the system reaches nothing
