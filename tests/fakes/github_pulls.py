@@ -242,7 +242,11 @@ def list_review_comments(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
     if p is None:
         return 404, {"message": "Not Found"}
     found = [c for c in fake.review_comments.values() if c["pull"] == p.number]
-    return 200, [review_comment_json(fake, call, c) for c in found]
+    # Paginated as GitHub does: `per_page` (default 30, at most 100) and `page` (from 1).
+    per_page = min(100, int(call.query.get("per_page", ["30"])[0]))
+    page = int(call.query.get("page", ["1"])[0])
+    shown = found[(page - 1) * per_page : page * per_page]
+    return 200, [review_comment_json(fake, call, c) for c in shown]
 
 
 def _check_review_comment(p: Pull, i: int, c: dict[str, Any]) -> None:

@@ -176,3 +176,21 @@ def test_the_merge_group_fixture_is_githubs_example_verbatim() -> None:
     fixture = github_webhooks.fixture("merge_group.checks_requested")
     assert fixture == merge_group["examples"][0]
     assert fixture["merge_group"]["head_commit"]["id"] != fixture["merge_group"]["head_sha"]
+
+
+def test_review_comments_are_read_past_the_first_page(github_server: FakeGitHub) -> None:
+    # GitHub returns at most 100 per page: a PR with 250 review comments takes three pages,
+    # and gatebot must see all of them (or it would post its own comments again).
+    from bot.github.pulls import GitHubPulls
+
+    github_server.add_pull(7, head_sha="b" * 40, base_sha="a" * 40, diff=DIFF)
+    path = f"/repos/{REPO}/pulls/7/reviews"
+    one = {"path": "app.py", "line": 22, "side": "RIGHT", "body": "x"}
+    for _ in range(5):
+        body = {"commit_id": "b" * 40, "event": "COMMENT", "body": "r", "comments": [one] * 50}
+        assert _raw(github_server, "POST", path, json=body).status_code == 200
+    gh = Github(base_url=github_server.url, auth=Auth.Token(github_server.token))
+    comments = GitHubPulls(gh.requester, REPO).review_comments(7)
+    assert len({c.id for c in comments}) == len(comments) == 250
+    pages = [r.query["page"] for r in github_server.calls("GET", r"/pulls/7/comments$")]
+    assert pages == [["1"], ["2"], ["3"]]
