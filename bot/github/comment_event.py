@@ -3,7 +3,8 @@
 The payload is untrusted input twice over: its shape (type-checked field by field) and the
 comment's body, written by anyone who may comment. A command is recognised only on the body's
 first non-blank line (`/gatebot <verb>`), so quoting, showing as code or mentioning a command
-in prose never runs it; the verb is matched against a closed list and nothing else of the body is used.
+in prose never runs it; the verb is matched against a closed list and nothing else of the body
+is used.
 """
 
 from __future__ import annotations
