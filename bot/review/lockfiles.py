@@ -118,11 +118,21 @@ def _origin(scheme: str, rest: str) -> str:
     return f"{scheme}://{host}/{first}" if first else f"{scheme}://{host}"
 
 
-def sources(text: str) -> Sources:
-    """Every package source and hash algorithm of a lock file's text, with its first line."""
+# Lock formats that name a source by fields rather than by a URL: a Nix flake.lock input is
+# `"type": "github", "owner": "NixOS", "repo": "nixpkgs"` (or `"host"`, `"path"`). Every
+# such value is a source, so a swapped owner is a new one, while a bumped `rev` is not.
+_FIELD = re.compile(r'"(type|owner|repo|host|path|ref|dir)"\s*:\s*"([^"\\]{0,200})"')
+
+
+def sources(text: str, fields: bool = True) -> Sources:
+    """Every package source and hash algorithm of a lock file's text, with its first line.
+    `fields`: also sources named by fields (`_FIELD`)."""
     origins: dict[str, int] = {}
     hashes: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
+        if fields and '"' in line:
+            for m in _FIELD.finditer(line):
+                origins.setdefault(f"{m[1]}={m[2]}", number)
         if "://" in line:
             for m in _URL.finditer(line):
                 origins.setdefault(_origin(m[1], m[2]), number)
@@ -233,7 +243,10 @@ def check(
     path: str, old_text: str | None, new_text: str, changed_lines: frozenset[int]
 ) -> list[Finding]:
     """Findings for the package sources and hash algorithms that the change brings in."""
-    new = sources(new_text)
+    # Field sources need a baseline (`"type": "library"` in a new composer.lock is no news),
+    # except in a flake.lock, where they are the only sources there are.
+    fields = old_text is not None or posixpath.basename(path) == "flake.lock"
+    new = sources(new_text, fields)
     old = sources(old_text) if old_text is not None else Sources({}, {})
     out: list[Finding] = []
     for origin, line in sorted(new.origins.items(), key=lambda kv: kv[1]):

@@ -36,6 +36,13 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"b" * 64 + b"\nsize 1234\n"
 
 
+def _flake(owner: str, rev: str) -> str:
+    """A Nix flake.lock with one GitHub input."""
+    locked = {"narHash": "sha256-" + "A" * 43 + "=", "owner": owner, "repo": "nixpkgs"}
+    locked |= {"rev": rev * 40, "type": "github"}
+    return json.dumps({"nodes": {"nixpkgs": {"locked": locked}}, "version": 7}, indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class Case:
     base: dict[str, str | bytes]
@@ -189,6 +196,16 @@ CASES: dict[str, Case] = {
         "skipped",
         passes=True,
         asked=False,
+    ),
+    # A Nix flake.lock names its inputs by fields, not URLs (`"owner": "NixOS"`, `"type":
+    # "github"`): the URL scan saw no source, so a swapped owner was "package sources unchanged".
+    "flake.lock input moved to another owner": Case(
+        {**BASE, "flake.lock": _flake("NixOS", "a")},
+        {"flake.lock": _flake("attacker", "b")},
+        "flake.lock",
+        "reviewed",
+        passes=False,
+        finding="supply-chain",
     ),
     "lock-file name on an executable script": Case(
         BASE,
