@@ -8,7 +8,9 @@ OpenSSH sshd, side by side in one run.
 Scenarios (shared/DESIGN.md §7), each round on fresh target directories:
 1. first release              `gatebot deploy`            vs  `rsync -a`    (empty directory)
 2. first release, tmpfs       the same with both targets on /dev/shm: CPU-bound, not disk-bound
-3. one changed file           `gatebot deploy`            vs  `rsync -a -c`
+3. one changed file           `gatebot deploy`            vs  `rsync -a -c`; also with nothing
+                              kept (`ssh_persist_s: 0`) and pruning two old releases
+                              (`keep_releases: 2`: the steady state of a host that deploys often)
 4. one changed file, no seed  the same with `prepare_next: false` (the seed linked while waiting)
 5. no-op                      `gatebot deploy` of the live sha  vs  `rsync -a` with nothing new
 6. rollback                   `gatebot rollback` (no transfer; absolute target < 0.3 s)
@@ -46,6 +48,7 @@ import pygit2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.deploy.hostside.protocol import TRASH_PREFIX
 from tests.fakes.sshd import SshServer, start_sshd
 
 _SIG = pygit2.Signature("bench", "bench@example.invalid", 1_700_000_000, 0)
@@ -114,7 +117,9 @@ class Gatebot:
     repo: Path
     env: dict[str, str]
 
-    def config(self, target: Path, *, prepare_next: bool = True, persist: bool = True) -> Path:
+    def config(
+        self, target: Path, *, prepare_next: bool = True, persist: bool = True, keep: int = 5
+    ) -> Path:
         import yaml
 
         data = {
@@ -130,7 +135,7 @@ class Gatebot:
                         "python": sys.executable,
                         "venv_args": "--system-site-packages --without-pip",
                         "install": "true",
-                        "keep_releases": 5,
+                        "keep_releases": keep,
                         "prepare_next": prepare_next,
                         # ssh_persist_s: the default keeps the connection and the host
                         # program warm for the next command; 0 measures every run cold.
@@ -139,7 +144,7 @@ class Gatebot:
                 }
             }
         }
-        path = self.work / f"gatebot-{target.name}-{int(prepare_next)}{int(persist)}.yml"
+        path = self.work / f"gatebot-{target.name}-{int(prepare_next)}{int(persist)}{keep}.yml"
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path
 
@@ -164,10 +169,13 @@ def settle(target: Path, live: str | None, timeout: float = 120.0) -> None:
     while True:
         names = [p.name for p in (target / "releases").glob(".next-*")]
         done = live is None or names == [f".next-{live}"]
-        if done and not any(".tmp-" in n for n in names):
+        # What retention set aside is deleted in the background too (hostside/fsops.py).
+        gone = TRASH_PREFIX + "*"
+        trash = [p.name for d in ("releases", "venvs") for p in (target / d).glob(gone)]
+        if done and not trash and not any(".tmp-" in n for n in names):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"the background preparation did not finish: {names} (live {live})")
+            raise SystemExit(f"the background work did not finish: {names + trash} (live {live})")
         time.sleep(0.02)
 
 
@@ -273,6 +281,9 @@ def one_round(
     variants = (
         ("", cfg, True),
         (", nothing kept (ssh_persist_s: 0)", gb.config(g_dir, persist=False), True),
+        # Four releases by now: keep_releases 2 has this deploy prune two of them, as every
+        # deploy does once a host holds keep_releases (the steady state).
+        (", two old releases pruned (keep_releases: 2)", gb.config(g_dir, keep=2), True),
         (", seed linked while waiting", gb.config(g_dir, prepare_next=False), False),
     )
     for k, (label, c, prepared) in enumerate(variants):

@@ -51,8 +51,9 @@ async def apply_prune(agent: HostAgent, layout: RemoteLayout, plan: PrunePlan) -
     paths = [p for r in plan.releases for p in layout.owned_by(r)]
     paths += [layout.venv(h) for h in plan.venvs]
     if paths:
-        # Removal never follows the .venv or shared symlinks inside a release.
+        # Removal never follows the .venv or shared symlinks inside a release. The directories
+        # are set aside at once and deleted by a detached host process: off the deploy's time.
         try:
-            await agent.remove(Remove(paths))
+            await agent.remove(Remove(paths, background=True))
         except AgentError as exc:
             raise TransportError(f"{agent.name}: pruning failed: {exc}") from None

@@ -125,6 +125,27 @@ class DeployEnv:
             assert time.monotonic() < deadline, f"prepared seeds after {timeout}s: {names}"
             time.sleep(0.02)
 
+    def wait_deleted(self, timeout: float = 20.0) -> None:
+        """Wait until what retention set aside (`.gatebot-gone-*` in releases/ and venvs/)
+        has been deleted by its detached process; fail with what is left after `timeout`."""
+        import time
+
+        from bot.deploy.hostside.protocol import TRASH_PREFIX
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = sorted(
+                p.name
+                for d in ("releases", "venvs")
+                if (self.root / d).is_dir()
+                for p in (self.root / d).iterdir()
+                if p.name.startswith(TRASH_PREFIX)
+            )
+            if not left:
+                return
+            assert time.monotonic() < deadline, f"not deleted after {timeout}s: {left}"
+            time.sleep(0.02)
+
     def install_count(self) -> int:
         return len(self.installs.read_text().splitlines()) if self.installs.exists() else 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import os
 import stat
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.deploy.host.openssh import OpenSshConnector
+from bot.deploy.hostside.bundle import agent_command, host_program
 from bot.deploy.hostside.protocol import Inspect
 from bot.errors import ConfigError, HostKeyMismatch
-from bot.ssh.openssh import LoginSpec, prepare_login, ssh_binary
+from bot.ssh.openssh import PIPE_BYTES, LoginSpec, prepare_login, spawn, ssh_binary
 from tests.deploy.conftest import DeployEnv
 from tests.fakes.sshd import SshServer, free_port
 
@@ -119,6 +121,43 @@ def test_login_files_are_private_lf_terminated_and_removed(sshd: SshServer, tmp_
     directory = login.directory
     login.close()
     assert not directory.exists()
+
+
+def _pipe_size(fd: int) -> int:
+    return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+
+
+def test_the_upload_goes_through_wide_pipes_on_both_sides(sshd: SshServer, tmp_path: Path) -> None:
+    """An upload passes gatebot → ssh and sshd → host program through pipes: both are grown
+    from Linux's 64 KiB to 1 MiB, so the processes wake each other 16 times less often."""
+    assert int(Path("/proc/sys/fs/pipe-max-size").read_text()) >= PIPE_BYTES
+    target = sshd.target(tmp_path / "srv")
+    login = prepare_login("inf", LoginSpec.of(target), {}, tmp_path, _ssh())
+    spawned = spawn(login, agent_command(sys.executable))
+    try:
+        proc = spawned.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"hello ")  # the host program runs
+        assert _pipe_size(proc.stdin.fileno()) == PIPE_BYTES
+        assert _pipe_size(proc.stdout.fileno()) == PIPE_BYTES
+    finally:
+        spawned.proc.kill()
+        spawned.proc.wait()
+        login.close()
+    # The host program widens the pipe sshd writes its stdin into (here: ours, unwidened).
+    host = subprocess.Popen(
+        [sys.executable, "-S", "-c", host_program(), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert host.stdin is not None and host.stdout is not None
+        assert _pipe_size(host.stdin.fileno()) < PIPE_BYTES
+        assert host.stdout.readline().startswith(b"hello ")
+        assert _pipe_size(host.stdin.fileno()) == PIPE_BYTES
+    finally:
+        host.kill()
+        host.wait()
 
 
 def test_hosts_and_users_that_could_be_read_as_options_are_refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.deploy import flow
 from bot.deploy.manifest import MODE_EXEC, MODE_LINK
 from bot.errors import DeployFailed
 from tests.deploy.conftest import DeployEnv
@@ -189,9 +191,41 @@ def test_retention_keeps_n_and_prunes_unused_venvs(denv: DeployEnv) -> None:
         ids.append(r.release)
     left = denv.releases()
     assert left == sorted(ids[-2:])
+    denv.wait_deleted()
     venvs = sorted(p.name for p in (denv.root / "venvs").iterdir())
     assert len(venvs) == 2
     assert any(e["event"] == "prune" for e in denv.log_events())
+
+
+def test_pruned_releases_are_deleted_off_the_deploys_time(denv: DeployEnv) -> None:
+    """Retention renames what it prunes out of the way (one rename per directory: gone from
+    `releases` and every listing when the deploy ends) and a detached host process deletes
+    it, with what an earlier, killed deleter left in the same directory."""
+    from bot.deploy.hostside.protocol import TRASH_PREFIX
+
+    denv.overrides["keep_releases"] = 2
+    denv.rb.commit(BASE, modes=BASE_MODES)
+    first = denv.deploy()
+    assert first.ok, first.error
+    # What a deleter killed half way (a reboot) would have left: a partial tree.
+    left_over = denv.root / "releases" / f"{TRASH_PREFIX}20200101T000000Z-0000000.abc"
+    (left_over / "app").mkdir(parents=True)
+    (left_over / "app" / "main.py").write_text("old\n")
+    # Not a release, not a venv: the host's state never lists it (`gatebot releases`).
+    rows, state = asyncio.run(flow.list_releases(denv.ctx(), "inf"))
+    assert [row.release for row in rows] == [first.release]
+    assert sorted(state.markers) == [first.release]
+    made = []
+    for i in range(2):
+        denv.rb.commit({"app/main.py": f"print({i})\n"})
+        r = denv.deploy()
+        assert r.ok, r.error
+        made.append(r.release)
+    # The two newest are kept; the first was set aside before the deploy returned.
+    assert denv.releases() == sorted(made)
+    denv.wait_deleted()
+    assert not left_over.exists()
+    assert any(e["event"] == "prune" and first.release in e["detail"] for e in denv.log_events())
 
 
 def test_shared_entries_are_linked_and_survive_releases(denv: DeployEnv) -> None:

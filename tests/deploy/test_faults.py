@@ -72,6 +72,7 @@ def test_failing_install_puts_nothing_live(denv: DeployEnv) -> None:
         if not (denv.root / "releases" / r / ".gatebot-release.json").exists()
     ]
     assert len(incomplete) == 1  # left for retention, never live
+    denv.wait_deleted()
     assert not any(
         (v / ".gatebot-complete").exists() is False and v.exists()
         for v in (denv.root / "venvs").iterdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pygit2
@@ -105,6 +106,28 @@ def test_full_verify_catches_an_edit_that_kept_size_and_mtime(denv: DeployEnv) -
     tree_bytes += len("print('v3')\n") - len("print('v1')\n")
     assert full.bytes_hashed == 2 * tree_bytes
     assert (denv.current / "README").read_text() == "hello\n"
+
+
+def test_a_corrupt_local_object_never_goes_live(denv: DeployEnv) -> None:
+    """The upload reads blobs without libgit2 re-hashing them (bot/deploy/stream.py): a local
+    object whose bytes are not what its id says is caught by the host's check, which hashes
+    what was written, and the deploy fails before `current` moves."""
+    denv.rb.commit(TREE)
+    first = denv.deploy()
+    assert first.ok, first.error
+    good = b"X = 2\n"
+    denv.rb.commit({"app/util.py": good})
+    oid = _git_blob_id(good)
+    loose = denv.rb.path / ".git" / "objects" / oid[:2] / oid[2:]
+    loose.chmod(0o644)
+    bad = b"X = 9\n"  # same size: only a hash of the bytes tells them apart
+    loose.write_bytes(zlib.compress(b"blob %d\0" % len(bad) + bad))
+    r = denv.deploy()
+    assert not r.ok
+    assert "does not match the git tree after upload" in (r.error or "")
+    assert "app/util.py" in (r.error or "")
+    assert denv.live() == first.release
+    assert (denv.current / "app/util.py").read_text() == "X = 1\n"
 
 
 def test_a_corrupt_or_foreign_index_is_no_index(denv: DeployEnv) -> None:

@@ -282,6 +282,8 @@ class MemoryHostAgent(HostAgent):
 
     async def remove(self, req: p.Remove) -> p.Done:
         self._begin("remove")
+        # `background` on a real host only moves the deleting off the deploy's time: the paths
+        # are gone from every listing at once either way, as here.
         for path in req.paths:
             self.fs.remove(path)
         self._end("remove")

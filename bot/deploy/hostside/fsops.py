@@ -9,7 +9,7 @@ import shutil
 import stat
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from bot.deploy.hostside.protocol import (
     CURRENT_LINK,
@@ -18,6 +18,7 @@ from bot.deploy.hostside.protocol import (
     LOCK_OWNER_FILE,
     RELEASE_MARKER,
     RELEASES_DIR,
+    TRASH_PREFIX,
     VENV_COMPLETE,
     VENVS_DIR,
     Append,
@@ -129,9 +130,73 @@ def op_link(req: Link) -> Done:
 
 
 def op_remove(req: Remove) -> Done:
+    """Remove `paths`. `background`: each directory is renamed beside itself to a
+    TRASH_PREFIX name (one rename: gone from every listing at once) and a detached process
+    deletes it, with whatever an earlier one left in the same directories (it was killed, or
+    the host rebooted); files, and directories that cannot be renamed, go at once."""
+    aside: List[str] = []
     for p in req.paths:
-        remove(p)
+        moved = set_aside(p) if req.background else None
+        if moved is None:
+            remove(p)
+        else:
+            aside.append(moved)
+    if aside:
+        detached(lambda: delete_trash(aside))
     return Done(True)
+
+
+def set_aside(path: str) -> Optional[str]:
+    """Rename the directory `path` to a trash name in the same directory; None when it is not
+    a directory (a link to one included) or cannot be renamed."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return None
+        head, name = os.path.split(path)
+        trash = os.path.join(head, "%s%s.%s" % (TRASH_PREFIX, name, os.urandom(6).hex()))
+        os.rename(path, trash)
+    except OSError:
+        return None
+    return trash
+
+
+def delete_trash(paths: List[str]) -> int:
+    """The detached deleter: `paths`, then any other trash in their directories (another
+    deleter may be removing the same: what vanished meanwhile is skipped)."""
+    os.nice(10)
+    status = 0
+    todo = list(paths)
+    for head in sorted({os.path.dirname(p) for p in paths}):
+        try:
+            todo += [os.path.join(head, n) for n in os.listdir(head) if n.startswith(TRASH_PREFIX)]
+        except OSError:
+            status = 1
+    for p in sorted(set(todo)):
+        try:
+            rmtree_vanished_ok(p)
+        except OSError:
+            status = 1  # left for the next deleter in this directory
+    return status
+
+
+def detached(work: Callable[[], int]) -> None:
+    """Run `work` off the deploy's critical path, in a detached process (its own session,
+    stdio on /dev/null, no zombie: the first child forks the worker and exits at once)."""
+    pid = os.fork()
+    if pid == 0:
+        status = 0
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            if os.fork() == 0:
+                status = work()
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.waitpid(pid, 0)
 
 
 def op_inspect(req: Inspect) -> InspectAnswer:
@@ -148,13 +213,16 @@ def op_inspect(req: Inspect) -> InspectAnswer:
     if os.path.isdir(rel):
         for name in os.listdir(rel):
             p = os.path.join(rel, name)
+            if name.startswith(TRASH_PREFIX):
+                continue  # set aside by retention, being deleted (op_remove)
             if os.path.isdir(p) and not os.path.islink(p):
                 releases[name] = read_json_object(os.path.join(p, RELEASE_MARKER))
     venvs: Dict[str, bool] = {}
     ven = os.path.join(root, VENVS_DIR)
     if os.path.isdir(ven):
         for name in os.listdir(ven):
-            venvs[name] = os.path.exists(os.path.join(ven, name, VENV_COMPLETE))
+            if not name.startswith(TRASH_PREFIX):
+                venvs[name] = os.path.exists(os.path.join(ven, name, VENV_COMPLETE))
     lock = os.path.join(root, LOCK_DIR)
     locked = os.path.isdir(lock)
     owner = read_json_object(os.path.join(lock, LOCK_OWNER_FILE)) if locked else None

@@ -7,7 +7,7 @@ Part of the host program (see protocol.py): standard library only, Python 3.6.
 import os
 from typing import List, Optional, Sequence, Tuple
 
-from bot.deploy.hostside.fsops import remove, rmtree_vanished_ok
+from bot.deploy.hostside.fsops import detached, remove, rmtree_vanished_ok
 from bot.deploy.hostside.protocol import STANDBY_PREFIX, PrepareNext, Seed, Seeded, Started
 from bot.deploy.hostside.tree import walk
 
@@ -100,21 +100,7 @@ def op_prepare_next(req: PrepareNext) -> Started:
     ready = standby_path(live)
     if not os.path.isdir(live):
         return Started(False)
-    pid = os.fork()
-    if pid == 0:  # first child: detach, fork the worker, exit at once (no zombie)
-        status = 0
-        try:
-            os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            if os.fork() == 0:
-                status = prepare_worker(live, ready, req.drop)
-        except BaseException:
-            status = 1
-        finally:
-            os._exit(status)
-    os.waitpid(pid, 0)
+    detached(lambda: prepare_worker(live, ready, req.drop))
     return Started(True)
 
 

@@ -30,7 +30,7 @@ from bot.deploy.hostside.services import (
     op_wait_healthy,
 )
 from bot.deploy.hostside.tree import hash_tree, op_hash, op_verify_hash
-from bot.deploy.hostside.upload import FrameReader, op_extract
+from bot.deploy.hostside.upload import FrameReader, op_extract, widen_pipe
 
 #: The handler of each operation but `extract` (which also reads the stream); the runner's
 #: tests check this table against protocol.OPERATIONS.
@@ -74,6 +74,8 @@ def handle(name: str, args: Dict[str, Any], frames: Optional[FrameReader]) -> An
 
 
 def serve(raw_in: Optional[BinaryIO] = None, raw_out: Optional[BinaryIO] = None) -> None:
+    if raw_in is None:
+        widen_pipe(0)  # uploads come through it (a lingering copy serves a socket instead)
     raw_in = raw_in or sys.stdin.buffer
     raw_out = raw_out or sys.stdout.buffer
 

@@ -15,6 +15,28 @@ from bot.deploy.hostside.protocol import RECORD, Extract, Extracted, blob_id
 from bot.deploy.hostside.tree import WRITTEN
 
 WRITERS = 4  # threads writing an upload's files
+PIPE_BYTES = 1 << 20  # the stdin pipe's size while an upload comes through it
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # Linux fcntl; Python names them only from 3.10
+
+
+def widen_pipe(fd: int, size: int = PIPE_BYTES) -> int:
+    """Grow the pipe on `fd` to `size` bytes where it is a pipe on Linux, and return its size
+    (0: not a pipe, or not Linux). A new host program reads the upload from sshd through its
+    stdin, a 64 KiB pipe by default: sshd then wakes it every 64 KiB and both spend their CPU
+    switching (measured: a 100 MB first release took ~0.3 s more CPU on the host than through
+    the lingering program's socket). An unprivileged process may grow a pipe to
+    /proc/sys/fs/pipe-max-size (1 MiB by default); past that the pipe keeps its size."""
+    try:
+        import fcntl
+
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return 0
+        try:
+            return int(fcntl.fcntl(fd, F_SETPIPE_SZ, size))
+        except OSError:  # EPERM past pipe-max-size: the pipe works at the size it has
+            return int(fcntl.fcntl(fd, F_GETPIPE_SZ))
+    except (ImportError, OSError):  # no fcntl (not POSIX) or not Linux: nothing to widen
+        return 0
 
 
 class FrameReader:
