@@ -42,7 +42,6 @@ from bot.ssh.sources import pinned_hosts, read_source
 if TYPE_CHECKING:
     from bot.config.deploy import TargetConfig
 
-PIPE_BYTES = 1 << 20  # the size of the pipes to and from `ssh` (an upload goes through them)
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
 _USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$")
 
@@ -313,26 +312,7 @@ def spawn(login: Login, remote: str | None = None, port: int | None = None) -> S
     except OSError as exc:
         login.close()
         raise TransportError(f"{login.name}: cannot start {login.argv[0]}: {exc}") from None
-    assert proc.stdin is not None and proc.stdout is not None
-    for pipe in (proc.stdin, proc.stdout):
-        widen_pipe(pipe.fileno())
     return Spawned(login, proc, stderr_path)
-
-
-def widen_pipe(fd: int, size: int = PIPE_BYTES) -> int:
-    """Grow the pipe on `fd` to `size` bytes on Linux and return its size (0 elsewhere). An
-    upload goes through `ssh`'s stdin: with the default 64 KiB pipe, gatebot and ssh wake each
-    other every 64 KiB (the host program does the same on its side:
-    bot/deploy/hostside/upload.py). Past /proc/sys/fs/pipe-max-size the pipe keeps its size."""
-    import fcntl
-
-    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setter is None:  # not Linux
-        return 0
-    try:
-        return int(fcntl.fcntl(fd, setter, size))
-    except OSError:  # EPERM past pipe-max-size: the pipe works at the size it has
-        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
 
 
 def login_error(login: Login, status: int | None, stderr: str) -> GatebotError | None:

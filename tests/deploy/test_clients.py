@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.deploy.host.openssh import OpenSshConnector
+from bot.deploy.host.openssh import OpenSshConnector, ProcessChannel
 from bot.deploy.hostside.bundle import agent_command, host_program
 from bot.deploy.hostside.protocol import Inspect
+from bot.deploy.hostside.upload import PIPE_BYTES
 from bot.errors import ConfigError, HostKeyMismatch
-from bot.ssh.openssh import PIPE_BYTES, LoginSpec, prepare_login, spawn, ssh_binary
+from bot.ssh.openssh import LoginSpec, prepare_login, spawn, ssh_binary
 from tests.deploy.conftest import DeployEnv
 from tests.fakes.sshd import SshServer, free_port
 
@@ -134,12 +135,20 @@ def test_the_upload_goes_through_wide_pipes_on_both_sides(sshd: SshServer, tmp_p
     target = sshd.target(tmp_path / "srv")
     login = prepare_login("inf", LoginSpec.of(target), {}, tmp_path, _ssh())
     spawned = spawn(login, agent_command(sys.executable))
-    try:
+
+    async def attached() -> None:
+        # The deploy's channel to `ssh` (bot/deploy/host/openssh.py) widens both pipes.
+        channel = await ProcessChannel.attach(spawned)
+        assert (await channel.readline()).startswith(b"hello ")  # the host program runs
         proc = spawned.proc
         assert proc.stdin is not None and proc.stdout is not None
-        assert proc.stdout.readline().startswith(b"hello ")  # the host program runs
         assert _pipe_size(proc.stdin.fileno()) == PIPE_BYTES
         assert _pipe_size(proc.stdout.fileno()) == PIPE_BYTES
+        channel.read_transport.close()
+        channel.writer.close()
+
+    try:
+        asyncio.run(attached())
     finally:
         spawned.proc.kill()
         spawned.proc.wait()

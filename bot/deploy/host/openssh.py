@@ -27,6 +27,7 @@ from bot.deploy.host.program import ProgramAgent
 from bot.deploy.host.warm import Ready
 from bot.deploy.hostside.bundle import agent_command
 from bot.deploy.hostside.protocol import Linger
+from bot.deploy.hostside.upload import widen_pipe
 from bot.errors import GatebotError, TransportError
 from bot.ssh.openssh import LoginSpec, Spawned, login_error, prepare_login, spawn
 
@@ -64,6 +65,10 @@ class ProcessChannel:
         loop = asyncio.get_running_loop()
         proc = spawned.proc
         assert proc.stdout is not None and proc.stdin is not None
+        # An upload goes through `ssh`'s stdin: with the default 64 KiB pipe, gatebot and ssh
+        # wake each other every 64 KiB (the host program widens its own stdin the same way).
+        for pipe in (proc.stdin, proc.stdout):
+            widen_pipe(pipe.fileno())
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), proc.stdout

@@ -15,13 +15,14 @@ from bot.deploy.hostside.protocol import RECORD, Extract, Extracted, blob_id
 from bot.deploy.hostside.tree import WRITTEN
 
 WRITERS = 4  # threads writing an upload's files
-PIPE_BYTES = 1 << 20  # the stdin pipe's size while an upload comes through it
+PIPE_BYTES = 1 << 20  # the size of a pipe an upload goes through (both sides of `ssh`)
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # Linux fcntl; Python names them only from 3.10
 
 
 def widen_pipe(fd: int, size: int = PIPE_BYTES) -> int:
     """Grow the pipe on `fd` to `size` bytes where it is a pipe on Linux, and return its size
-    (0: not a pipe, or not Linux). A new host program reads the upload from sshd through its
+    (0: not a pipe, or not Linux). Also used on the runner for the pipes to and from `ssh`
+    (bot/deploy/host/openssh.py). A new host program reads the upload from sshd through its
     stdin, a 64 KiB pipe by default: sshd then wakes it every 64 KiB and both spend their CPU
     switching (measured: a 100 MB first release took ~0.3 s more CPU on the host than through
     the lingering program's socket). An unprivileged process may grow a pipe to
