@@ -178,6 +178,7 @@ def _walk(
     prefix: str,
     out: list[ManifestEntry],
     subs: list[str],
+    sizes: dict[str, int],
 ) -> None:
     import pygit2
 
@@ -186,12 +187,15 @@ def _walk(
         path = _check_component(str(item.name), prefix)
         mode = int(item.filemode)
         if mode == _MODE_TREE:
-            _walk(repo, repo[item.id].peel(pygit2.Tree), path, out, subs)
+            _walk(repo, repo[item.id].peel(pygit2.Tree), path, out, subs, sizes)
         elif mode == _MODE_GITLINK:
             subs.append(path)
         elif mode in _FILE_MODES or mode == 0o100664:
-            # The header alone gives the size: no blob is inflated just to list the tree.
-            size = int(odb.read_header(item.id)[1])
+            oid = str(item.id)
+            size = sizes.get(oid)
+            if size is None:
+                # The header alone gives the size: no blob is inflated just to list the tree.
+                size = sizes[oid] = int(odb.read_header(item.id)[1])
             link = None
             if mode == MODE_LINK:
                 try:
@@ -202,11 +206,8 @@ def _walk(
                     ) from None
                 check_link_target(path, link)
             # 100664 is a legacy git mode for a plain file.
-            out.append(
-                ManifestEntry(
-                    path, mode if mode != 0o100664 else MODE_FILE, str(item.id), size, link
-                )
-            )
+            mode = mode if mode != 0o100664 else MODE_FILE
+            out.append(ManifestEntry(path, mode, oid, size, link))
         else:
             raise DeployFailed(f"refusing to deploy: tree entry {path!r} has unknown mode {mode:o}")
 
@@ -241,8 +242,13 @@ def old_entries_from_diff(
     return out
 
 
-def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
+def build_manifest(
+    repo_path: Path | str, ref: str, sizes: Mapping[str, int] | None = None
+) -> Manifest:
     """The manifest of `ref` (any rev-spec naming a commit) in the repository at `repo_path`.
+
+    `sizes`: blob sizes known already ({blob id: size}, bot/deploy/blobsizes.py); the others
+    are read from git. A wrong one makes a manifest no release ever matches (see there).
 
     Raises UsageError for a missing repository or an unknown ref, DeployFailed for a tree that
     cannot be parsed or holds a path or symlink that would escape the release (also through
@@ -257,7 +263,7 @@ def build_manifest(repo_path: Path | str, ref: str) -> Manifest:
     entries: list[ManifestEntry] = []
     subs: list[str] = []
     try:
-        _walk(repo, commit.tree, "", entries, subs)
+        _walk(repo, commit.tree, "", entries, subs, dict(sizes or {}))
     except pygit2.GitError as exc:
         # A tree object libgit2 cannot parse (an entry with an empty name, a cut object).
         raise DeployFailed(

@@ -5,8 +5,11 @@ Reading a 10,000-file tree (pygit2 plus a Python walk) takes about 0.1 s of CPU,
 one thread at a time: in the same process it would wait for the imports, or they for it. A child
 forked before them (no thread runs yet, nothing of pygit2 is loaded) reads it on the other core
 and sends back, first, the commit's id (so a host whose live release already has it is planned
-at once) and then the manifest. Errors (an unknown ref, a tree that escapes the release) come
-back as the same exceptions. Where fork is not available, the same work runs in a thread.
+at once) and then the manifest, with its digest computed. Sizes come from the blob sizes of the
+last deploy where it can (bot/deploy/blobsizes.py); after sending, the child writes the new
+tree's sizes there for the next one, and `cancel()` waits for that at the end of the run.
+Errors (an unknown ref, a tree that escapes the release) come back as the same exceptions.
+Where fork is not available, the same work runs in a thread.
 """
 
 from __future__ import annotations
@@ -28,22 +31,39 @@ _LEN = struct.Struct(">Q")
 
 
 def _build(repo: Path, ref: str, send: Any) -> None:
-    """Resolve `ref`, send ("sha", id), build the manifest, send ("manifest", it); any
-    error is sent as ("error", (class name, message, hint))."""
+    """Resolve `ref`, send ("sha", id), build the manifest (its digest computed here too, on
+    this process's core), send ("manifest", it), then remember its blob sizes for the next
+    deploy (bot/deploy/blobsizes.py; a failure to write them is sent as ("warning", text)).
+    Any error is sent as ("error", (class name, message, hint))."""
     try:
+        from bot.deploy import blobsizes
         from bot.deploy.manifest import build_manifest
         from bot.git.diff import open_repo, resolve_commit
 
-        send(("sha", str(resolve_commit(open_repo(repo), ref).id)))
-        send(("manifest", build_manifest(repo, ref)))
+        git = open_repo(repo)
+        send(("sha", str(resolve_commit(git, ref).id)))
+        known = blobsizes.load(git.path)
+        manifest = build_manifest(repo, ref, known)
+        _ = manifest.digest  # a cached property: it travels with the manifest
+        send(("manifest", manifest))
     except errors.GatebotError as exc:
         send(("error", (type(exc).__name__, exc.message, exc.hint)))
+        return
     except Exception as exc:  # noqa: BLE001 - whatever it was, the parent reports it
         send(("error", ("DeployFailed", f"reading {ref!r} from git failed: {exc}", None)))
+        return
+    sizes = {e.oid: e.size for e in manifest}
+    if any(known.get(oid) != size for oid, size in sizes.items()):
+        try:
+            blobsizes.save(git.path, sizes)
+        except OSError as exc:
+            where = blobsizes.cache_path(git.path)
+            send(("warning", f"could not remember blob sizes in {where}: {exc}"))
 
 
 class ManifestJob:
-    """`start(repo, ref)`, then `sha()` and `manifest()` (both block until there)."""
+    """`start(repo, ref)`, then `sha()` and `manifest()` (both block until there), and
+    `cancel()` at the end, always (it ends the child)."""
 
     def __init__(self, ref: str) -> None:
         self.ref = ref
@@ -127,20 +147,39 @@ class ManifestJob:
         return value
 
     def manifest(self) -> Manifest:
-        try:
-            value: Manifest = self._wait("manifest")
-        finally:
-            self._reap()
+        """The manifest; the child goes on remembering its blob sizes (see `cancel`)."""
+        value: Manifest = self._wait("manifest")
         if value.submodules and self.warn is not None:
             self.warn(f"submodules are not deployed: {', '.join(value.submodules)}")
         return value
 
     def cancel(self) -> None:
-        """Stop the child if it still works (a redeploy of the live commit needs no manifest)."""
-        if self._pid is not None:
+        """End the child: stopped while it still reads the tree (a redeploy of the live commit
+        needs no manifest); once the manifest is here, waited for while it writes the blob
+        sizes (a few ms, off the deploy's path: this runs at the end), and its warning said."""
+        if self._pid is not None and "manifest" not in self._items:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signal.SIGKILL)
+        else:
+            self._drain()
+        warning = self._items.pop("warning", None)
+        if warning is not None and self.warn is not None:
+            self.warn(str(warning))
         self._reap()
+
+    def _drain(self) -> None:
+        """Read what the child still sends, up to its end."""
+        with self._reading:
+            while self._read is not None:
+                head = _read_exact(self._read, _LEN.size)
+                if len(head) < _LEN.size:
+                    return
+                size = _LEN.unpack(head)[0]
+                data = _read_exact(self._read, size)
+                if len(data) < size:
+                    return
+                item = pickle.loads(data)  # noqa: S301 - from our own child, our own pipe
+                self._put(item)
 
     def _reap(self) -> None:
         with self._reading:

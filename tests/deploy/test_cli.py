@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pygit2
 import pytest
 import yaml
 
 from bot.cli.main import main
+from bot.deploy import blobsizes
 from tests.deploy.conftest import DeployEnv
 
 pytestmark = pytest.mark.sshd
@@ -166,3 +168,31 @@ def test_the_gatebot_process_ends_with_everything_written(denv: DeployEnv) -> No
     history = [json.loads(line) for line in (cache / "history.jsonl").read_text().splitlines()]
     assert [h["kind"] for h in history] == ["deploy", "deploy", "deploy", "rollback"]
     assert summary.read_text().count("| inf |") == 4
+
+
+def test_a_wrong_remembered_blob_size_fails_before_going_live_and_is_dropped(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blob sizes kept between deploys (bot/deploy/blobsizes.py) are a cache: one made wrong
+    never puts a release live; the deploy names the file and removes it, and the next deploy
+    reads the sizes from git."""
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    common = ["--target", "inf", "--config", str(_config(denv)), "--repo", str(denv.rb.path)]
+    denv.rb.commit({"a.py": "1\n", "b.py": "kept\n", "requirements.txt": ""})
+    assert _cli(["deploy", *common, "--no-audit"], capsys)[0] == 0
+    first = denv.live()
+    repo = pygit2.Repository(str(denv.rb.path))
+    sizes = blobsizes.load(repo.path)
+    kept = str(repo.revparse_single("main:b.py").id)
+    assert sizes[kept] == 5
+    blobsizes.save(repo.path, {**sizes, kept: 6})
+    denv.rb.commit({"a.py": "2\n"})
+    code, out, err = _cli(["deploy", *common, "--no-audit"], capsys)
+    assert code != 0
+    assert "blob sizes remembered in" in out + err and "(b.py)" in out + err
+    assert denv.live() == first and (denv.current / "a.py").read_text() == "1\n"
+    assert not blobsizes.cache_path(repo.path).exists()
+    code, out, err = _cli(["deploy", *common, "--no-audit"], capsys)
+    assert code == 0, err
+    assert (denv.current / "a.py").read_text() == "2\n"
+    assert blobsizes.load(repo.path)[kept] == 5

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.deploy import flow
+from bot.deploy.hostside import fsops
+from bot.deploy.hostside.protocol import Inspect
 from bot.deploy.manifest import MODE_EXEC, MODE_LINK
 from bot.errors import DeployFailed
 from tests.deploy.conftest import DeployEnv
@@ -179,6 +181,37 @@ def test_plain_rollback_goes_to_previous_and_skips_bad(denv: DeployEnv) -> None:
     assert not refused.ok and "marked bad" in (refused.error or "")
     unknown = denv.rollback(to="20200101T000000Z-0000000")
     assert not unknown.ok and "no release 20200101T000000Z-0000000" in (unknown.error or "")
+
+
+def test_a_long_deploy_log_answers_with_the_lines_of_releases_still_there(
+    denv: DeployEnv,
+) -> None:
+    """The log grows with every deploy. The host answers with the lines naming a release it
+    still holds (protocol.log_of_releases): a few KB however old the host, and the same
+    decisions (bad releases, the previous good one) as from the whole log."""
+    denv.rb.commit(BASE, modes=BASE_MODES)
+    a = denv.deploy()
+    denv.rb.commit({"app/main.py": "print('v2')\n"})
+    b = denv.deploy()
+    denv.rb.commit({"app/main.py": "print('v3')\n"})
+    c = denv.deploy()
+    log = denv.root / ".gatebot/deploy.jsonl"
+    gone = [
+        {"ts": "t", "event": e, "release": f"20200101T{i // 60 % 24:02d}{i % 60:02d}00Z-{i:07x}"}
+        for i in range(3000)
+        for e in ("release", "switch")
+    ]
+    with log.open("a") as fh:
+        fh.writelines(json.dumps(x) + "\n" for x in gone)
+        fh.write(json.dumps({"ts": "t", "event": "bad", "release": b.release, "ok": False}) + "\n")
+    answer = fsops.op_inspect(Inspect(str(denv.root)))
+    sent = answer.log.splitlines()
+    assert len(log.read_text()) > 300_000 and len(answer.log) < 5_000
+    assert sent and all(any(r in x for r in (a.release, b.release, c.release)) for x in sent)
+    assert sent[-1] == json.dumps({"ts": "t", "event": "bad", "release": b.release, "ok": False})
+    back = denv.rollback()  # over sshd: b is bad, so a
+    assert back.ok, back.error
+    assert denv.live() == a.release
 
 
 def test_retention_keeps_n_and_prunes_unused_venvs(denv: DeployEnv) -> None:

@@ -155,6 +155,9 @@ def _op_name(req: object) -> str:
     return next(op.name for op in p.OPERATIONS if op.request is type(req))
 
 
+SWITCH_A = '{"event": "switch", "release": "A"}\n'
+
+
 def _scenario(root: str, pieces: list[bytes], digest: str) -> list[object]:
     rel = f"{root}/releases"
     return [
@@ -170,7 +173,9 @@ def _scenario(root: str, pieces: list[bytes], digest: str) -> list[object]:
         p.Switch("releases/A", f"{root}/current"),
         p.Seed(f"{rel}/A", f"{rel}/B", [".venv", "logs", ".gatebot-release.json"], False),
         p.Hash(f"{rel}/B", []),
-        p.Append(f"{root}/.gatebot/deploy.jsonl", '{"event": "switch"}\n'),
+        p.Append(
+            f"{root}/.gatebot/deploy.jsonl", SWITCH_A + '{"event": "prune", "release": "B"}\n'
+        ),
         p.Remove([f"{rel}/B"]),
         p.LockRelease(f"{root}/.gatebot/lock", "r2"),
         p.LockRelease(f"{root}/.gatebot/lock", "r1"),
@@ -208,3 +213,21 @@ def test_the_in_memory_host_answers_like_the_real_host_program(tmp_path: Path) -
     for got, want in zip(memory, real, strict=True):
         assert _comparable(got) == _comparable(want)
     assert real[5].match is True  # type: ignore[attr-defined]
+    # B was removed: the log's line about it stays on the host (protocol.log_of_releases).
+    assert real[-1].log == SWITCH_A  # type: ignore[attr-defined]
+
+
+def test_the_log_answer_holds_the_lines_naming_a_release_on_the_host() -> None:
+    text = (
+        '{"event": "switch", "release": "R1"}\n'
+        '{"event": "switch", "release": "R10"}\n'  # names R10, which merely contains R1
+        '{"event": "rollback", "release": "R9", "previous": "R2"}\n'
+        "a line broken by a crash R1\n"  # no quoted name: not a release's line
+        '{"event": "bad", "release": "R2", "ok": false}'  # the last line, unterminated
+    )
+    assert p.log_of_releases(text, ["R1", "R2"]) == (
+        '{"event": "switch", "release": "R1"}\n'
+        '{"event": "rollback", "release": "R9", "previous": "R2"}\n'
+        '{"event": "bad", "release": "R2", "ok": false}'
+    )
+    assert p.log_of_releases(text, []) == ""

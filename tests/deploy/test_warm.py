@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import time
@@ -16,7 +17,8 @@ import pytest
 
 from bot.deploy.host import warm
 from bot.deploy.host.openssh import OpenSshConnector
-from bot.deploy.hostside.protocol import CHALLENGE, Inspect
+from bot.deploy.hostside import linger as lingering
+from bot.deploy.hostside.protocol import CHALLENGE, PROOF, Inspect
 from bot.ssh.openssh import LoginSpec, Spawned, prepare_login, ssh_binary
 from tests.deploy.conftest import DeployEnv, starts, warm_record
 from tests.fakes.sshd import SshServer
@@ -73,6 +75,26 @@ def test_a_connection_that_cannot_answer_the_challenge_is_never_served(
         s.sendall(b"0" * 64 + b"\n")
         rest = s.recv(100)
     assert rest == b"denied\n"
+
+
+def test_the_proof_leaves_with_the_greeting_in_one_write(denv: DeployEnv, counted: Path) -> None:
+    """Two small writes in a row on TCP wait for the first one's acknowledgement (Nagle), which
+    the other end delays up to 40 ms: the copy sends its proof and its greeting as one."""
+    denv.rb.commit(BASE)
+    assert denv.deploy().ok
+    data = json.loads(warm_record(denv).read_text())
+    key = bytes.fromhex(data["key"])
+    with socket.create_connection(("127.0.0.1", data["port"]), timeout=5) as s:
+        challenge = b""
+        while not challenge.endswith(b"\n"):
+            challenge += s.recv(200)
+        nonce = bytes.fromhex(challenge[len(CHALLENGE) :].decode().strip())
+        mine = os.urandom(lingering.NONCE_BYTES)
+        s.sendall(lingering.client_proof(key, nonce) + b" " + mine.hex().encode() + b"\n")
+        first = s.recv(4096)  # at once: what the first write held
+    proof, hello, rest = first.split(b"\n", 2)
+    assert proof == PROOF + lingering.server_proof(key, mine, nonce)
+    assert hello.startswith(b"hello ") and rest == b""
 
 
 def test_when_the_lingering_program_is_gone_the_command_starts_one(

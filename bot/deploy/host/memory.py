@@ -96,7 +96,7 @@ class MemoryHostAgent(HostAgent):
         lock = posixpath.join(root, p.LOCK_DIR)
         locked = fs.isdir(lock)
         owner = json_object(fs.read_text(posixpath.join(lock, p.LOCK_OWNER_FILE)))
-        log = fs.read_text(posixpath.join(root, p.DEPLOY_LOG)) or ""
+        log = p.log_of_releases(fs.read_text(posixpath.join(root, p.DEPLOY_LOG)) or "", releases)
         answer = p.InspectAnswer(fs.isdir(root), current, kind, releases, venvs, locked, owner, log)
         self._end("inspect")
         return answer

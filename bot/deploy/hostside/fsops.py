@@ -33,6 +33,7 @@ from bot.deploy.hostside.protocol import (
     Remove,
     Switch,
     WriteFile,
+    log_of_releases,
 )
 
 
@@ -229,7 +230,7 @@ def op_inspect(req: Inspect) -> InspectAnswer:
     log = ""
     try:
         with open(os.path.join(root, DEPLOY_LOG), errors="replace") as fh:
-            log = fh.read()
+            log = log_of_releases(fh.read(), releases)
     except OSError:
         log = ""
     return InspectAnswer(os.path.isdir(root), current, kind, releases, venvs, locked, owner, log)

@@ -94,6 +94,19 @@ def lines_digest(lines: Iterable[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def log_of_releases(text: str, releases: Iterable[str]) -> str:
+    """The lines of the deploy log `text` that name one of `releases` (the release directories
+    on the host): what a deploy reads of the log (which release went live when, which is bad).
+    Lines about releases retention removed stay on the host, unread. The log grows with every
+    deploy; sent whole, an answer past one SSH packet (32 KB, ~150 events) waited ~40 ms for
+    a delayed TCP acknowledgement on each of the two reads a deploy makes. A line naming a
+    release holds it as a JSON string; a longer name that merely contains it is not a match."""
+    needles = ['"%s"' % name for name in releases]
+    if not needles:
+        return ""
+    return "".join(line for line in text.splitlines(True) if any(n in line for n in needles))
+
+
 # ---- operations -------------------------------------------------------------------------------
 # One request type and one answer type per operation. Sequences in requests travel as JSON arrays.
 
@@ -112,7 +125,7 @@ class InspectAnswer(NamedTuple):
     venvs: Dict[str, bool]  # lock hash -> complete
     locked: bool
     lock: Optional[Dict[str, Any]]  # the lock's owner record, when readable
-    log: str  # the deploy log's text
+    log: str  # the deploy log's lines about these releases (log_of_releases)
 
 
 class LockAcquire(NamedTuple):

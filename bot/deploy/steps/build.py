@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.deploy import blobsizes
 from bot.deploy.host.base import AgentError
 from bot.deploy.hostside.protocol import Link, Remove, WriteFile
 from bot.deploy.integrity import IntegrityResult, check_release, host_hashes
@@ -31,7 +32,7 @@ from bot.deploy.layout import (
 from bot.deploy.manifest import Manifest, old_entries_from_diff, read_blob
 from bot.deploy.state import ReleaseMarker, RemoteState
 from bot.deploy.steps import envfile
-from bot.deploy.steps.base import HostRun
+from bot.deploy.steps.base import HostRun, overlapped, preload_history
 from bot.deploy.steps.plan import count_hashing, hash_reuse
 from bot.deploy.transfer import OldEntries, TransferPlan, plan_transfer, seed_release, send_changes
 from bot.deploy.venv import ensure_venv
@@ -158,17 +159,21 @@ async def _check(
     return found
 
 
-async def build(run: HostRun) -> None:
+def _local(manifest: Manifest, lock_file: str | None) -> tuple[pygit2.Repository, str]:
+    """The repository (pygit2 imported here, ~40 ms the first time) and the lock-file hash."""
     from bot.git.diff import open_repo
 
+    repo = open_repo(Path(manifest.repo_path))
+    lock_entry = manifest.get(lock_file) if lock_file else None
+    return repo, lock_hash(read_blob(repo, lock_entry.oid) if lock_entry else None)
+
+
+async def build(run: HostRun) -> None:
     assert run.plan is not None and run.manifest is not None
     manifest, state, release_id = run.manifest, run.plan.state, run.plan.release
     target, shared = run.target, linked_of(run)
     deployed = manifest.without(shared)
     release_dir = run.layout.release(release_id)
-    repo = open_repo(Path(manifest.repo_path))
-    lock_entry = manifest.get(target.lock_file) if target.lock_file else None
-    lh = lock_hash(read_blob(repo, lock_entry.oid) if lock_entry else None)
     live = state.live if state.live_marker is not None else None
     managed = excluder(RELEASE_MANAGED)
     reserved = [e.path for e in deployed if managed(e.path)]
@@ -182,8 +187,9 @@ async def build(run: HostRun) -> None:
         )
 
     with run.phase("seed"):
-        # The host links the seed while we read the live release's tree from git.
-        from_standby, old = await asyncio.gather(
+        # The host links the seed while we open the repository and read the live release's
+        # tree from git.
+        seeding = asyncio.gather(
             seed_release(
                 run.agent,
                 run.layout.release(live) if live else None,
@@ -192,6 +198,9 @@ async def build(run: HostRun) -> None:
                 standby=target.prepare_next,
             ),
             asyncio.to_thread(git_old_entries, run, state, deployed, shared),
+        )
+        (from_standby, old), (repo, lh) = await overlapped(
+            seeding, lambda: _local(manifest, target.lock_file)
         )
     if from_standby:
         run.say(f"seeded from the copy of {live} prepared after the last deploy")
@@ -224,12 +233,15 @@ async def build(run: HostRun) -> None:
             run.agent, run.layout, target, lh, release_dir, complete=state.venvs.get(lh, False)
         )
     with run.phase("verify"):
-        check = await _check(run, release_dir, deployed, live)
+        # The host reads the release while this process loads what the end of the run needs.
+        check, _ = await overlapped(_check(run, release_dir, deployed, live), preload_history)
         if not check.ok:
+            wanted = {*check.missing, *check.changed}
+            again = tuple(e for e in deployed if e.path in wanted)
+            blobsizes.check_sizes(repo, again)  # not drift: a wrong remembered size
             # The seed carried files edited on the host: send those again, once.
             run.say(f"repairing drift in the seeded tree: {check.summary()}")
-            wanted = {*check.missing, *check.changed}
-            fix = TransferPlan(tuple(e for e in deployed if e.path in wanted), check.extra, 0, 0)
+            fix = TransferPlan(again, check.extra, 0, 0)
             await _send(run, release_dir, repo, fix, fresh=False)
             check = await _check(run, release_dir, deployed, live)
         if not check.ok:
