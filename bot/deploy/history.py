@@ -9,7 +9,7 @@ from bot.deploy.report import HostReport
 
 
 def preload() -> None:
-    """Import the history's modules ahead of `record` (see steps/base.py `preload_build`)."""
+    """Import the history's modules ahead of `record` (see steps/base.py `preload_history`)."""
     import bot.metrics.history  # noqa: F401
 
 

@@ -89,11 +89,11 @@ class HostRun:
     hooks: Mapping[str, Sequence[StepFn]] | None = None
 
     async def need_manifest(self) -> Manifest:
-        """The manifest, waiting for it when it is still being read from git."""
+        """The manifest, waiting for it when it is still being read from git. Nothing is
+        imported while waiting: the child reading it shares the two cores with this process,
+        and `build` loads pygit2 while the host seeds (`overlapped`), which measured faster."""
         if self.manifest is None:
             assert self.manifest_future is not None
-            if not self.manifest_future.done():
-                preload_build()
             self.manifest = await asyncio.shield(self.manifest_future)
         return self.manifest
 
@@ -165,16 +165,6 @@ async def overlapped(request: Awaitable[T], work: Callable[[], U]) -> tuple[T, U
         await asyncio.gather(task, return_exceptions=True)
         raise
     return await task, done
-
-
-def preload_build() -> None:
-    """Import what a build needs once its manifest is there (pygit2 for the diff and the
-    blobs, the run history written at the end: ~60 ms together), while the manifest is still
-    being read by its child process (bot/deploy/manifest_job.py) and this process would only
-    wait. A redeploy of the live commit never waits for the manifest, so never pays for them."""
-    import bot.git.diff  # noqa: F401 - pygit2
-
-    preload_history()
 
 
 def preload_history() -> None:
