@@ -196,3 +196,23 @@ def test_a_wrong_remembered_blob_size_fails_before_going_live_and_is_dropped(
     assert code == 0, err
     assert (denv.current / "a.py").read_text() == "2\n"
     assert blobsizes.load(repo.path)[kept] == 5
+
+
+def test_a_lock_file_missing_from_git_fails_and_leaves_no_seeded_release(
+    denv: DeployEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed is made while gatebot opens the repository and reads the lock file
+    (steps/build.py): when that read fails, the seeded directory is removed again."""
+    monkeypatch.setenv("GATEBOT_CACHE_DIR", str(denv.tmp / "cache"))
+    common = ["--target", "inf", "--config", str(_config(denv)), "--repo", str(denv.rb.path)]
+    denv.rb.commit({"a.py": "1\n", "requirements.txt": "pkg==1\n"})
+    assert _cli(["deploy", *common, "--no-audit"], capsys)[0] == 0
+    first, before = denv.live(), denv.releases()
+    denv.rb.commit({"a.py": "2\n"})
+    repo = pygit2.Repository(str(denv.rb.path))
+    lock_blob = str(repo.revparse_single("main:requirements.txt").id)
+    # Its size is remembered (blobsizes.py), so only reading its content finds it gone.
+    (Path(repo.path) / "objects" / lock_blob[:2] / lock_blob[2:]).unlink()
+    code, out, err = _cli(["deploy", *common, "--no-audit"], capsys)
+    assert code != 0 and f"blob {lock_blob} is missing" in out + err
+    assert denv.live() == first and denv.releases() == before

@@ -199,9 +199,15 @@ async def build(run: HostRun) -> None:
             ),
             asyncio.to_thread(git_old_entries, run, state, deployed, shared),
         )
-        (from_standby, old), (repo, lh) = await overlapped(
-            seeding, lambda: _local(manifest, target.lock_file)
-        )
+        try:
+            (from_standby, old), (repo, lh) = await overlapped(
+                seeding, lambda: _local(manifest, target.lock_file)
+            )
+        except GatebotError:
+            # The lock file's blob missing from a broken local repository: the seed was
+            # made meanwhile, and goes again.
+            await _drop_cut_release(run, state, release_id)
+            raise
     if from_standby:
         run.say(f"seeded from the copy of {live} prepared after the last deploy")
     with run.phase("plan"):
