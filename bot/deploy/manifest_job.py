@@ -114,15 +114,25 @@ class ManifestJob:
             self._items[item[0]] = item[1]
             self._ready.notify_all()
 
-    def _receive(self) -> None:
-        """Read the child's next message (the pipe is trusted: our own fork wrote it)."""
+    def _next(self) -> tuple[str, Any] | None:
+        """The child's next message; None once the pipe ended (or was cut in a message).
+        The pipe is trusted: our own fork wrote it."""
         assert self._read is not None
         head = _read_exact(self._read, _LEN.size)
-        data = _read_exact(self._read, _LEN.unpack(head)[0]) if len(head) == _LEN.size else b""
-        if not data:
-            self._put(("error", ("DeployFailed", "reading the commit from git stopped", None)))
-            return
-        self._put(pickle.loads(data))  # noqa: S301 - from our own child, through our own pipe
+        if len(head) < _LEN.size:
+            return None
+        size = _LEN.unpack(head)[0]
+        data = _read_exact(self._read, size)
+        if not data or len(data) < size:
+            return None
+        item: tuple[str, Any] = pickle.loads(data)  # noqa: S301 - our own child, our own pipe
+        return item
+
+    def _receive(self) -> None:
+        item = self._next()
+        if item is None:
+            item = ("error", ("DeployFailed", "reading the commit from git stopped", None))
+        self._put(item)
 
     def _wait(self, key: str) -> Any:
         with self._reading:  # one reader of the pipe at a time
@@ -170,15 +180,7 @@ class ManifestJob:
     def _drain(self) -> None:
         """Read what the child still sends, up to its end."""
         with self._reading:
-            while self._read is not None:
-                head = _read_exact(self._read, _LEN.size)
-                if len(head) < _LEN.size:
-                    return
-                size = _LEN.unpack(head)[0]
-                data = _read_exact(self._read, size)
-                if len(data) < size:
-                    return
-                item = pickle.loads(data)  # noqa: S301 - from our own child, our own pipe
+            while self._read is not None and (item := self._next()) is not None:
                 self._put(item)
 
     def _reap(self) -> None:
