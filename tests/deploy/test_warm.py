@@ -119,6 +119,45 @@ def test_when_the_lingering_program_is_gone_the_command_starts_one(
     assert starts(counted) == 2
 
 
+def test_a_kept_connection_gone_before_the_copy_is_kept_again(
+    denv: DeployEnv, counted: Path
+) -> None:
+    """The kept connection can end before the lingering copy does (a fallback that used a
+    connection of its own, a master that timed out first). Going to the copy then would take
+    a new connection on every command; instead the next one starts a program on a connection
+    that is kept, and the command after it is warm again."""
+    from bot.config.deploy import TargetConfig
+
+    denv.rb.commit(BASE)
+    assert denv.deploy().ok
+    target = TargetConfig.model_validate(denv.target_data())
+    ssh = ssh_binary()
+    assert ssh is not None
+    login = prepare_login("inf", LoginSpec.of(target), {}, denv.tmp, ssh)
+    login.close()
+    assert login.control_path is not None
+    control = Path(login.control_path)
+    assert control.is_socket()
+    subprocess.run(
+        [ssh, "-o", f"ControlPath={control}", "-O", "exit", "gatebot-test"],
+        capture_output=True,
+        timeout=10,
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while control.exists():
+        assert time.monotonic() < deadline, "the kept connection did not end"
+        time.sleep(0.05)
+    assert warm_record(denv).exists()  # the copy lingers on
+    denv.rb.commit({"app.py": "print(2)\n"})
+    assert denv.deploy().ok
+    assert control.is_socket()  # kept again
+    assert starts(counted) == 2
+    denv.rb.commit({"app.py": "print(3)\n"})
+    assert denv.deploy().ok
+    assert starts(counted) == 2  # warm again: through the kept connection to the new copy
+
+
 def test_nothing_lingers_with_ssh_persist_s_0(denv: DeployEnv, counted: Path) -> None:
     denv.overrides["ssh_persist_s"] = 0
     denv.rb.commit(BASE)

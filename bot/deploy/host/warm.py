@@ -122,6 +122,14 @@ def start_process(
     host program (bot/deploy/host/warm.py)."""
     login = prepare_login(name, spec, env, base, ssh)
     kept = load(login, root, python)
-    if kept is not None:
+    if kept is not None and _connection_kept(login):
         return Ready(spec, python, root, spawn(login, port=kept.port), kept)
+    # No kept connection (it timed out before the copy did, or a fallback used a connection
+    # of its own): reaching the copy would take a new connection that `ssh -W` cannot keep
+    # for the next command. A new program on a connection that becomes the kept one costs
+    # the host's start once; the copy nobody uses exits after its idle time.
     return Ready(spec, python, root, spawn(login, agent_command(python)), None)
+
+
+def _connection_kept(login: Login) -> bool:
+    return login.control_path is not None and Path(login.control_path).is_socket()
