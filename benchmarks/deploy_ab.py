@@ -9,8 +9,9 @@ change of a few percent on a noisy machine. This times only the everyday release
 file, many times: one loopback sshd and the benchmark's tree (deploy_vs_rsync.py), two targets,
 one per checkout (each keeps its own warm host program), and in each pair both checkouts deploy
 the same kind of change back to back, in alternating order. Each deploy is the `gatebot`
-process as a user runs it (`python -c` running the checkout's `bot.cli.main`, so both pay the
-same start-up), timed start to exit; the CPU of that process and its children is reported too.
+process as a user runs it (`python -c` running the checkout's entry point, `bot.cli.entry`
+or, before the resident gatebot, `bot.cli.main`), timed start to exit; the CPU of that process
+and its children is reported too (a resident's child is not among them).
 `--log-events N` first appends N events of long-gone releases to each target's deploy log.
 """
 
@@ -38,8 +39,9 @@ CHANGED = "pkg00/mod00/file00000.dat"
 
 def command(checkout: Path, *args: str) -> list[str]:
     code = (
-        f"import sys; sys.path.insert(0, {str(checkout)!r}); sys.argv[0] = 'gatebot'; "
-        "from bot.cli.main import run; run()"
+        f"import sys; sys.path.insert(0, {str(checkout)!r}); sys.argv[0] = 'gatebot'\n"
+        "try:\n    from bot.cli.entry import run\n"  # the resident's entry, where there is one
+        "except ImportError:\n    from bot.cli.main import run\nrun()"
     )
     return [sys.executable, "-c", code, *args]
 

@@ -8,8 +8,10 @@ OpenSSH sshd, side by side in one run.
 Scenarios (shared/DESIGN.md §7), each round on fresh target directories:
 1. first release              `gatebot deploy`            vs  `rsync -a`    (empty directory)
 2. first release, tmpfs       the same with both targets on /dev/shm: CPU-bound, not disk-bound
-3. one changed file           `gatebot deploy`            vs  `rsync -a -c`; also with nothing
-                              kept (`ssh_persist_s: 0`) and pruning two old releases
+3. one changed file           `gatebot deploy`            vs  `rsync -a -c`; also with gatebot
+                              started cold (`GATEBOT_RESIDENT=0`: the connection kept, no
+                              resident gatebot; a CI job's first command), with nothing kept
+                              (`ssh_persist_s: 0`, cold too) and pruning two old releases
                               (`keep_releases: 2`: the steady state of a host that deploys often)
 4. one changed file, no seed  the same with `prepare_next: false` (the seed linked while waiting)
 5. no-op                      `gatebot deploy` of the live sha  vs  `rsync -a` with nothing new
@@ -17,7 +19,9 @@ Scenarios (shared/DESIGN.md §7), each round on fresh target directories:
 
 Both are timed the same way: `subprocess.run` of the command, start to exit (interpreter
 start-up, imports, config, connection and host program included for gatebot; ssh start-up and
-the remote rsync for rsync). gatebot runs with `--no-audit`, `install: true` and a
+the remote rsync for rsync). With the default `ssh_persist_s` the first gatebot command
+starts a resident gatebot (bot/cli/resident.py) and the later ones run in it; the *nothing
+kept* and *started cold* rows run without one. gatebot runs with `--no-audit`, `install: true` and a
 `--without-pip` venv: the release mechanics. Both log in as the same user with the same key and
 the same pinned host key. In each round the two tools of a scenario run back to back, in
 alternating order, after `sync`, and after the host finished preparing the next seed in the
@@ -148,13 +152,15 @@ class Gatebot:
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path
 
-    def run(self, config: Path, *args: str) -> tuple[float, dict[str, Any]]:
+    def run(self, config: Path, *args: str, cold: bool = False) -> tuple[float, dict[str, Any]]:
+        """`cold`: no resident gatebot (GATEBOT_RESIDENT=0), the process starts from nothing."""
         report = self.work / "report.json"
         report.unlink(missing_ok=True)
         argv = [GATEBOT, *args, "--target", "bench", "--repo", str(self.repo)]
         argv += ["--config", str(config), "--no-audit", "--report", str(report)]
         start = time.perf_counter()
-        res = subprocess.run(argv, capture_output=True, text=True, env=self.env, check=False)
+        env = {**self.env, "GATEBOT_RESIDENT": "0"} if cold else self.env
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         took = time.perf_counter() - start
         if res.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
@@ -278,15 +284,19 @@ def one_round(
     # deploy, the connection and host program kept from it), with nothing kept (ssh_persist_s:
     # 0: a new connection, login shell and interpreter), and with prepare_next off (the seed is
     # linked while you wait).
+    kept, cold = cfg, gb.config(g_dir, persist=False)
     variants = (
-        ("", cfg, True),
-        (", nothing kept (ssh_persist_s: 0)", gb.config(g_dir, persist=False), True),
+        ("", kept, True, False),
+        # The connection and host program kept, gatebot itself started cold: what the first
+        # gatebot command of a CI job pays.
+        (", gatebot started cold (GATEBOT_RESIDENT=0)", kept, True, True),
+        (", nothing kept (ssh_persist_s: 0)", cold, True, True),
         # Four releases by now: keep_releases 2 has this deploy prune two of them, as every
         # deploy does once a host holds keep_releases (the steady state).
-        (", two old releases pruned (keep_releases: 2)", gb.config(g_dir, keep=2), True),
-        (", seed linked while waiting", gb.config(g_dir, prepare_next=False), False),
+        (", two old releases pruned (keep_releases: 2)", gb.config(g_dir, keep=2), True, False),
+        (", seed linked while waiting", gb.config(g_dir, prepare_next=False), False, False),
     )
-    for k, (label, c, prepared) in enumerate(variants):
+    for k, (label, c, prepared, started_cold) in enumerate(variants):
         changed = sorted(tree)[len(tree) // 2 + k]
         data = (src / changed).read_bytes()
         new_content = data[:-1] + bytes([(data[-1] + 1) % 256])
@@ -296,7 +306,7 @@ def one_round(
         rep = bench.pair(
             n,
             f"one changed file{label} (rsync -a -c)",
-            lambda c=c: gb.run(c, "deploy", "--ref", "main"),  # type: ignore[misc]
+            lambda c=c, sc=started_cold: gb.run(c, "deploy", "--ref", "main", cold=sc),  # type: ignore[misc]
             g_dir,
             lambda: run_rsync(server, src, r_dir, "-a", "-c"),
             prepared,
@@ -306,12 +316,11 @@ def one_round(
     _took, again = gb.run(cfg, "deploy", "--ref", "main")
     settle(g_dir, again["live"])
 
-    cold = gb.config(g_dir, persist=False)
     for label, c in (("", cfg), (", nothing kept", cold)):
         rep = bench.pair(
             n,
             f"no-op: redeploy of the live sha{label} (rsync -a)",
-            lambda c=c: gb.run(c, "deploy", "--ref", "main"),  # type: ignore[misc]
+            lambda c=c: gb.run(c, "deploy", "--ref", "main", cold=c == cold),  # type: ignore[misc]
             g_dir,
             lambda: run_rsync(server, src, r_dir, "-a"),
         )
@@ -319,7 +328,7 @@ def one_round(
 
     for label, c in (("", cfg), (", nothing kept", cold)):
         os.sync()
-        took, rb = gb.run(c, "rollback")
+        took, rb = gb.run(c, "rollback", cold=c == cold)
         assert rb["ok"] and rb["live"], rb
         settle(g_dir, rb["live"])
         bench.alone(f"rollback{label}", took, rb)

@@ -1,4 +1,4 @@
-from bot.cli.main import run
+from bot.cli.entry import run
 
 if __name__ == "__main__":
     run()

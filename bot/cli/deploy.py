@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from bot.cli import quickexit
+from bot.cli import quickexit, resident
 from bot.cli.options import config_option, repo_option
 from bot.errors import DeployFailed, UsageError
 
@@ -124,7 +124,14 @@ def _early_context(
         raise
     if job is not None:
         job.warn = ctx.reporter.warn
+    _keep_resident(ctx, names)
     return ctx, names, early, job
+
+
+def _keep_resident(ctx: DeployContext, names: list[str]) -> None:
+    """Keep this runner's resident gatebot as long as the targets keep their connections
+    (`ssh_persist_s`): the next deploy command skips start-up too (bot/cli/resident.py)."""
+    resident.keep(max((ctx.target(n).ssh_persist_s for n in names), default=0.0))
 
 
 async def _started(ctx: DeployContext, names: list[str], early: list[Early]) -> None:
@@ -271,6 +278,7 @@ def releases_cmd(targets: tuple[str, ...], repo: Path, config_path: Path | None)
 
     ctx = _context(config_path, repo)
     names = flow.resolve_targets(ctx.config, list(targets))
+    _keep_resident(ctx, names)
     console = Console(file=sys.stdout, highlight=False, width=160)
     for name in names:
         rows, state = run_cancellable(flow.list_releases(ctx, name))
@@ -312,6 +320,7 @@ def unlock_cmd(
 
     ctx = _context(config_path, repo)
     names = flow.resolve_targets(ctx.config, list(targets))
+    _keep_resident(ctx, names)
     for name in names:
         click.echo(run_cancellable(flow.unlock(ctx, name, owner, force)))
 

@@ -141,13 +141,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run() -> None:
-    """The `gatebot` command (pyproject.toml): `main`, then the quick exit a command may have
-    allowed (bot/cli/quickexit.py). Tests call `main`, which always ends in SystemExit."""
-    from bot.cli import quickexit  # here: `gatebot --help` imports no other bot.cli module
+    """A command run in this process (bot/cli/entry.py): `main`, then the resident a deploy
+    command asked for (bot/cli/resident.py), then the quick exit a command may have allowed
+    (bot/cli/quickexit.py). Tests call `main`, which always ends in SystemExit."""
+    from bot.cli import quickexit, resident  # here: `gatebot --help` imports no command
 
     quickexit.reset()
     try:
         main()
     except SystemExit as exc:
+        resident.spawn(resident.wanted())
         quickexit.exit_now(exc)
         raise

@@ -71,7 +71,9 @@ class TargetConfig(Section):
         description="with the openssh client, keep the connection (OpenSSH's ControlPersist, as"
         " Ansible does) and a copy of the host program (on a loopback port, reached only with a"
         " key this runner holds) up this long after a command, so the next gatebot command to"
-        " this host skips the key exchange, the login shell and the interpreter's start;"
+        " this host skips the key exchange, the login shell and the interpreter's start; on the"
+        " runner, a resident gatebot (a private socket, this user only) stays up as long, so the"
+        " next deploy, rollback, releases or unlock skips gatebot's own start-up too;"
         " 0: keep nothing",
     )
     verify: Literal["index", "full"] = Field(

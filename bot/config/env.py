@@ -19,6 +19,9 @@ CACHE_DIR = "GATEBOT_CACHE_DIR"
 #: The review's time limit the Action sets (its `timeout-minutes` input), for the reason given
 #: when that limit stops the review (bot/github/crash.py).
 TIMEOUT_MINUTES = "GATEBOT_TIMEOUT_MINUTES"
+#: `0` (or off, false, no): deploy commands neither use nor start a resident gatebot
+#: (bot/cli/resident.py); each runs in its own process from the start.
+RESIDENT = "GATEBOT_RESIDENT"
 #: SSH material a deploy target may name with identity_env / known_hosts_env.
 SSH_KEY = "GATEBOT_SSH_KEY"
 KNOWN_HOSTS = "GATEBOT_KNOWN_HOSTS"

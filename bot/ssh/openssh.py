@@ -28,7 +28,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError, GatebotError, HostKeyMismatch, TransportError
+from bot.privatedir import memory_dir, user_dir
 from bot.ssh.sources import pinned_hosts, read_source
 
 if TYPE_CHECKING:
@@ -116,25 +116,12 @@ def _private_dir() -> Path:
 
 
 def _memory_dir() -> Path:
-    """The shared-memory directory when we can write there (files that never reach a disk),
-    else the temp directory."""
-    shm = Path("/dev/shm")  # noqa: S108 - only private (0700) directories are made in it
-    usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
-    return shm if usable else Path(tempfile.gettempdir())
+    return memory_dir()
 
 
 def _control_dir() -> Path | None:
-    """The per-user directory of persisted connections' control sockets: created 0700, and
-    used only when it is a real directory of ours with that mode (never through a link)."""
-    directory = _memory_dir() / f"gatebot-ssh-{os.getuid()}"
-    try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        st = directory.lstat()
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        return None
-    return directory
+    """The per-user directory of persisted connections' control sockets (0700, ours)."""
+    return user_dir(_memory_dir(), "gatebot-ssh")
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -144,7 +144,9 @@ def _wait_for(path: Path, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def _start_slow_deploy(denv: DeployEnv, run_id: str) -> subprocess.Popen[str]:
+def _start_slow_deploy(
+    denv: DeployEnv, run_id: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     started = denv.tmp / "install-started"
     finished = denv.tmp / "install-finished"
     cfg = _write_config(denv, install=f"touch {started}; sleep 3; touch {finished}")
@@ -152,7 +154,7 @@ def _start_slow_deploy(denv: DeployEnv, run_id: str) -> subprocess.Popen[str]:
     args = ["deploy", "--target", "inf", "--config", str(cfg), "--repo", str(denv.rb.path)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", *args, "--no-audit"],
-        env={**os.environ, "CI": "true", "GATEBOT_RUN_ID": run_id},
+        env={**os.environ, "CI": "true", "GATEBOT_RUN_ID": run_id, **(env or {})},
         cwd=denv.tmp,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -169,7 +171,9 @@ def _start_slow_deploy(denv: DeployEnv, run_id: str) -> subprocess.Popen[str]:
 
 
 def test_killed_deploy_leaves_a_stale_lock_reported_and_recoverable(denv: DeployEnv) -> None:
-    proc = _start_slow_deploy(denv, "run-killed")
+    # In its own process (no resident gatebot, whose child a killed client would stop
+    # gracefully: tests/deploy/test_resident.py): the process doing the deploy dies.
+    proc = _start_slow_deploy(denv, "run-killed", {"GATEBOT_RESIDENT": "0"})
     proc.kill()  # SIGKILL: no finally, the lock stays
     proc.wait(10)
     killed_at = time.monotonic()
