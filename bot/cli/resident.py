@@ -147,10 +147,29 @@ def forward(args: list[str]) -> int | None:
     except OSError:
         sock.close()
         return None
+    # From here a signal is the command's: held until the child's pid is known, then passed on.
+    child: list[int] = []
+    pending: list[int] = []
+
+    def relay(signum: int, _frame: object) -> None:
+        if not child:
+            pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):  # it has just ended: its status follows
+            os.kill(child[0], signum)
+
+    previous = {sig: signal.signal(sig, relay) for sig in FORWARDED}
     with sock:
         pid = _send(sock, args)
-        if pid is None:
-            return None  # refused before it forked: nothing ran
+        if pid is None:  # refused before it forked: nothing ran, the signals are ours again
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for held in pending:
+                os.kill(os.getpid(), held)
+            return None
+        child.append(pid)
+        for held in pending:
+            relay(held, None)
         return _wait(sock, pid)
 
 
@@ -206,12 +225,6 @@ def _line(sock: socket.socket) -> bytes:
 
 
 def _wait(sock: socket.socket, pid: int) -> int:
-    def relay(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it has just ended: its status follows
-            os.kill(pid, signum)
-
-    for sig in FORWARDED:
-        signal.signal(sig, relay)
     try:
         line = _line(sock)
     except OSError:
