@@ -268,15 +268,18 @@ def spawn(seconds: float) -> None:
     setup = json.dumps({"path": str(path), "idle": seconds, "sys_path": search})
     env = shaping_env(os.environ)
     env.update((k, os.environ[k]) for k in CARRIED if k in os.environ)
-    subprocess.Popen(
-        [sys.executable, "-c", SERVER_MAIN, setup],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",
-        env=env,
-        start_new_session=True,
-    )
+    try:
+        subprocess.Popen(
+            [sys.executable, "-c", SERVER_MAIN, setup],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:  # no process to spare: the command is done all the same
+        print(f"gatebot: no resident gatebot started ({exc.strerror})", file=sys.stderr)
 
 
 # The resident's own `python -c`: its search path is the client's, gatebot's package first.

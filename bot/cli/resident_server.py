@@ -16,6 +16,7 @@ import gc
 import importlib
 import io
 import json
+import logging
 import os
 import selectors
 import signal
@@ -283,6 +284,10 @@ def run_command(request: Request, fds: list[int], kept_w: int) -> NoReturn:
     """The forked child: become the client's `gatebot` process, run the command, exit."""
     code = 70
     try:
+        # Exit handlers the resident's imports registered stay the resident's (one that
+        # cleaned up something at exit would do it under the next command's feet); the
+        # command's own run at its end, and logging's, as they would at a process's end.
+        atexit._clear()
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
@@ -307,6 +312,7 @@ def run_command(request: Request, fds: list[int], kept_w: int) -> NoReturn:
         except SystemExit as exc:
             code = exit_status(exc)
         atexit._run_exitfuncs()
+        logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
     except BaseException:  # noqa: BLE001 - a forked child must never return into the resident
