@@ -62,6 +62,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _kept: float | None = None  # set by `keep` in a cold run: start a resident afterwards
 _keep_fd: int | None = None  # in a resident's child: where `keep` reports to the resident
+_socket_path: tuple[Path | None] | None = None  # socket_path's answer, once looked for
 
 
 def supported() -> bool:
@@ -112,9 +113,14 @@ def identity() -> str:
 
 
 def socket_path() -> Path | None:
-    # The per-user directory (0700, ours) beside the kept SSH connections' (bot/ssh/openssh.py).
-    directory = user_dir(memory_dir(), "gatebot-resident")
-    return None if directory is None else directory / f"{identity()}.sock"
+    """Where this process's resident listens. Looked for once (`forward`, then `spawn` at the
+    end of a cold run): the walk over gatebot's files is not repeated."""
+    global _socket_path
+    if _socket_path is None:
+        # The per-user directory (0700, ours) beside the kept SSH connections' (bot/ssh/openssh.py).
+        directory = user_dir(memory_dir(), "gatebot-resident")
+        _socket_path = (None,) if directory is None else (directory / f"{identity()}.sock",)
+    return _socket_path[0]
 
 
 def keep(seconds: float) -> None:
