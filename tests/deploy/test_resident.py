@@ -136,7 +136,7 @@ def test_the_next_deploy_command_runs_in_the_resident_with_the_callers_world(
     )
     assert warm.returncode == 0, warm.stderr
     # This process imported neither the config models nor the deploy flow: the resident's
-    # child ran the command, with this process's directory (the relative --config), its
+    # child ran the command, with this process's directory (the relative --repo), its
     # environment (the secret in the release's env file) and its stdout.
     assert not os.path.isabs(warm.args[-1])
     here = imported_here(warm.stderr)
