@@ -35,11 +35,8 @@ def exit_now(exc: SystemExit) -> None:
     re-raises `exc` and Python shuts down as usual)."""
     if not _allowed or sys.getprofile() is not None or sys.gettrace() is not None:
         return  # a profiler or coverage writes its data at the ordinary end
-    code = exc.code
     try:
-        if code is not None and not isinstance(code, int):
-            print(code, file=sys.stderr)  # what SystemExit("text") prints, status 1
-            code = 1
+        code = status(exc)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -47,4 +44,15 @@ def exit_now(exc: SystemExit) -> None:
         # A closed or broken stream (`gatebot deploy | head`): the ordinary shutdown reports
         # it the way Python always has, with its own status.
         return
-    os._exit(code or 0)
+    os._exit(code)
+
+
+def status(exc: SystemExit) -> int:
+    """The status Python gives a process that ends with `exc` (also a resident's child's,
+    bot/cli/resident_server.py): SystemExit("text") prints the text and is status 1."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1

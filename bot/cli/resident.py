@@ -252,6 +252,16 @@ def _wait(sock: socket.socket, pid: int) -> int:
     return 1
 
 
+def answers(path: Path) -> bool:
+    """Whether a resident listens on `path` (the socket a dead one left refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def spawn(seconds: float) -> None:
     """Start a resident for `seconds` of idleness, in the background, unless one is up."""
     if seconds <= 0 or not supported():
@@ -259,14 +269,8 @@ def spawn(seconds: float) -> None:
     path = socket_path()
     if path is None:
         return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
+    if answers(path):
         return  # one is up (started by a concurrent command)
-    except OSError:
-        pass  # none: start one
-    finally:
-        probe.close()
     import subprocess
 
     package_root = str(Path(__file__).resolve().parents[2])

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot.cli import resident
+from bot.cli import quickexit, resident
 
 #: What a deploy, rollback, releases or unlock imports, with the audit that follows a deploy.
 PRELOAD = (
@@ -310,7 +310,7 @@ def run_command(request: Request, fds: list[int], kept_w: int) -> NoReturn:
             main(request.argv)
             code = 0
         except SystemExit as exc:
-            code = exit_status(exc)
+            code = quickexit.status(exc)
         atexit._run_exitfuncs()
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
@@ -323,31 +323,16 @@ def run_command(request: Request, fds: list[int], kept_w: int) -> NoReturn:
     os._exit(code)
 
 
-def exit_status(exc: SystemExit) -> int:
-    """The status Python gives a process that ends with `exc`."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
 def _listen(path: Path) -> socket.socket | None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(str(path))
     except OSError:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
+        if resident.answers(path):
             listener.close()
             return None  # another resident is up
-        except OSError:
-            path.unlink(missing_ok=True)  # a dead resident's socket
-            listener.bind(str(path))
-        finally:
-            probe.close()
+        path.unlink(missing_ok=True)  # a dead resident's socket
+        listener.bind(str(path))
     listener.listen(16)
     return listener
 
