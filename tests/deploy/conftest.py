@@ -200,7 +200,7 @@ def warm_record(denv: DeployEnv) -> Path:
     assert ssh is not None
     login = prepare_login("inf", LoginSpec.of(target), {}, denv.tmp, ssh)
     try:
-        record = warm.record_for(login, target.path, target.python)
+        record = warm.record_for(login, target.python)
     finally:
         login.close()
     assert record is not None

@@ -107,7 +107,29 @@ def test_failed_audit_rolls_back_and_reports_both_audits(env: MemEnv) -> None:
     assert any(e["event"] == "bad" and e["release"] == bad.release for e in env.host.log_events())
 
 
-@pytest.mark.parametrize("op", ["seed", "extract", "build_venv", "write_file", "switch"])
+def test_the_venv_is_started_before_the_upload_and_taken_after_it(env: MemEnv) -> None:
+    env.rb.commit(BASE)
+    assert env.deploy().ok
+    calls = env.host.calls
+    assert calls.index("start_venv") < calls.index("extract") < calls.index("build_venv")
+    env.rb.commit({"app.py": "print(2)\n"})
+    before = len(env.host.calls)
+    reused = env.deploy()
+    assert reused.ok and reused.venv == "reused"
+    assert "start_venv" not in env.host.calls[before:]  # a complete venv is not made again
+
+
+def test_a_venv_the_host_could_not_start_is_made_by_build_venv(env: MemEnv) -> None:
+    env.host.fail("start_venv", kind="fail", message="no room")
+    env.rb.commit(BASE)
+    r = env.deploy()
+    assert r.ok, r.error
+    assert r.venv == "created" and env.host.fs.isdir(f"{env.host.root}/current/.venv")
+
+
+@pytest.mark.parametrize(
+    "op", ["seed", "start_venv", "extract", "build_venv", "write_file", "switch"]
+)
 def test_a_cut_before_the_switch_leaves_current_and_the_lock_free(env: MemEnv, op: str) -> None:
     env.rb.commit(BASE)
     good = env.deploy()

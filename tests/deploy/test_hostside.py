@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import typing
 from pathlib import Path
 
@@ -155,6 +156,7 @@ def _op_name(req: object) -> str:
     return next(op.name for op in p.OPERATIONS if op.request is type(req))
 
 
+FAST_VENV = ["--system-site-packages", "--without-pip"]
 SWITCH_A = '{"event": "switch", "release": "A"}\n'
 
 
@@ -166,8 +168,16 @@ def _scenario(root: str, pieces: list[bytes], digest: str) -> list[object]:
         p.Seed(None, f"{rel}/A", [".venv"], False),
         p.Extract(f"{rel}/A", True),
         p.Link(f"{rel}/A/logs", "../../shared/logs", f"{root}/shared/logs"),
+        p.Link(f"{rel}/A/.venv", "../../venvs/h", None),
+        p.StartVenv(sys.executable, FAST_VENV, f"{root}/venvs/h", 60),
+        p.BuildVenv(sys.executable, FAST_VENV, f"{root}/venvs/h", f"{rel}/A", "", 60),
         p.VerifyHash(
-            f"{rel}/A", [".venv", "logs", ".gatebot-release.json"], [], False, True, digest
+            f"{rel}/A",
+            [".venv", "logs", ".gatebot-release.json"],
+            [],
+            False,
+            True,
+            digest,
         ),
         p.WriteFile(f"{rel}/A/.gatebot-release.json", json.dumps({"release": "A"}), True),
         p.Switch("releases/A", f"{root}/current"),
@@ -212,7 +222,8 @@ def test_the_in_memory_host_answers_like_the_real_host_program(tmp_path: Path) -
     memory = [asyncio.run(on_memory(r)) for r in _scenario("/mem", pieces, manifest.digest)]
     for got, want in zip(memory, real, strict=True):
         assert _comparable(got) == _comparable(want)
-    assert real[5].match is True  # type: ignore[attr-defined]
+    assert real[8].match is True  # type: ignore[attr-defined]
+    assert (Path(real_root) / "venvs" / "h" / p.VENV_COMPLETE).exists()
     # B was removed: the log's line about it stays on the host (protocol.log_of_releases).
     assert real[-1].log == SWITCH_A  # type: ignore[attr-defined]
 
@@ -231,3 +242,104 @@ def test_the_log_answer_holds_the_lines_naming_a_release_on_the_host() -> None:
         '{"event": "bad", "release": "R2", "ok": false}'
     )
     assert p.log_of_releases(text, []) == ""
+
+
+# ---- a venv created while the upload runs (`start_venv`, then `build_venv`) ------------------
+
+
+def _slow_python(tmp_path: Path) -> tuple[Path, Path]:
+    """An "interpreter" whose venv creation never ends on its own; it notes its pid."""
+    pid_file = tmp_path / "venv.pid"
+    python = tmp_path / "slow-python"
+    python.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 120\n")
+    python.chmod(0o755)
+    return python, pid_file
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+class _Program:
+    """The host program as a local process whose stdin stays open (a client that is there)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", bundle.host_program(), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().startswith(b"hello ")
+
+    def ask(self, op: str, req: typing.NamedTuple) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, "args": req._asdict()}).encode() + b"\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().decode()
+
+    def leave(self) -> int:
+        """Close the channel as a deploy that went away does; the program's exit status."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=60)
+
+
+def _wait_for(path: Path) -> str:
+    deadline = time.monotonic() + 30
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def test_a_venv_nobody_took_is_stopped_and_removed_when_the_deploy_goes(tmp_path: Path) -> None:
+    python, pid_file = _slow_python(tmp_path)
+    venv_dir = tmp_path / "venvs" / "h"
+    program = _Program()
+    started = time.monotonic()
+    answer = program.ask("start_venv", p.StartVenv(str(python), [], str(venv_dir), 600))
+    assert answer == "ok " + json.dumps({"started": True}) + "\n"
+    assert time.monotonic() - started < 30  # the host program did not wait for it
+    pid = int(_wait_for(pid_file))
+    assert not _gone(pid)  # running in the background
+    assert program.leave() == 0
+    assert _gone(pid), "the venv's process outlived the host program"
+    assert not venv_dir.exists()
+
+
+def test_a_started_venv_is_held_to_its_time_limit(tmp_path: Path) -> None:
+    python, pid_file = _slow_python(tmp_path)
+    venv_dir = tmp_path / "venvs" / "h"
+    rel = tmp_path / "rel"
+    rel.mkdir()
+    program = _Program()
+    program.ask("start_venv", p.StartVenv(str(python), [], str(venv_dir), 1))
+    pid = int(_wait_for(pid_file))
+    line = program.ask("build_venv", p.BuildVenv(str(python), [], str(venv_dir), str(rel), "", 1))
+    status, _, body = line.partition(" ")
+    answer = p.CommandAnswer(**json.loads(body))
+    assert status == "ok" and answer.status == 124 and "timed out after 1s" in answer.output
+    assert _gone(pid) and not venv_dir.exists()
+    assert program.leave() == 0
+
+
+def test_a_started_venv_is_taken_by_build_venv_then_installed_into(tmp_path: Path) -> None:
+    venv_dir = tmp_path / "venvs" / "h"
+    rel = tmp_path / "rel"
+    rel.mkdir()
+    program = _Program()
+    program.ask("start_venv", p.StartVenv(sys.executable, FAST_VENV, str(venv_dir), 60))
+    install = f'echo "$VIRTUAL_ENV" > {tmp_path / "installed"}'
+    line = program.ask(
+        "build_venv", p.BuildVenv(sys.executable, FAST_VENV, str(venv_dir), str(rel), install, 60)
+    )
+    assert line.startswith("ok ") and json.loads(line[3:])["status"] == 0, line
+    assert (tmp_path / "installed").read_text().strip() == str(venv_dir)
+    assert (venv_dir / p.VENV_COMPLETE).exists() and (venv_dir / "pyvenv.cfg").exists()
+    assert program.leave() == 0
+    assert (venv_dir / p.VENV_COMPLETE).exists()  # taken: the end of the program keeps it

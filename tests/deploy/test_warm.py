@@ -171,7 +171,7 @@ def test_nothing_lingers_with_ssh_persist_s_0(denv: DeployEnv, counted: Path) ->
         "inf", LoginSpec.of(denv.sshd.target(denv.root, ssh_persist_s=0)), {}, denv.tmp, ssh
     )
     try:
-        assert warm.record_for(login, str(denv.root), str(counted.parent / "python")) is None
+        assert warm.record_for(login, str(counted.parent / "python")) is None
     finally:
         login.close()
 

@@ -163,7 +163,9 @@ def test_the_copy_keeps_nothing_of_the_deploy_open(denv: DeployEnv, counted: Pat
     assert rest == ["pipe", "pipe", "socket"], fds  # its port and its own served pipe
 
 
-def test_a_record_serves_only_its_interpreter_and_its_path(denv: DeployEnv, counted: Path) -> None:
+def test_a_record_serves_only_its_interpreter_and_any_path(denv: DeployEnv, counted: Path) -> None:
+    """Another interpreter gets a copy of its own; another target path on the same login and
+    interpreter is served by the same copy (its requests name their paths)."""
     denv.rb.commit(BASE)
     assert denv.deploy().ok
     assert starts(counted) == 1
@@ -176,6 +178,8 @@ def test_a_record_serves_only_its_interpreter_and_its_path(denv: DeployEnv, coun
     denv.rb.commit({"app.py": "print(3)\n"})
     assert denv.deploy().ok
     assert starts(counted) == 2  # its own copy, now
-    denv.root = denv.tmp / "host" / "elsewhere"
+    first_root, denv.root = denv.root, denv.tmp / "host" / "elsewhere"
     assert denv.deploy().ok
-    assert starts(counted) == 3  # another path on the same host and login
+    assert starts(counted) == 2  # another path on the same login: the same copy
+    assert (denv.root / "current" / "app.py").read_text() == "print(3)\n"
+    assert (first_root / "current" / "app.py").read_text() == "print(3)\n"

@@ -51,6 +51,7 @@ from bot.deploy.hostside.protocol import (
     Shell,
     Started,
     StartService,
+    StartVenv,
     StopService,
     Switch,
     Verified,
@@ -119,6 +120,9 @@ class HostAgent(ABC):
 
     @abstractmethod
     async def link(self, req: Link) -> Done: ...
+
+    @abstractmethod
+    async def start_venv(self, req: StartVenv) -> Started: ...
 
     @abstractmethod
     async def build_venv(self, req: BuildVenv) -> CommandAnswer: ...

@@ -52,6 +52,8 @@ class MemoryHostAgent(HostAgent):
         self.name, self.target = name, target
         self.python_version = host.python_version
         self.dead = False
+        #: Venvs this connection started (start_venv) and no build_venv took yet.
+        self.venvs_started: set[str] = set()
 
     def _lost(self, why: str) -> TransportError:
         self.dead = True
@@ -237,10 +239,21 @@ class MemoryHostAgent(HostAgent):
         self._end("stop_service")
         return answer
 
-    async def build_venv(self, req: p.BuildVenv) -> p.CommandAnswer:
-        self._begin("build_venv")
+    async def start_venv(self, req: p.StartVenv) -> p.Started:
+        self._begin("start_venv")
         self.fs.remove(req.venv_dir)
         self.fs.mkdirs(req.venv_dir)
+        self.venvs_started.add(req.venv_dir)
+        self._end("start_venv")
+        return p.Started(True)
+
+    async def build_venv(self, req: p.BuildVenv) -> p.CommandAnswer:
+        self._begin("build_venv")
+        if req.venv_dir in self.venvs_started:
+            self.venvs_started.discard(req.venv_dir)  # made meanwhile: the install goes on
+        else:
+            self.fs.remove(req.venv_dir)
+            self.fs.mkdirs(req.venv_dir)
         env = {"VIRTUAL_ENV": req.venv_dir}
         res = self._run("install", req.install, req.release_dir, env) if req.install else OK
         if res.status != 0:
@@ -333,6 +346,9 @@ class MemoryHostAgent(HostAgent):
 
     async def close(self) -> None:
         self.dead = True
+        for venv_dir in self.venvs_started:  # as the host program stops those nobody took
+            self.fs.remove(venv_dir)
+        self.venvs_started.clear()
 
 
 @dataclass

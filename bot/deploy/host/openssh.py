@@ -264,7 +264,7 @@ class OpenSshConnector:
             kept = await agent.linger(Linger(ready.spec.persist_s, key.hex()))
         except (AgentError, GatebotError):
             return
-        warm.save(ready.spawned.login, ready.root, ready.python, kept.port, key)
+        warm.save(ready.spawned.login, ready.python, kept.port, key)
 
     @asynccontextmanager
     async def connect(self, name: str, target: TargetConfig) -> AsyncIterator[HostAgent]:

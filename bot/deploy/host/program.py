@@ -270,6 +270,9 @@ class ProgramAgent(HostAgent):
     async def link(self, req: p.Link) -> p.Done:
         return await self._call(req, p.Done)
 
+    async def start_venv(self, req: p.StartVenv) -> p.Started:
+        return await self._call(req, p.Started)
+
     async def build_venv(self, req: p.BuildVenv) -> p.CommandAnswer:
         return await self._call(req, p.CommandAnswer)
 

@@ -12,10 +12,13 @@ memory have them. A connection that cannot answer is refused; a program on that 
 cannot answer (the copy exited and something else took the port) is sent nothing; a copy
 nobody uses exits.
 
-The record sits beside the kept connection's control socket, named by the target's path, the
-interpreter and the host program's text, so another program version or another target never
-uses it. When the warm path fails (the copy exited, the host rebooted), the record is
-forgotten and the command starts the host program as usual.
+The record sits beside the kept connection's control socket, named by the interpreter and the
+host program's text, so another program version or interpreter never uses it. It is not named
+by the target's path: the copy serves requests that name their paths, as a new program on the
+same login would, so every target deployed over one login shares it (a first release to a new
+path skips the host's shell and interpreter start too). When the warm path fails (the copy
+exited, the host rebooted), the record is forgotten and the command starts the host program
+as usual.
 """
 
 from __future__ import annotations
@@ -42,18 +45,19 @@ class Warm:
     record: Path
 
 
-def record_for(login: Login, root: str, python: str) -> Path | None:
-    """Where the lingering program of `root` run by `python` on this login is recorded (None:
-    nothing kept). Another path, interpreter or program text is another record."""
+def record_for(login: Login, python: str) -> Path | None:
+    """Where the lingering program run by `python` on this login is recorded (None: nothing
+    kept). Another interpreter or program text is another record; the target's path is not
+    part of it (see the module's docstring)."""
     if login.control_path is None:
         return None
     program = hashlib.sha256(host_program().encode()).hexdigest()
-    name = hashlib.sha256(f"{root}\0{python}\0{program}".encode()).hexdigest()[:16]
+    name = hashlib.sha256(f"{python}\0{program}".encode()).hexdigest()[:16]
     return Path(f"{login.control_path}-{name}.agent")
 
 
-def load(login: Login, root: str, python: str) -> Warm | None:
-    record = record_for(login, root, python)
+def load(login: Login, python: str) -> Warm | None:
+    record = record_for(login, python)
     if record is None:
         return None
     try:
@@ -76,8 +80,8 @@ def new_key() -> bytes:
 STALE_S = 24 * 3600
 
 
-def save(login: Login, root: str, python: str, port: int, key: bytes) -> None:
-    record = record_for(login, root, python)
+def save(login: Login, python: str, port: int, key: bytes) -> None:
+    record = record_for(login, python)
     if record is None:
         return
     now = time.time()
@@ -121,7 +125,7 @@ def start_process(
     """Start `ssh` to the lingering host program of `root` when one is recorded, else to a new
     host program (bot/deploy/host/warm.py)."""
     login = prepare_login(name, spec, env, base, ssh)
-    kept = load(login, root, python)
+    kept = load(login, python)
     if kept is not None and _connection_kept(login):
         return Ready(spec, python, root, spawn(login, port=kept.port), kept)
     # No kept connection (it timed out before the copy did, or a fallback used a connection

@@ -21,6 +21,7 @@ import select
 import time
 from typing import Any, BinaryIO, Callable, Dict, Set
 
+from bot.deploy.hostside.procs import VENV_JOBS
 from bot.deploy.hostside.protocol import CHALLENGE, PROOF, Linger, Lingering
 from bot.deploy.hostside.services import STARTED
 from bot.deploy.hostside.tree import WRITTEN
@@ -86,6 +87,7 @@ def _detach(keep: int) -> None:
                 os.close(fd)
     WRITTEN.clear()  # each connection is a new deploy: nothing it did not write itself
     STARTED.clear()
+    VENV_JOBS.clear()  # the program's own children: it stops them, not the copy
 
 
 def linger(sock: Any, key: bytes, idle: float, serve: Serve) -> None:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from bot.deploy.hostside.envfile import load_env_file
 from bot.deploy.hostside.fsops import remove
@@ -24,6 +24,8 @@ from bot.deploy.hostside.protocol import (
     Command,
     CommandAnswer,
     Shell,
+    Started,
+    StartVenv,
 )
 
 
@@ -177,46 +179,70 @@ def op_command(req: Command) -> CommandAnswer:
     return run_streamed(["sh", "-c", req.command], req.cwd, env, req.timeout)
 
 
+class Captured:
+    """A command started in its own process group, its output going to a temporary file."""
+
+    def __init__(self, argv: List[str], cwd: Optional[str], env: Optional[Dict[str, str]]) -> None:
+        import tempfile  # imported here: a host program that does not need it starts faster
+
+        # Closed by finish() or stop(): the command outlives this call (start_venv).
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self.out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            self.out.close()
+            raise
+
+    def finish(self, deadline: Optional[float], timeout: Optional[float]) -> CommandAnswer:
+        """Wait for the command until `deadline` (monotonic), then its status and output tail;
+        killed with its children at the deadline or when the deploy that asked for it is gone
+        (no orphan installs)."""
+        status: Optional[int] = None
+        gone = False
+        try:
+            while status is None:
+                try:
+                    status = self.proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    gone = client_gone()
+                    if gone or (deadline is not None and time.monotonic() > deadline):
+                        stop_group(self.proc)
+                        status = self.proc.wait()
+                        if not gone:
+                            status = 124
+            self.out.seek(0)
+            text = self.out.read().decode("utf-8", "replace")[-4000:]
+        finally:
+            self.out.close()
+        if gone:
+            raise ClientGone("the deploy went away; the command was stopped")
+        if status == 124 and timeout is not None:
+            text += "\n(timed out after %ds)" % timeout
+        return CommandAnswer(status, text)
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+        self.proc.wait()
+        self.out.close()
+
+
 def run_argv(
     argv: List[str],
     cwd: Optional[str] = None,
     env: Optional[Dict[str, str]] = None,
     timeout: Optional[float] = None,
 ) -> CommandAnswer:
-    """Run a command in its own process group, output captured; killed with its children when
-    it times out or when the deploy that asked for it is gone (no orphan installs)."""
-    import tempfile  # imported here: a host program that does not need it starts faster
-
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        status: Optional[int] = None
-        gone = False
-        while status is None:
-            try:
-                status = proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                gone = client_gone()
-                if gone or (deadline is not None and time.monotonic() > deadline):
-                    stop_group(proc)
-                    status = proc.wait()
-                    if not gone:
-                        status = 124
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")[-4000:]
-    if gone:
-        raise ClientGone("the deploy went away; the command was stopped")
-    if status == 124 and timeout is not None:
-        text += "\n(timed out after %ds)" % timeout
-    return CommandAnswer(status, text)
+    """Run a command in its own process group, output captured, bounded in time (Captured)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return Captured(argv, cwd, env).finish(deadline, timeout)
 
 
 def run_shell(command: str, cwd: str, env_extra: Dict[str, str], timeout: float) -> CommandAnswer:
@@ -229,11 +255,51 @@ def op_shell(req: Shell) -> CommandAnswer:
     return run_shell(req.command, req.cwd, req.env, req.timeout)
 
 
-def op_build_venv(req: BuildVenv) -> CommandAnswer:
-    venv_dir = req.venv_dir
+#: Venvs being created in the background (`start_venv`), by directory, with their deadline and
+#: time limit: `build_venv` of the same directory takes the result. A host program that ends
+#: stops those nobody took (stop_venv_jobs).
+VENV_JOBS: Dict[str, Tuple[Captured, float, float]] = {}
+
+
+def _fresh_venv_dir(venv_dir: str) -> None:
     remove(venv_dir)
     os.makedirs(os.path.dirname(venv_dir), exist_ok=True)
-    res = run_argv([req.python, "-m", "venv", *req.venv_args, venv_dir], timeout=req.timeout)
+
+
+def _venv_argv(python: str, venv_args: List[str], venv_dir: str) -> List[str]:
+    return [python, "-m", "venv", *venv_args, venv_dir]
+
+
+def stop_venv_jobs() -> None:
+    """Stop the venvs nobody took and remove what they made (the deploy that started them
+    failed or went away; a venv without its marker is never used anyway)."""
+    while VENV_JOBS:
+        venv_dir, (job, _deadline, _timeout) = VENV_JOBS.popitem()
+        job.stop()
+        remove(venv_dir)
+
+
+def op_start_venv(req: StartVenv) -> Started:
+    """Start creating the venv while the deploy goes on (the upload): its interpreter start and
+    ensurepip no longer wait for the upload, nor the upload for them."""
+    old = VENV_JOBS.pop(req.venv_dir, None)
+    if old is not None:
+        old[0].stop()
+    _fresh_venv_dir(req.venv_dir)
+    job = Captured(_venv_argv(req.python, req.venv_args, req.venv_dir), None, None)
+    VENV_JOBS[req.venv_dir] = (job, time.monotonic() + req.timeout, req.timeout)
+    return Started(True)
+
+
+def op_build_venv(req: BuildVenv) -> CommandAnswer:
+    venv_dir = req.venv_dir
+    started = VENV_JOBS.pop(venv_dir, None)
+    if started is not None:
+        job, deadline, timeout = started
+        res = job.finish(deadline, timeout)
+    else:
+        _fresh_venv_dir(venv_dir)
+        res = run_argv(_venv_argv(req.python, req.venv_args, venv_dir), timeout=req.timeout)
     if res.status != 0:
         remove(venv_dir)
         return res

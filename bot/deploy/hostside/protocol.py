@@ -219,6 +219,16 @@ class BuildVenv(NamedTuple):
     timeout: float
 
 
+class StartVenv(NamedTuple):
+    """Create `venv_dir` in the background (`python -m venv`); the next `build_venv` of the
+    same directory waits for it instead of creating it, then runs the install."""
+
+    python: str
+    venv_args: List[str]
+    venv_dir: str
+    timeout: float
+
+
 class CommandAnswer(NamedTuple):
     status: int
     output: str
@@ -392,6 +402,7 @@ OPERATIONS = (
     Operation("seed", Seed, Seeded, 600),
     Operation("prepare_next", PrepareNext, Started, 30),
     Operation("link", Link, Done, 60),
+    Operation("start_venv", StartVenv, Started, 30),
     Operation("build_venv", BuildVenv, CommandAnswer, 120),
     Operation("write_file", WriteFile, Done, 60),
     Operation("append", Append, Done, 60),

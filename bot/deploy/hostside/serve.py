@@ -21,7 +21,13 @@ from bot.deploy.hostside.fsops import (
     op_write_file,
 )
 from bot.deploy.hostside.linger import start_lingering
-from bot.deploy.hostside.procs import op_build_venv, op_command, op_shell
+from bot.deploy.hostside.procs import (
+    op_build_venv,
+    op_command,
+    op_shell,
+    op_start_venv,
+    stop_venv_jobs,
+)
 from bot.deploy.hostside.protocol import BY_NAME, Extract, Linger, Lingering
 from bot.deploy.hostside.seed import op_prepare_next, op_seed
 from bot.deploy.hostside.services import (
@@ -43,6 +49,7 @@ HANDLERS: Dict[str, Callable[[Any], Any]] = {
     "seed": op_seed,
     "prepare_next": op_prepare_next,
     "link": op_link,
+    "start_venv": op_start_venv,
     "build_venv": op_build_venv,
     "write_file": op_write_file,
     "append": op_append,
@@ -84,6 +91,13 @@ def serve(raw_in: Optional[BinaryIO] = None, raw_out: Optional[BinaryIO] = None)
         raw_out.flush()
 
     reply(answer_line("hello", {"python": sys.version.split()[0]}))
+    try:
+        serve_requests(raw_in, reply)
+    finally:
+        stop_venv_jobs()  # a venv started for a deploy that ended without it: not left running
+
+
+def serve_requests(raw_in: BinaryIO, reply: Callable[[bytes], None]) -> None:
     while True:
         line = raw_in.readline()
         if not line:

@@ -2,7 +2,8 @@
 
 seed (hard links to the live release) → plan (what the seed lacks, from git when the live
 commit is local, else from the host's hashes) → upload (one stream of the changed blobs) →
-shared links → venv (one per lock-file hash) → check against the git tree (drift in the seed is
+shared links → venv (one per lock-file hash, created on the host while the upload runs, then the
+install) → check against the git tree (drift in the seed is
 sent again, once) → completion marker, written last. A failed upload removes its half-written
 release; any failure leaves `current` where it was.
 """
@@ -35,7 +36,7 @@ from bot.deploy.steps import envfile
 from bot.deploy.steps.base import HostRun, overlapped, preload_history
 from bot.deploy.steps.plan import count_hashing, hash_reuse
 from bot.deploy.transfer import OldEntries, TransferPlan, plan_transfer, seed_release, send_changes
-from bot.deploy.venv import ensure_venv
+from bot.deploy.venv import ensure_venv, start_venv
 from bot.errors import DeployFailed, GatebotError, UsageError
 
 if TYPE_CHECKING:
@@ -223,6 +224,9 @@ async def build(run: HostRun) -> None:
     if not plan.empty:
         with run.phase("upload"):
             try:
+                if not state.venvs.get(lh, False):
+                    # `python -m venv` (and ensurepip) runs on the host while the files arrive.
+                    await start_venv(run.agent, run.layout, target, lh)
                 await _send(run, release_dir, repo, plan, fresh=live is None)
             except GatebotError:
                 await _drop_cut_release(run, state, release_id)
