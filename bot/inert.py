@@ -27,9 +27,11 @@ def unicode_safe(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        pass
-    else:
-        return text
+        return _escape_surrogates(text)
+    return text
+
+
+def _escape_surrogates(text: str) -> str:
     out: list[str] = []
     for ch in text:
         if "\ud800" <= ch <= "\udfff":

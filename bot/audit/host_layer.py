@@ -23,7 +23,7 @@ try:
             if line.startswith("MemAvailable:"):
                 mem = int(line.split()[1]) / 1024.0
 except OSError:
-    pass
+    mem = None  # no /proc/meminfo (not Linux): memory is not judged
 print(json.dumps({"python": platform.python_version(), "executable": sys.executable,
                   "disk_path": probe, "free_mb": st.f_bavail * st.f_frsize / 1048576.0,
                   "mem_mb": mem}))

@@ -48,7 +48,7 @@ def pidfile():
         with open("/proc/%d/stat" % pid) as fh:
             state = fh.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        pass
+        state = ""  # no /proc entry to read: judged by kill(0) alone
     ok = alive and state != "Z"
     return {"ok": ok, "pid": pid, "error": None if ok else "process %d is %s" % (
         pid, "a zombie" if state == "Z" else "not running")}

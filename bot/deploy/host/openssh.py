@@ -108,11 +108,9 @@ class ProcessChannel:
         return self.proc.returncode
 
     async def finish(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the program already closed its end: it is ending
             if not self.writer.is_closing():
                 self.writer.write_eof()
-        except OSError:
-            pass
         if await self.wait(timeout) is None:
             self.abort()
             if await self.wait(5) is None:

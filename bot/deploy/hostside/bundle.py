@@ -13,6 +13,7 @@ command-line argument may hold on Linux (it travels as `python -S -c SOURCE`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import os
 import shlex
@@ -146,12 +147,11 @@ def host_program() -> str:
         "\0".join([Path(__file__).read_text(encoding="utf-8"), *sources]).encode()
     ).hexdigest()[:16]
     cached = _HERE / "__pycache__" / f"host_program-{digest}.txt"
-    try:
+    with contextlib.suppress(OSError):  # not built yet (or unreadable): built below
         return cached.read_text(encoding="utf-8")
-    except OSError:
-        pass
     text = build_program(sources)
-    try:
+    # Not writable (a read-only install): the text is built each time, as said above.
+    with contextlib.suppress(OSError):
         cached.parent.mkdir(exist_ok=True)
         tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -159,8 +159,6 @@ def host_program() -> str:
         for old in cached.parent.glob("host_program-*.txt"):
             if old != cached:
                 old.unlink(missing_ok=True)
-    except OSError:
-        pass
     return text
 
 

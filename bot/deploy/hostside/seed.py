@@ -5,7 +5,7 @@ Part of the host program (see protocol.py): standard library only, Python 3.6.
 """
 
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 from bot.deploy.hostside.fsops import detached, remove, rmtree_vanished_ok
 from bot.deploy.hostside.protocol import STANDBY_PREFIX, PrepareNext, Seed, Seeded, Started
@@ -43,10 +43,12 @@ def sweep_standby(releases: str, keep: Optional[str] = None) -> None:
 
 def link_tree(live: str, new: str, drop: Sequence[str]) -> int:
     """Make `new` a copy of `live` made of hard links (no data copied): directories are created,
-    symlinks copied as links, files linked, in a few threads (link creation is latency-bound).
-    Entries in `drop` are left out. Returns how many files were linked."""
+    symlinks copied as links, files linked. Entries in `drop` are left out. Returns how many
+    files were linked. In line, one call after another: linking in 8 threads was tried and
+    took 3 to 5 times as long (10,000 files: 0.06-0.13 s in line against 0.22-0.36 s on ext4,
+    0.04 s against 0.17-0.26 s on tmpfs), the time going to handing the GIL round."""
     os.mkdir(new)
-    links: List[Tuple[str, str]] = []
+    linked = 0
     for p, entry in walk(live, drop):
         target = os.path.join(new, p)
         if entry.is_symlink():
@@ -54,15 +56,9 @@ def link_tree(live: str, new: str, drop: Sequence[str]) -> int:
         elif entry.is_dir(follow_symlinks=False):
             os.mkdir(target)  # walk yields a directory before what it holds
         else:
-            links.append((entry.path, target))
-    from concurrent.futures import (
-        ThreadPoolExecutor,  # imported here: a host program that does not need it starts faster
-    )
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for _ in pool.map(lambda pair: os.link(pair[0], pair[1]), links, chunksize=64):
-            pass
-    return len(links)
+            os.link(entry.path, target)
+            linked += 1
+    return linked
 
 
 def op_seed(req: Seed) -> Seeded:

@@ -73,8 +73,10 @@ def hash_tree(
     """{path: (git mode, blob id, size)} for every file and symlink, links never followed.
     `known`: ids of files whose hash is already known; a file whose lstat still shows that
     inode, size and mtime keeps the known id without being read (git's index does the same).
-    Other files are hashed in a few threads (hashlib releases the GIL). `stats` receives the
-    inode state of every regular file, `hashed` the size of each file read.
+    Other files are hashed one after another: 4 threads took more than twice as long on a
+    10,000-file, 100 MB tree in the page cache (0.47 s against 0.20 s), the time going to
+    handing the GIL round. `stats` receives the inode state of every regular file, `hashed`
+    the size of each file read.
 
     The walk is `walk` written out, with the exclusions as a set (an excluded directory is
     never entered, so nothing under one is ever met): a deploy's check walks every file of the
@@ -114,13 +116,8 @@ def hash_tree(
                 out[p] = (0o120000, blob_id(data), len(data))
             else:
                 out[p] = (0, "", 0)
-    if files:
-        from concurrent.futures import ThreadPoolExecutor  # here: most checks hash nothing
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            ids = pool.map(lambda f: hash_file(f[1], f[3]), files)
-            for (p, _full, mode, size), oid in zip(files, ids):
-                out[p] = (mode, oid, size)
+    for p, full, mode, size in files:
+        out[p] = (mode, hash_file(full, size), size)
     if hashed is not None:
         hashed.extend(f[3] for f in files)
     return out

@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import stat
-import threading
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Set
 
 from bot.deploy.hostside.fsops import remove, unlink_quietly
 from bot.deploy.hostside.protocol import RECORD, Extract, Extracted, blob_id
 from bot.deploy.hostside.tree import WRITTEN
 
-WRITERS = 4  # threads writing an upload's files
 PIPE_BYTES = 1 << 20  # the size of a pipe an upload goes through (both sides of `ssh`)
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # Linux fcntl; Python names them only from 3.10
 
@@ -132,7 +130,7 @@ def write_file(path: str, data: bytes, mode: int, new: bool = False) -> List[Any
     Returns [blob id, dev, inode, size, mtime_ns]: the git id of the bytes written, hashed from
     memory while they are here, and the inode state they were written with (tree.WRITTEN)."""
     oid = blob_id(data)
-    tmp = path if new else "%s.gatebot-tmp.%d" % (path, threading.get_ident())
+    tmp = path if new else "%s.gatebot-tmp" % path
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC)
     fd = os.open(tmp, flags, mode)
     try:
@@ -194,63 +192,46 @@ def op_extract(req: Extract, stream: Any) -> Extracted:
     """Unpack an upload stream (RECORD) into `root`. A path that exists is replaced through a
     temp name renamed into place, so a hard-linked file of an older release is never modified
     (a new inode replaces the link) and a failed write leaves no partial file; a new path is
-    created directly. `fresh`: the release was not seeded, nothing can exist yet. File writes
-    run in a few threads: creating files is latency-bound on many filesystems."""
+    created directly. `fresh`: the release was not seeded, nothing can exist yet.
+
+    One thread writes, in stream order. Writer threads were tried (creating files can wait on
+    the filesystem): on ext4 and tmpfs they took twice the wall time and three times the CPU
+    of writing in line (a 10,000-file, 100 MB upload: 0.26 s against 0.58 s on ext4; 0.22 s
+    against 0.48 s on tmpfs), the time going to the kernel and to handing the GIL round."""
     root, fresh = req.root, req.fresh
     written = deleted = 0
     os.makedirs(root, exist_ok=True)
     known_dirs: Set[str] = set()
-    from concurrent.futures import (
-        ThreadPoolExecutor,  # imported here: a host program that does not need it starts faster
-    )
-
-    pool = ThreadPoolExecutor(max_workers=WRITERS)
-    pending: List[Tuple[str, Any]] = []  # (path, the future of its write_file)
     hashed = WRITTEN.setdefault(root, {})
-
-    def settle(limit: int) -> None:
-        while len(pending) > limit:
-            rel, fut = pending.pop(0)
-            hashed[rel] = fut.result()
-
-    try:
-        while True:
-            kind, mode, size, plen = RECORD.unpack(read_exact(stream, RECORD.size))
-            name = read_exact(stream, plen).decode("utf-8", "surrogateescape")
-            if kind == b"E":
-                break
-            payload = read_exact(stream, size)
-            if kind == b"D":
-                deleted += delete_paths(
-                    root, json.loads(payload.decode("utf-8", "surrogateescape"))
-                )
-                continue
-            if kind not in (b"F", b"L"):
-                raise ValueError("unknown record %r in the upload" % kind)
-            parts = parts_of(name)
-            parent = ensure_dirs(root, parts[:-1], known_dirs)
-            final = os.path.join(parent, parts[-1])
-            exists = False
-            if not fresh:
-                try:
-                    st = os.lstat(final)
-                    exists = True
-                    if stat.S_ISDIR(st.st_mode):
-                        settle(0)  # writes below it may be in flight
-                        shutil.rmtree(final)
-                        exists = False
-                except FileNotFoundError:
+    while True:
+        kind, mode, size, plen = RECORD.unpack(read_exact(stream, RECORD.size))
+        name = read_exact(stream, plen).decode("utf-8", "surrogateescape")
+        if kind == b"E":
+            break
+        payload = read_exact(stream, size)
+        if kind == b"D":
+            deleted += delete_paths(root, json.loads(payload.decode("utf-8", "surrogateescape")))
+            continue
+        if kind not in (b"F", b"L"):
+            raise ValueError("unknown record %r in the upload" % kind)
+        parts = parts_of(name)
+        parent = ensure_dirs(root, parts[:-1], known_dirs)
+        final = os.path.join(parent, parts[-1])
+        exists = False
+        if not fresh:
+            try:
+                st = os.lstat(final)
+                exists = True
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(final)
                     exists = False
-            if kind == b"L":
-                write_symlink(final, payload.decode("utf-8", "surrogateescape"))
-            else:
-                rel = "/".join(parts)
-                hashed.pop(rel, None)
-                job = pool.submit(write_file, final, payload, mode & 0o777, not exists)
-                pending.append((rel, job))
-                settle(64)
-            written += 1
-        settle(0)
-    finally:
-        pool.shutdown(wait=True)
+            except FileNotFoundError:
+                exists = False
+        if kind == b"L":
+            write_symlink(final, payload.decode("utf-8", "surrogateescape"))
+        else:
+            rel = "/".join(parts)
+            hashed.pop(rel, None)
+            hashed[rel] = write_file(final, payload, mode & 0o777, not exists)
+        written += 1
     return Extracted(written, deleted)
