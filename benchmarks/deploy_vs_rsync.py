@@ -7,7 +7,9 @@ OpenSSH sshd, side by side in one run.
 
 Scenarios (shared/DESIGN.md §7), each round on fresh target directories:
 1. first release              `gatebot deploy`            vs  `rsync -a`    (empty directory)
-2. first release, tmpfs       the same with both targets on /dev/shm: CPU-bound, not disk-bound
+2. first release, tmpfs       the same with both targets on /dev/shm: CPU-bound, not disk-bound;
+                              also with nothing kept and gatebot started cold (`ssh_persist_s:
+                              0`, GATEBOT_RESIDENT=0: a CI job's first deploy)
 3. one changed file           `gatebot deploy`            vs  `rsync -a -c`; also with gatebot
                               started cold (`GATEBOT_RESIDENT=0`: the connection kept, no
                               resident gatebot; a CI job's first command), with nothing kept
@@ -264,6 +266,18 @@ def one_round(
             n,
             "first release, targets on tmpfs (rsync -a)",
             lambda: gb.run(cfg, "deploy", "--ref", first_sha),
+            tg,
+            lambda: run_rsync(server, src, tr, "-a"),
+        )
+        shutil.rmtree(tg)
+        shutil.rmtree(tr)
+        # The same with nothing kept and gatebot started cold: what the first deploy of a CI
+        # job pays (the runner ends a job's processes, so nothing is up when the next starts).
+        cfg = gb.config(tg, persist=False)
+        bench.pair(
+            n,
+            "first release, tmpfs, nothing kept, started cold (rsync -a)",
+            lambda: gb.run(cfg, "deploy", "--ref", first_sha, cold=True),
             tg,
             lambda: run_rsync(server, src, tr, "-a"),
         )
