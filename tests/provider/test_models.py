@@ -127,6 +127,36 @@ def test_a_model_retired_mid_run_hands_its_files_to_the_fallback(
     )
 
 
+def test_a_model_found_gone_is_not_asked_again_by_the_later_batches(
+    sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
+) -> None:
+    cache = tmp_path / "cache"
+    cfg = config(models={"lite": "flash", "standard": "flash", "deep": "flash"})
+    assert review(sc.path, tmp_path / "warm", cfg).verdict.verdict == "pass"
+    cache.mkdir()
+    (tmp_path / "warm" / LIST_FILE).replace(cache / LIST_FILE)
+    gemini_server.retire("gemini-3.8-flash")
+    gemini_server.reset_stats()
+    # 12 files, 3 per call, one call at a time: four batches planned for 3.8 Flash.
+    cfg = GatebotConfig.model_validate(
+        {
+            "review": {
+                "gemini": {**FAST, "timeout_s": 5, "concurrency": 1},
+                "models": {"lite": "flash", "standard": "flash", "deep": "flash"},
+                "max_files_per_call": 3,
+            }
+        }
+    )
+    run = review(sc.path, cache, cfg)
+    v, m = run.verdict, run.verdict.metrics
+    assert v.verdict == "pass" and v.uncovered == [] and m.files_reviewed == 12
+    statuses = [(c.model, c.status) for c in gemini_server.stats.calls]
+    assert statuses.count(("gemini-3.8-flash", 404)) == 1, statuses  # the first batch only
+    assert {mod for mod, st in statuses if st == 200} == {"gemini-3.7-flash"}
+    assert sum(f.files for f in m.model_fallbacks) == 12
+    assert all(f.to_model == "gemini-3.7-flash" for f in m.model_fallbacks)
+
+
 def test_a_long_fallback_walk_is_not_cut_short_by_the_automatic_call_cap(
     tmp_path: Path, gemini_server: FakeGemini
 ) -> None:

@@ -252,6 +252,10 @@ class GeminiProvider:
                 failed.update({it.cache_key: f"provider unavailable: {down}" for it in items})
                 continue
             try:
+                if self.roster.is_gone(model):
+                    # Another batch of this run found it gone: no call (each would be another
+                    # 404, a slot of the call budget and a failed response on the wire).
+                    raise ModelGone("found gone earlier in this run")
                 result = self._call(model, items)
             except ModelGone as exc:
                 if self.roster.mark_gone(model):

@@ -112,6 +112,11 @@ class ModelRoster:
             self._list_file.mark_gone(model)
         return True
 
+    def is_gone(self, model: str) -> bool:
+        """Whether this run already found `model` gone (another batch's 404, or the list file)."""
+        with self._gone_lock:
+            return model in self._gone
+
     def next_model(self, tier: str, gone_model: str) -> str | None:
         """The model to ask instead of `gone_model` for a batch of `tier`, or None."""
         if self.plan is None:
