@@ -5,9 +5,9 @@ A venv is built only when its hash is new or a previous build was cut short (no
 command runs inside the release with the venv's bin first on PATH and VIRTUAL_ENV set. The
 `python -m venv` part needs nothing of the release, so the build step starts it on the host
 before the upload (`start_venv`) and it runs while the files arrive; the install needs the
-release's files and runs after them. A release
-with an unchanged lock file installs nothing, and a rollback gets back exactly its own venv.
-The host side is `op_build_venv` in bot/deploy/hostside/procs.py.
+release's files and runs after them. A release with an unchanged lock file installs nothing,
+and a rollback gets back exactly its own venv. The host side is `op_start_venv` and
+`op_build_venv` in bot/deploy/hostside/procs.py.
 """
 
 from __future__ import annotations

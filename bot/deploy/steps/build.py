@@ -3,9 +3,9 @@
 seed (hard links to the live release) → plan (what the seed lacks, from git when the live
 commit is local, else from the host's hashes) → upload (one stream of the changed blobs) →
 shared links → venv (one per lock-file hash, created on the host while the upload runs, then the
-install) → check against the git tree (drift in the seed is
-sent again, once) → completion marker, written last. A failed upload removes its half-written
-release; any failure leaves `current` where it was.
+install) → check against the git tree (drift in the seed is sent again, once) → completion
+marker, written last. A failed upload removes its half-written release; any failure leaves
+`current` where it was.
 """
 
 from __future__ import annotations
