@@ -93,17 +93,26 @@ def test_a_retired_pinned_id_is_routed_around_and_said(
     assert any("review.models.standard = gemini-2.5-flash" in w for w in run.warnings)
 
 
-def test_a_model_retired_mid_run_hands_its_files_to_the_fallback(
-    sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
-) -> None:
+FLASH_TIERS = {"lite": "flash", "standard": "flash", "deep": "flash"}
+
+
+def _flash_listed_then_retired(sc: Scenario, tmp_path: Path, gemini_server: FakeGemini) -> Path:
+    """A cache whose models list says 3.8 Flash exists (read at run start), then Google shuts
+    it down; the server's counts start afresh."""
     cache = tmp_path / "cache"
-    cfg = config(models={"lite": "flash", "standard": "flash", "deep": "flash"})
-    # the list says 3.8 Flash exists (read at run start), then Google shuts it down
-    assert review(sc.path, tmp_path / "warm", cfg).verdict.verdict == "pass"
+    assert review(sc.path, tmp_path / "warm", config(models=FLASH_TIERS)).verdict.verdict == "pass"
     cache.mkdir()
     (tmp_path / "warm" / LIST_FILE).replace(cache / LIST_FILE)
     gemini_server.retire("gemini-3.8-flash")
     gemini_server.reset_stats()
+    return cache
+
+
+def test_a_model_retired_mid_run_hands_its_files_to_the_fallback(
+    sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
+) -> None:
+    cache = _flash_listed_then_retired(sc, tmp_path, gemini_server)
+    cfg = config(models=FLASH_TIERS)
     run = review(sc.path, cache, cfg)
     v, m = run.verdict, run.verdict.metrics
     assert v.verdict == "pass" and v.uncovered == [] and m.files_reviewed == 12
@@ -130,19 +139,13 @@ def test_a_model_retired_mid_run_hands_its_files_to_the_fallback(
 def test_a_model_found_gone_is_not_asked_again_by_the_later_batches(
     sc: Scenario, tmp_path: Path, gemini_server: FakeGemini
 ) -> None:
-    cache = tmp_path / "cache"
-    cfg = config(models={"lite": "flash", "standard": "flash", "deep": "flash"})
-    assert review(sc.path, tmp_path / "warm", cfg).verdict.verdict == "pass"
-    cache.mkdir()
-    (tmp_path / "warm" / LIST_FILE).replace(cache / LIST_FILE)
-    gemini_server.retire("gemini-3.8-flash")
-    gemini_server.reset_stats()
+    cache = _flash_listed_then_retired(sc, tmp_path, gemini_server)
     # 12 files, 3 per call, one call at a time: four batches planned for 3.8 Flash.
     cfg = GatebotConfig.model_validate(
         {
             "review": {
                 "gemini": {**FAST, "timeout_s": 5, "concurrency": 1},
-                "models": {"lite": "flash", "standard": "flash", "deep": "flash"},
+                "models": FLASH_TIERS,
                 "max_files_per_call": 3,
             }
         }
